@@ -1,0 +1,48 @@
+# Handover: `make demo` plays the East Anglia scenario and keeps serving; `make test` runs every check.
+# Needs only Python 3.11+ and make; PostgreSQL comes from HANDOVER_DATABASE_URL, binaries on PATH,
+# or (installed here when neither exists) the pip package pgserver.
+
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+	&& { echo $$p; break; }; done)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck unit conformance serve clean
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@if [ -z "$$HANDOVER_DATABASE_URL" ] && ! $(BIN)/python -c 'import sys; from service.store.embedded import find_postgres_bindir; sys.exit(find_postgres_bindir() is None)'; then \
+		echo "no PostgreSQL binaries found: installing the pgserver package"; \
+		$(BIN)/python -m pip install --quiet -e '.[embedded]'; fi
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/handover demo
+
+test: lint typecheck unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest
+
+serve: $(STAMP)
+	$(BIN)/handover serve
+
+# The independent contract sample in ../shared/conformance, against this checkout.
+conformance: $(STAMP)
+	$(BIN)/python -m pip install --quiet httpx
+	HANDOVER_CHECKOUT=$(CURDIR) SUT_BIN=$(CURDIR)/$(BIN) $(BIN)/pytest -p no:cacheprovider -c ../shared/conformance/pytest.ini --rootdir ../shared/conformance ../shared/conformance -q
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

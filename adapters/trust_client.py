@@ -1,0 +1,129 @@
+"""The trust client: what a trust's integration engineer uses to talk to the hub.
+
+Build and sign a Bundle, send it with a fresh bearer token and X-Request-ID, check the hub-signed receipt,
+read the inbox, verify what arrives against the sender's registered key, and acknowledge it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from service.receipts import receipt_parameters
+from service.registry import Registry
+from service.signing import VerifiedSignature, payload_sha256, sign_bundle, sign_compact_jwt, verify_bundle_signature
+
+TOKEN_LIFETIME_SECONDS = 240
+
+
+class ReceiptError(Exception):
+    """The hub's receipt does not prove what it should (bad signature, wrong digest)."""
+
+
+@dataclass(frozen=True)
+class SendResult:
+    status: int
+    body: dict[str, Any]
+    request_id: str
+
+    @property
+    def accepted(self) -> bool:
+        return self.status == 202
+
+    @property
+    def error_codes(self) -> list[str]:
+        return [
+            coding.get("code", "")
+            for issue in self.body.get("issue", [])
+            for coding in (issue.get("details") or {}).get("coding", [])
+        ]
+
+
+class TrustClient:
+    """A trust (`ods`, with its private signing key) talking to the hub at `base_url`."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        ods: str,
+        private_jwk: Mapping[str, Any],
+        registry: Registry,
+    ) -> None:
+        self._session = session
+        self._base = base_url.rstrip("/")
+        self.ods = ods
+        self._key = private_jwk
+        self._registry = registry
+
+    def bearer_token(self) -> str:
+        now = int(time.time())
+        return sign_compact_jwt(
+            {
+                "iss": self.ods,
+                "sub": self.ods,
+                "aud": "handover",
+                "iat": now,
+                "exp": now + TOKEN_LIFETIME_SECONDS,
+                "jti": str(uuid.uuid4()),
+            },
+            self._key,
+        )
+
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.bearer_token()}"}
+
+    def sign(self, bundle: Mapping[str, Any]) -> dict[str, Any]:
+        return sign_bundle(bundle, self._key, self.ods)
+
+    async def send(self, signed_bundle: Mapping[str, Any], *, request_id: str | None = None) -> SendResult:
+        """POST a signed Bundle; on 202 the receipt's hub signature and digest are checked (ReceiptError)."""
+        request_id = request_id or str(uuid.uuid4())
+        body = json.dumps(signed_bundle, ensure_ascii=False).encode("utf-8")
+        headers = {**self._auth(), "Content-Type": "application/fhir+json", "X-Request-ID": request_id}
+        async with self._session.post(f"{self._base}/fhir/$process-message", data=body, headers=headers) as resp:
+            result = SendResult(resp.status, json.loads(await resp.read()), request_id)
+        if result.accepted:
+            self.check_receipt(result.body, signed_bundle)
+        return result
+
+    def check_receipt(self, receipt: Mapping[str, Any], sent: Mapping[str, Any]) -> dict[str, Any]:
+        """The receipt's parameters, after checking it is signed by the hub and names what was sent."""
+        signature = verify_bundle_signature(receipt, self._registry.hub_key)
+        if signature.owner_ods != "hub":
+            raise ReceiptError("the receipt is not signed by the hub")
+        params = receipt_parameters(receipt)
+        if params.get("sha256") != payload_sha256(sent):
+            raise ReceiptError("the receipt's SHA-256 is not that of the message sent")
+        return params
+
+    async def inbox(self) -> list[dict[str, Any]]:
+        async with self._session.get(f"{self._base}/mailbox/{self.ods}/inbox", headers=self._auth()) as resp:
+            resp.raise_for_status()
+            messages: list[dict[str, Any]] = (await resp.json())["messages"]
+            return messages
+
+    async def fetch(self, message_id: str) -> tuple[dict[str, Any], VerifiedSignature]:
+        """A message from the inbox, with its sender's signature verified against the registry."""
+        url = f"{self._base}/mailbox/{self.ods}/inbox/{message_id}"
+        async with self._session.get(url, headers=self._auth()) as resp:
+            resp.raise_for_status()
+            bundle: dict[str, Any] = json.loads(await resp.read())
+        signature = verify_bundle_signature(bundle, self._registry.key)
+        sender = bundle["entry"][0]["resource"]["sender"]["identifier"]["value"]
+        if signature.owner_ods != sender:
+            raise ReceiptError("the message is not signed by its sender")
+        return bundle, signature
+
+    async def acknowledge(self, message_id: str) -> dict[str, Any]:
+        url = f"{self._base}/mailbox/{self.ods}/inbox/{message_id}/ack"
+        async with self._session.post(url, headers=self._auth()) as resp:
+            resp.raise_for_status()
+            ack: dict[str, Any] = await resp.json()
+            return ack

@@ -1,0 +1,68 @@
+"""One `Settings` object built from the environment (CONTRACT.md section 2) and passed explicitly."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+
+
+class ConfigError(ValueError):
+    """A setting is present but unusable; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service reads from its environment.
+
+    `database_url` None means: start a private embedded cluster under `var_dir/pg`.
+    """
+
+    database_url: str | None
+    host: str
+    port: int
+    network_path: Path
+    keys_dir: Path
+    var_dir: Path
+    checkpoint_seconds: float
+    max_body_bytes: int
+    db_pool_max: int = 20
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        host, port = _parse_listen(env.get("HANDOVER_LISTEN", "127.0.0.1:8080"))
+        return cls(
+            database_url=env.get("HANDOVER_DATABASE_URL") or None,
+            host=host,
+            port=port,
+            network_path=Path(env.get("HANDOVER_NETWORK", "keys/network.json")),
+            keys_dir=Path(env.get("HANDOVER_KEYS_DIR", "keys/private")),
+            var_dir=Path(env.get("HANDOVER_VAR_DIR", "var")),
+            checkpoint_seconds=_positive_number(env, "HANDOVER_CHECKPOINT_SECONDS", 10.0),
+            max_body_bytes=int(_positive_number(env, "HANDOVER_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)),
+            db_pool_max=int(_positive_number(env, "HANDOVER_DB_POOL_MAX", 20)),
+        )
+
+
+def _parse_listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"HANDOVER_LISTEN must be host:port, got {value!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _positive_number(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, got {raw!r}")
+    return value

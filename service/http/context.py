@@ -1,0 +1,31 @@
+"""What every request handler may reach: one `Services` object stored on the aiohttp Application."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+from aiohttp import web
+
+from service.config import Settings
+from service.delivery.mailbox import Mailboxes
+from service.intake import Intake
+from service.metrics import Metrics
+from service.registry import Registry
+
+
+@dataclass
+class Services:
+    settings: Settings
+    pool: asyncpg.Pool
+    registry: Registry
+    intake: Intake
+    mailboxes: Mailboxes
+    metrics: Metrics
+
+
+SERVICES = web.AppKey("services", Services)
+
+
+def services(request: web.Request) -> Services:
+    return request.app[SERVICES]

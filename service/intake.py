@@ -1,0 +1,197 @@
+"""The life of an inbound message, top to bottom.
+
+read (http/body.py) → strict parse → routing facts → [signature verification: service/signing.py, issue 4]
+→ route → one transaction (idempotency key, message, delivery job, audit event, receipt) → 202 receipt.
+
+A message is accepted only when everything it implies is committed; a refusal stores nothing but its own
+audit event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from service.auditlog.events import AuditEvent, EventType
+from service.clock import Clock, utc_now
+from service.errors import Code, HandoverError
+from service.messagefacts import MessageFacts, read_message_facts
+from service.receipts import ReceiptFacts, build_signed_receipt
+from service.registry import Registry
+from service.signing import payload_sha256
+from service.store import audit, db, messages
+from service.strictjson import parse_strict_json
+from service.terminology import CodeSystem
+
+log = logging.getLogger("handover.intake")
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One POST to $process-message, after the HTTP edge has authenticated the caller and read the body."""
+
+    body: bytes
+    caller_ods: str
+    request_id: UUID
+    correlation_id: UUID | None
+
+
+@dataclass(frozen=True)
+class Accepted:
+    message_id: UUID
+    event: str
+    receipt: bytes
+    replayed: bool
+
+
+class Intake:
+    """Accepts messages into the store. Arguments: the pool, the network registry, the hub's private
+    signing key (for receipts), the handover-event CodeSystem, and a clock."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        registry: Registry,
+        hub_private_jwk: Mapping[str, Any],
+        events: CodeSystem,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._pool = pool
+        self._registry = registry
+        self._hub_key = hub_private_jwk
+        self._events = events
+        self._clock = clock
+
+    @property
+    def events(self) -> CodeSystem:
+        return self._events
+
+    async def accept(self, submission: Submission) -> Accepted:
+        """Accept the message or raise HandoverError; the same X-Request-ID and body again gives the
+        original receipt (`replayed`)."""
+        doc = parse_strict_json(submission.body)
+        facts = read_message_facts(doc, self._events)
+        self._check_routing(facts, submission.caller_ods)
+        return await self._commit(submission, facts, payload_sha256(doc))
+
+    def _check_routing(self, facts: MessageFacts, caller_ods: str) -> None:
+        if facts.sender_ods != caller_ods:
+            raise HandoverError(
+                Code.SENDER_MISMATCH,
+                "MessageHeader.sender must be the organisation that is calling",
+                "Bundle.entry[0].resource.sender",
+            )
+        if not self._registry.is_participant(facts.recipient_ods):
+            raise HandoverError(
+                Code.UNKNOWN_RECIPIENT,
+                "The receiving organisation is not a participant of this network",
+                "Bundle.entry[0].resource.destination[0].receiver",
+            )
+        if facts.recipient_ods == facts.sender_ods:
+            raise HandoverError(
+                Code.PROFILE_VIOLATION,
+                "A message must be addressed to an organisation other than its sender",
+                "Bundle.entry[0].resource.destination[0].receiver",
+            )
+
+    async def _commit(self, submission: Submission, facts: MessageFacts, sha256: str) -> Accepted:
+        now = self._clock()
+        message = messages.NewMessage(
+            id=uuid.uuid4(),
+            sender_ods=facts.sender_ods,
+            recipient_ods=facts.recipient_ods,
+            event=facts.event,
+            bundle_identifier=facts.bundle_identifier,
+            message_header_id=facts.message_header_id,
+            payload_sha256=sha256,
+            payload=submission.body,
+            request_id=submission.request_id,
+            correlation_id=submission.correlation_id,
+            accepted_at=now,
+        )
+        async with db.transaction(self._pool) as conn:
+            if not await messages.claim_idempotency_key(
+                conn, facts.sender_ods, submission.request_id, sha256, message.id
+            ):
+                return await self._replay(conn, facts, submission.request_id, sha256)
+            if not await messages.insert_message(conn, message):
+                raise HandoverError(
+                    Code.DUPLICATE_MESSAGE,
+                    "This sender already sent a message with this Bundle.identifier; it was not accepted again",
+                    "Bundle.identifier",
+                )
+            leaf = await audit.append_event(
+                conn,
+                AuditEvent(
+                    type=EventType.MESSAGE_ACCEPTED,
+                    outcome="accepted",
+                    actor=facts.sender_ods,
+                    at=now,
+                    message_id=message.id,
+                    details={
+                        "sender": facts.sender_ods,
+                        "recipient": facts.recipient_ods,
+                        "event": facts.event,
+                        "bundle_identifier": facts.bundle_identifier,
+                        "payload_sha256": sha256,
+                        "request_id": str(submission.request_id),
+                    },
+                ),
+            )
+            receipt = build_signed_receipt(
+                ReceiptFacts(
+                    message_id=message.id,
+                    payload_sha256=sha256,
+                    audit_index=leaf.index,
+                    leaf_hash=leaf.leaf_hash,
+                    accepted_at=now,
+                    sender_ods=facts.sender_ods,
+                    request_header_id=facts.message_header_id,
+                    bundle_identifier=facts.bundle_identifier,
+                ),
+                self._events.url,
+                self._hub_key,
+            )
+            await messages.store_receipt(conn, facts.sender_ods, submission.request_id, receipt)
+        log.info(
+            "message accepted",
+            extra={"message_id": str(message.id), "sender": facts.sender_ods, "event": facts.event},
+        )
+        return Accepted(message.id, facts.event, receipt, replayed=False)
+
+    async def _replay(self, conn: asyncpg.Connection, facts: MessageFacts, request_id: UUID, sha256: str) -> Accepted:
+        record = await messages.find_idempotency_record(conn, facts.sender_ods, request_id)
+        if record is None:  # claimed by a transaction that has since rolled back: the client may retry
+            raise db.unavailable()
+        if record.payload_sha256 != sha256:
+            raise HandoverError(
+                Code.IDEMPOTENCY_KEY_REUSE,
+                "This X-Request-ID was already used for a different message; use a new X-Request-ID",
+            )
+        return Accepted(record.message_id, facts.event, record.receipt, replayed=True)
+
+    async def record_refusal(self, caller_ods: str | None, request_id: UUID | None, body: bytes, code: Code) -> None:
+        """Leave the refusal's audit event (the only thing a refusal stores). Best effort: when the store is
+        down the refusal is still answered, and logged."""
+        event = AuditEvent(
+            type=EventType.MESSAGE_REFUSED,
+            outcome=code.value,
+            actor=caller_ods or "unauthenticated",
+            at=self._clock(),
+            details={
+                "request_id": str(request_id) if request_id else "",
+                "body_sha256": hashlib.sha256(body).hexdigest() if body else "",
+            },
+        )
+        try:
+            async with db.transaction(self._pool) as conn:
+                await audit.append_event(conn, event)
+        except HandoverError:
+            log.warning("refusal not audited: store unavailable", extra={"code": code.value})

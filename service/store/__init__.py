@@ -1,0 +1,1 @@
+"""Persistence: every SQL statement lives here, one module per concern."""

@@ -1,0 +1,147 @@
+"""Connection pool, transactions, and the versioned SQL migrations in `migrations/`.
+
+Connection failures surface as `HandoverError(Code.UNAVAILABLE)` so callers answer 503 with Retry-After
+instead of a 500; everything else (constraint violations, bugs) propagates unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib import resources
+
+import asyncpg
+
+from service.errors import Code, HandoverError
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_MIGRATION_LOCK_KEY = 0x68616E646F766572  # "handover": one migrator at a time across processes
+RETRY_AFTER_SECONDS = 5
+ACQUIRE_TIMEOUT_SECONDS = 5.0
+
+# Errors that mean "the database is not there right now", not "the request is wrong".
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.DiskFullError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.ReadOnlySQLTransactionError,
+)
+
+
+def unavailable() -> HandoverError:
+    return HandoverError(
+        Code.UNAVAILABLE,
+        "The message store is temporarily unavailable; nothing was accepted. Retry with the same X-Request-ID.",
+        retry_after=RETRY_AFTER_SECONDS,
+    )
+
+
+async def create_pool(dsn: str, *, max_size: int = 20) -> asyncpg.Pool:
+    """A pool that reconnects by itself; it may be created while the database is down."""
+    pool = await asyncpg.create_pool(
+        dsn, min_size=0, max_size=max_size, command_timeout=30, max_inactive_connection_lifetime=60
+    )
+    assert pool is not None
+    return pool
+
+
+@asynccontextmanager
+async def connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection; an unreachable database raises `unavailable()`."""
+    try:
+        conn = await pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS)
+    except (*CONNECTION_ERRORS, asyncpg.PostgresError) as exc:  # any failure to connect: not the caller's fault
+        raise unavailable() from exc
+    try:
+        yield conn
+    except CONNECTION_ERRORS as exc:
+        raise unavailable() from exc
+    finally:
+        await pool.release(conn)
+
+
+@asynccontextmanager
+async def transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """One business action: everything inside commits together or not at all."""
+    async with connection(pool) as conn, conn.transaction():
+        yield conn
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def bundled_migrations() -> list[Migration]:
+    """The migrations shipped in service/store/migrations, in version order."""
+    found = []
+    for entry in resources.files("service.store").joinpath("migrations").iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append(Migration(int(match.group(1)), match.group(2), entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise RuntimeError(f"two migrations share a version: {versions}")
+    return found
+
+
+async def migrate(dsn: str) -> list[Migration]:
+    """Apply every bundled migration not yet applied, each in its own transaction; returns those applied.
+
+    Safe to run from several processes at once: a session advisory lock admits one migrator at a time.
+    """
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK_KEY)
+        try:
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {row["version"] for row in await conn.fetch("SELECT version FROM schema_migrations")}
+            applied = []
+            for migration in bundled_migrations():
+                if migration.version in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(migration.sql)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                        migration.version,
+                        migration.name,
+                    )
+                applied.append(migration)
+            return applied
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK_KEY)
+    finally:
+        await conn.close()
+
+
+async def wait_until_reachable(dsn: str, *, within_seconds: float = 30.0) -> None:
+    """Block until the database accepts a connection, or raise the last error after `within_seconds`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_seconds
+    while True:
+        try:
+            conn = await asyncpg.connect(dsn, timeout=5)
+        except (*CONNECTION_ERRORS, asyncpg.exceptions.InvalidCatalogNameError):
+            if loop.time() >= deadline:
+                raise
+            await asyncio.sleep(0.2)
+        else:
+            await conn.close()
+            return

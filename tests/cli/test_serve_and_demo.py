@@ -1,0 +1,144 @@
+"""The `handover` command as a user runs it: real processes, the embedded cluster, signals, the demo."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.support.hub import ROOT, Network, free_port
+
+HANDOVER = str(Path(sys.executable).parent / "handover")
+
+
+def env_for(network: Network, port: int, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HANDOVER_")}
+    env.update(
+        HANDOVER_LISTEN=f"127.0.0.1:{port}",
+        HANDOVER_NETWORK=str(network.network_path),
+        HANDOVER_KEYS_DIR=str(network.keys_dir),
+        **extra,
+    )
+    return env
+
+
+def wait_healthy(port: int, proc: subprocess.Popen[bytes], within: float = 90.0) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"handover exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.2)
+    raise AssertionError("handover serve did not become ready")
+
+
+def postmaster_running(var_dir: Path) -> bool:
+    pid_file = var_dir / "pg" / "data" / "postmaster.pid"
+    if not pid_file.exists():
+        return False
+    pid = int(pid_file.read_text().splitlines()[0])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture
+def var_dir() -> Path:
+    # Under the checkout (like var/pg), not pytest's tmp (mode 0700 there: the postgres user could not enter).
+    path = ROOT / "var" / f"cli-test-{os.getpid()}-{time.monotonic_ns()}"
+    path.mkdir(parents=True)
+    yield path
+    if postmaster_running(path):
+        data = path / "pg" / "data"
+        subprocess.run(
+            ["pg_ctl", "stop", "-D", str(data), "-m", "immediate"],
+            check=False,
+            user="postgres" if os.geteuid() == 0 else None,
+        )
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
+def test_serve_starts_embedded_cluster_and_stops_it_on_signal(
+    network: Network, var_dir: Path, stop_signal: signal.Signals
+) -> None:
+    port = free_port()
+    env = env_for(network, port, HANDOVER_VAR_DIR=str(var_dir))
+    proc = subprocess.Popen([HANDOVER, "serve"], env=env, cwd=ROOT, stderr=subprocess.PIPE)
+    try:
+        wait_healthy(port, proc)
+        assert postmaster_running(var_dir)
+        proc.send_signal(stop_signal)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode in (0, 128 + stop_signal, -stop_signal), stderr.decode()[-2000:]
+    assert str(var_dir / "pg") in stderr.decode(), "start-up says where the data lives"
+    assert not postmaster_running(var_dir), "the cluster we started is stopped on exit"
+
+
+def test_serve_reuses_the_cluster_and_its_data_on_the_next_start(network: Network, var_dir: Path) -> None:
+    for round_number in range(2):
+        port = free_port()
+        proc = subprocess.Popen(
+            [HANDOVER, "serve"],
+            env=env_for(network, port, HANDOVER_VAR_DIR=str(var_dir)),
+            cwd=ROOT,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            wait_healthy(port, proc)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, stderr = proc.communicate(timeout=60)
+        if round_number == 1:
+            assert "initdb" not in stderr.decode().lower() or "reus" in stderr.decode().lower()
+    assert (var_dir / "pg" / "data" / "PG_VERSION").exists()
+
+
+def test_db_migrate_applies_once(network: Network, database: str) -> None:
+    env = env_for(network, free_port(), HANDOVER_DATABASE_URL=database)
+    out = subprocess.run([HANDOVER, "db", "migrate"], env=env, cwd=ROOT, capture_output=True, check=True, timeout=60)
+    assert "none pending" in out.stderr.decode()  # the test database was migrated from the template
+
+
+def test_demo_once_plays_the_scenario_and_exits_zero(network: Network, database: str) -> None:
+    port = free_port()
+    env = env_for(network, port, HANDOVER_DATABASE_URL=database)
+    out = subprocess.run([HANDOVER, "demo", "--once"], env=env, cwd=ROOT, capture_output=True, timeout=300, check=False)
+    stdout = out.stdout.decode()
+    assert out.returncode == 0, stdout[-3000:] + out.stderr.decode()[-3000:]
+    assert "every step checked out" in stdout
+    for ods in ("RM1", "RDE", "RGN", "RC9", "RGP", "RCX", "RGR"):
+        assert ods in stdout
+    assert "999" not in out.stderr.decode(), "no NHS numbers in the logs"
+
+
+def test_keys_init_does_not_overwrite_without_force(tmp_path: Path) -> None:
+    network_path = tmp_path / "network.json"
+    shutil.copy(ROOT / "keys" / "network.json", network_path)
+    env = {**os.environ, "HANDOVER_NETWORK": str(network_path), "HANDOVER_KEYS_DIR": str(tmp_path / "private")}
+    subprocess.run([HANDOVER, "keys", "init"], env=env, check=True, capture_output=True, timeout=60)
+    before = (tmp_path / "private" / "RGT.jwk").read_bytes()
+    again = subprocess.run([HANDOVER, "keys", "init"], env=env, check=True, capture_output=True, timeout=60)
+    assert (tmp_path / "private" / "RGT.jwk").read_bytes() == before
+    assert "kept" in again.stderr.decode()
+    subprocess.run([HANDOVER, "keys", "init", "--force"], env=env, check=True, capture_output=True, timeout=60)
+    assert (tmp_path / "private" / "RGT.jwk").read_bytes() != before
+    assert oct((tmp_path / "private" / "RGT.jwk").stat().st_mode & 0o777) == "0o600"

@@ -1,0 +1,52 @@
+"""Session-wide fixtures: a PostgreSQL server, a fresh database per test, the network's keys, a running hub."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.databases import DatabaseFactory, start_server
+from tests.support.hub import Network, RunningHub, running_hub
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    dsn, cluster = start_server()
+    try:
+        yield dsn
+    finally:
+        if cluster is not None and cluster.started_here:
+            cluster.stop()
+
+
+@pytest.fixture(scope="session")
+async def databases(pg_server: str) -> AsyncIterator[DatabaseFactory]:
+    factory = DatabaseFactory(pg_server)
+    await factory.prepare()
+    try:
+        yield factory
+    finally:
+        await factory.close()
+
+
+@pytest.fixture
+async def database(databases: DatabaseFactory) -> AsyncIterator[str]:
+    """The DSN of a migrated database of this test's own."""
+    dsn = await databases.create()
+    try:
+        yield dsn
+    finally:
+        await databases.drop(dsn)
+
+
+@pytest.fixture(scope="session")
+def network(tmp_path_factory: pytest.TempPathFactory) -> Network:
+    return Network.create(Path(tmp_path_factory.mktemp("network")))
+
+
+@pytest.fixture
+async def hub(network: Network, database: str) -> AsyncIterator[RunningHub]:
+    async with running_hub(network, database) as running:
+        yield running

@@ -1,0 +1,1 @@
+"""Test fixtures' building blocks: real PostgreSQL databases, a running hub, trust clients."""

@@ -1,0 +1,100 @@
+"""A real Handover hub on a real port for a test, with its own database and the session's network keys."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from adapters.trust_client import TrustClient
+from service.app import build_app
+from service.config import Settings
+from service.keystore import init_keys, load_private_jwk
+from service.registry import Registry, load_registry
+from service.terminology import load_code_system
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENT_SYSTEM = load_code_system("handover-event").url
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Network:
+    """A copy of the default network with freshly generated keys, in a temporary directory."""
+
+    network_path: Path
+    keys_dir: Path
+    registry: Registry
+
+    @classmethod
+    def create(cls, directory: Path) -> Network:
+        directory.mkdir(parents=True, exist_ok=True)
+        network_path = directory / "network.json"
+        shutil.copy(ROOT / "keys" / "network.json", network_path)
+        keys_dir = directory / "private"
+        init_keys(network_path, keys_dir)
+        return cls(network_path, keys_dir, load_registry(network_path))
+
+    def private_key(self, owner: str) -> dict[str, Any]:
+        return load_private_jwk(self.keys_dir, owner)
+
+
+@dataclass
+class RunningHub:
+    base_url: str
+    settings: Settings
+    dsn: str
+    network: Network
+    session: aiohttp.ClientSession
+    app: web.Application
+
+    def trust(self, ods: str) -> TrustClient:
+        return TrustClient(self.session, self.base_url, ods, self.network.private_key(ods), self.network.registry)
+
+    async def post_raw(
+        self, body: bytes, *, as_ods: str = "RM1", headers: dict[str, str] | None = None, request_id: str | None = None
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """POST bytes to $process-message with a valid token; returns status, JSON body, headers."""
+        sent = {
+            "Content-Type": "application/fhir+json",
+            "X-Request-ID": request_id or str(uuid.uuid4()),
+            "Authorization": f"Bearer {self.trust(as_ods).bearer_token()}",
+        }
+        sent.update(headers or {})
+        async with self.session.post(f"{self.base_url}/fhir/$process-message", data=body, headers=sent) as resp:
+            raw = await resp.read()
+            return resp.status, json.loads(raw) if raw else {}, dict(resp.headers)
+
+
+def settings_for(network: Network, dsn: str, port: int, **overrides: Any) -> Settings:
+    base = Settings.from_env({"HANDOVER_LISTEN": f"127.0.0.1:{port}"})
+    return replace(base, database_url=dsn, network_path=network.network_path, keys_dir=network.keys_dir, **overrides)
+
+
+@asynccontextmanager
+async def running_hub(network: Network, dsn: str, **overrides: Any) -> AsyncIterator[RunningHub]:
+    port = free_port()
+    settings = settings_for(network, dsn, port, **overrides)
+    app = build_app(settings, dsn)
+    runner = web.AppRunner(app, auto_decompress=False, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        async with aiohttp.ClientSession(auto_decompress=False) as session:
+            yield RunningHub(f"http://127.0.0.1:{port}", settings, dsn, network, session, app)
+    finally:
+        await runner.cleanup()
