@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 
 from aiohttp import web
 
+from service.authentication import TrustAuthenticator
 from service.config import Settings
 from service.delivery.mailbox import Mailboxes
 from service.http import mailbox, messaging, metadata, ops
 from service.http.context import SERVICES, Services
 from service.http.middleware import outcome_middleware
-from service.intake import Intake
+from service.intake import Freshness, Intake
 from service.keystore import load_private_jwk
 from service.metrics import Metrics
 from service.registry import load_registry
@@ -43,8 +45,13 @@ def _resources(settings: Settings, dsn: str) -> Callable[[web.Application], Asyn
         registry = load_registry(settings.network_path)
         hub_key = load_private_jwk(settings.keys_dir, "hub")
         pool = await db.create_pool(dsn, max_size=settings.db_pool_max)
-        intake = Intake(pool, registry, hub_key, load_code_system("handover-event"))
-        app[SERVICES] = Services(settings, pool, registry, intake, Mailboxes(pool), Metrics())
+        freshness = Freshness(
+            max_age=timedelta(seconds=settings.max_message_age_seconds),
+            max_ahead=timedelta(seconds=settings.max_clock_skew_seconds),
+        )
+        intake = Intake(pool, registry, hub_key, load_code_system("handover-event"), freshness=freshness)
+        authenticator = TrustAuthenticator(pool, registry.key)
+        app[SERVICES] = Services(settings, pool, registry, intake, Mailboxes(pool), Metrics(), authenticator)
         log.info("service ready", extra={"count": len(registry.participants)})
         try:
             yield

@@ -30,6 +30,8 @@ class Settings:
     checkpoint_seconds: float
     max_body_bytes: int
     db_pool_max: int = 20
+    max_message_age_seconds: float = 24 * 3600
+    max_clock_skew_seconds: float = 300
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -45,6 +47,8 @@ class Settings:
             checkpoint_seconds=_positive_number(env, "HANDOVER_CHECKPOINT_SECONDS", 10.0),
             max_body_bytes=int(_positive_number(env, "HANDOVER_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)),
             db_pool_max=int(_positive_number(env, "HANDOVER_DB_POOL_MAX", 20)),
+            max_message_age_seconds=_positive_number(env, "HANDOVER_MAX_MESSAGE_AGE_SECONDS", 24 * 3600),
+            max_clock_skew_seconds=_positive_number(env, "HANDOVER_MAX_CLOCK_SKEW_SECONDS", 300),
         )
 
 

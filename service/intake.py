@@ -1,7 +1,8 @@
 """The life of an inbound message, top to bottom.
 
-read (http/body.py) → strict parse → routing facts → [signature verification: service/signing.py, issue 4]
-→ route → one transaction (idempotency key, message, delivery job, audit event, receipt) → 202 receipt.
+read (http/body.py) → strict parse → verify signature (before any FHIR model sees the bytes) → routing facts
+→ bind signer, sender and caller → freshness → route → one transaction (idempotency key, message, delivery
+job, audit event, receipt) → 202 receipt.
 
 A message is accepted only when everything it implies is committed; a refusal stores nothing but its own
 audit event.
@@ -14,6 +15,7 @@ import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -25,7 +27,7 @@ from service.errors import Code, HandoverError
 from service.messagefacts import MessageFacts, read_message_facts
 from service.receipts import ReceiptFacts, build_signed_receipt
 from service.registry import Registry
-from service.signing import payload_sha256
+from service.signing import KeyLookup, VerifiedSignature, payload_sha256, verify_bundle_signature
 from service.store import audit, db, messages
 from service.strictjson import parse_strict_json
 from service.terminology import CodeSystem
@@ -51,9 +53,17 @@ class Accepted:
     replayed: bool
 
 
+@dataclass(frozen=True)
+class Freshness:
+    """How old a message (Bundle.timestamp, or the signature's iat) may be, and how far ahead of our clock."""
+
+    max_age: timedelta = timedelta(hours=24)
+    max_ahead: timedelta = timedelta(minutes=5)
+
+
 class Intake:
     """Accepts messages into the store. Arguments: the pool, the network registry, the hub's private
-    signing key (for receipts), the handover-event CodeSystem, and a clock."""
+    signing key (for receipts), the handover-event CodeSystem, the freshness window and a clock."""
 
     def __init__(
         self,
@@ -61,12 +71,17 @@ class Intake:
         registry: Registry,
         hub_private_jwk: Mapping[str, Any],
         events: CodeSystem,
+        *,
+        freshness: Freshness | None = None,
+        keys: KeyLookup | None = None,
         clock: Clock = utc_now,
     ) -> None:
         self._pool = pool
         self._registry = registry
+        self._keys = keys or registry.key
         self._hub_key = hub_private_jwk
         self._events = events
+        self._freshness = freshness or Freshness()
         self._clock = clock
 
     @property
@@ -77,17 +92,52 @@ class Intake:
         """Accept the message or raise HandoverError; the same X-Request-ID and body again gives the
         original receipt (`replayed`)."""
         doc = parse_strict_json(submission.body)
+        signature = verify_bundle_signature(doc, self._keys)
         facts = read_message_facts(doc, self._events)
-        self._check_routing(facts, submission.caller_ods)
+        self._check_signer(signature, facts, submission.caller_ods)
+        self._check_fresh(signature.signed_at, facts.timestamp)
+        self._check_routing(facts)
         return await self._commit(submission, facts, payload_sha256(doc))
 
-    def _check_routing(self, facts: MessageFacts, caller_ods: str) -> None:
-        if facts.sender_ods != caller_ods:
+    def _check_signer(self, signature: VerifiedSignature, facts: MessageFacts, caller_ods: str) -> None:
+        """The key's owner, MessageHeader.sender, Bundle.signature.who and the caller must be one trust, and
+        the key must not have been revoked before the message was signed (its iat, else Bundle.timestamp)."""
+        if not (signature.owner_ods == facts.sender_ods == caller_ods == signature.who_ods):
             raise HandoverError(
                 Code.SENDER_MISMATCH,
-                "MessageHeader.sender must be the organisation that is calling",
-                "Bundle.entry[0].resource.sender",
+                "The signing key's owner, MessageHeader.sender, Bundle.signature.who and the authenticated "
+                "caller must all be the same organisation",
+                "Bundle.signature.who",
             )
+        signed_at = signature.signed_at or facts.timestamp
+        if signature.key is not None and signature.key.is_revoked_at(signed_at):
+            raise HandoverError(
+                Code.KEY_REVOKED, "The message was signed after its key was revoked", "Bundle.signature.data"
+            )
+
+    def _check_fresh(self, signed_at: datetime | None, timestamp: datetime) -> None:
+        now = self._clock()
+        for moment, expression in ((timestamp, "Bundle.timestamp"), (signed_at, "Bundle.signature.data")):
+            if moment is None:
+                continue
+            if moment.tzinfo is None:
+                raise HandoverError(Code.PROFILE_VIOLATION, "Bundle.timestamp must include a time zone", expression)
+            if moment < now - self._freshness.max_age:
+                raise HandoverError(
+                    Code.STALE_MESSAGE,
+                    f"The message is older than the accepted {self._freshness.max_age} (by Bundle.timestamp or "
+                    "the signature's iat); send a new message",
+                    expression,
+                )
+            if moment > now + self._freshness.max_ahead:
+                raise HandoverError(
+                    Code.STALE_MESSAGE,
+                    f"The message is dated more than {self._freshness.max_ahead} ahead of the hub's clock; "
+                    "check the sender's clock",
+                    expression,
+                )
+
+    def _check_routing(self, facts: MessageFacts) -> None:
         if not self._registry.is_participant(facts.recipient_ods):
             raise HandoverError(
                 Code.UNKNOWN_RECIPIENT,

@@ -1,8 +1,10 @@
 """The network registry (``keys/network.json``): who is in the network and which public keys are theirs.
 
-This module owns reading and strictly validating the registry file into immutable `Registry` objects, and
-the in-memory key lookup by ``kid`` that signature verification uses (`Registry.key`). To reload, load
-again and swap the object. Private keys are not here: see `service.keystore`.
+This module owns reading and strictly validating the registry file into immutable `Registry` objects, the
+in-memory key lookup by ``kid`` that signature verification uses (`Registry.key`), and hot reload:
+`RegistryHolder` keeps the current `Registry` and swaps in a new one only when the file loads and validates
+completely (``SIGHUP`` / an ops endpoint call `RegistryHolder.reload`). Private keys, and the key lifecycle
+commands that edit this file (``handover keys init|rotate|revoke``), are in `service.keystore`.
 
 File layout (UTF-8 JSON, one object; unknown members are refused so typos fail loudly)::
 
@@ -25,8 +27,11 @@ File layout (UTF-8 JSON, one object; unknown members are refused so typos fail l
     }
 
     KEY = {"kid": RFC 7638 thumbprint, "kty": "EC", "crv": "P-256", "x": ..., "y": ..., "alg": "ES256",
-           "use": "sig", "status": "active" | "retiring" | "revoked", "revoked_at": ISO-8601 (revoked only)}
+           "use": "sig", "status": "active" | "retiring" | "revoked",
+           "retire_after": ISO-8601 (retiring, or revoked after retiring; optional),
+           "revoked_at": ISO-8601 (revoked only)}
           or the same with "kty": "OKP", "crv": "Ed25519", no "y", "alg": "Ed25519".
+    ISO-8601 instants must carry a time zone (e.g. "2026-11-24T09:00:00Z").
 
 Participants are keyed by ODS code (``^[A-Z0-9]{3,5}$``). Exactly one current centre is required.
 
@@ -35,9 +40,17 @@ history and governance reporting but are not in the network: `participant`, `is_
 `referrers` and `key` ignore them, so they can neither authenticate, sign, send nor receive. `former`
 and `former_participants` name them (for clearer refusals and reports).
 
-Key states: ``active`` signs and verifies, ``retiring`` verifies only, ``revoked`` verifies only signatures
-made before ``revoked_at``. `Registry.key` returns keys in every state; deciding what a state allows is the
-caller's job (`PublicKeyEntry.is_revoked_at`).
+Key states (`PublicKeyEntry.verifies_at` decides them for a signing time, i.e. ``iat`` / ``Bundle.timestamp``):
+
+* ``active`` signs and verifies. The hub has at most one active key; a participant normally one.
+* ``retiring`` (after ``handover keys rotate``) never signs, and verifies only signatures made before its
+  ``retire_after`` (= rotation time + the overlap, which should be at least the maximum message age plus
+  clock skew). After ``retire_after`` it verifies nothing; it stays listed so history stays readable. A
+  retiring key without ``retire_after`` (written by ``keys init`` without a rotation) has no end date.
+* ``revoked`` (``handover keys revoke``) verifies only signatures made before ``revoked_at`` (and before
+  ``retire_after`` if it had one), so a message accepted before revocation stays provable (S12).
+
+`Registry.key` returns keys in every state; deciding what a state allows is the caller's job.
 """
 
 from __future__ import annotations
@@ -48,8 +61,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from threading import Lock
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 from joserfc import jwk
@@ -65,7 +79,7 @@ KEY_STATUSES = frozenset({"active", "retiring", "revoked"})
 _TOP_FIELDS = frozenset({"network", "description", "hub", "participants"})
 _HUB_FIELDS = frozenset({"name", "jwks"})
 _PARTICIPANT_FIELDS = frozenset({"name", "role", "active", "note", "endpoint", "jwks", "cert_fingerprints"})
-_KEY_FIELDS = frozenset({"kid", "kty", "crv", "x", "y", "alg", "use", "status", "revoked_at"})
+_KEY_FIELDS = frozenset({"kid", "kty", "crv", "x", "y", "alg", "use", "status", "retire_after", "revoked_at"})
 _KEY_SHAPES = {  # alg -> (kty, crv, members holding 32-byte base64url coordinates)
     "ES256": ("EC", "P-256", ("x", "y")),
     "Ed25519": ("OKP", "Ed25519", ("x",)),
@@ -160,13 +174,126 @@ class Registry:
         return [p for p in self.participants.values() if p.active and p.role == "referrer"]
 
 
+class RegistryReader(Protocol):
+    """What request handling reads from the registry; both `Registry` and `RegistryHolder` provide it, so
+    code typed against this follows hot reloads when given a holder."""
+
+    def participant(self, ods: str) -> Participant | None: ...
+
+    def is_participant(self, ods: str) -> bool: ...
+
+    def key(self, kid: str) -> PublicKeyEntry | None: ...
+
+    def hub_key(self, kid: str) -> PublicKeyEntry | None: ...
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    """The outcome of `RegistryHolder.reload`. `ok` False: the file did not load, `error` says why (naming
+    the file and element) and the previous registry is still in service. `ok` True: the new registry is in
+    service; `added`, `removed` and `changed` list the kids that appeared, disappeared or changed status,
+    ``retire_after`` or ``revoked_at`` (each in registry-file order of the registry they are found in)."""
+
+    ok: bool
+    path: Path
+    error: str | None = None
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """One log line without secrets: the outcome and the key changes."""
+        if not self.ok:
+            return f"network registry NOT reloaded; the previous one stays in service: {self.error}"
+        changes = (("added", self.added), ("removed", self.removed), ("changed", self.changed))
+        parts = [f"{name} {', '.join(kids)}" for name, kids in changes if kids]
+        return f"network registry reloaded from {self.path}" + (f" ({'; '.join(parts)})" if parts else "")
+
+
+class RegistryHolder:
+    """The registry in service, swapped whole on `reload`; readers never see a half-loaded registry.
+
+    Pass the holder's bound methods where a lookup is needed (``holder.key`` as a `KeyLookup`,
+    ``holder.is_participant``): they read `current` on every call and so follow reloads. Do not pass
+    ``holder.current.key``, which would pin the registry of that moment. Reloads are serialised by a lock;
+    readers take none (the swap is a single reference assignment).
+    """
+
+    def __init__(self, registry: Registry) -> None:
+        self._current = registry
+        self._lock = Lock()
+
+    @classmethod
+    def from_file(cls, path: Path) -> RegistryHolder:
+        """A holder of the registry at `path`; RegistryError (see `load_registry`) if it does not load."""
+        return cls(load_registry(path))
+
+    @property
+    def current(self) -> Registry:
+        """The registry in service now."""
+        return self._current
+
+    def reload(self, path: Path) -> ReloadResult:
+        """Load and validate `path`; swap it in only if that succeeds completely.
+
+        Never raises for a bad file: on any RegistryError (unreadable, not JSON, a rule broken) the previous
+        registry stays in service and the result carries ``ok=False`` and the error message.
+        """
+        with self._lock:
+            try:
+                fresh = load_registry(path)
+            except RegistryError as err:
+                return ReloadResult(ok=False, path=path, error=str(err))
+            previous, self._current = self._current, fresh
+        return ReloadResult(ok=True, path=path, **_key_changes(previous, fresh))
+
+    def participant(self, ods: str) -> Participant | None:
+        """`Registry.participant` of the current registry."""
+        return self._current.participant(ods)
+
+    def is_participant(self, ods: str) -> bool:
+        """`Registry.is_participant` of the current registry."""
+        return self._current.is_participant(ods)
+
+    def key(self, kid: str) -> PublicKeyEntry | None:
+        """`Registry.key` of the current registry (usable as a `service.signing.KeyLookup`)."""
+        return self._current.key(kid)
+
+    def hub_key(self, kid: str) -> PublicKeyEntry | None:
+        """`Registry.hub_key` of the current registry."""
+        return self._current.hub_key(kid)
+
+
+def _key_changes(old: Registry, new: Registry) -> dict[str, tuple[str, ...]]:
+    """Kids added, removed, or changed (owner, status, retire_after, revoked_at, or usable at all: a
+    participant leaving or rejoining the network) between two registries."""
+
+    def listed(registry: Registry) -> dict[str, PublicKeyEntry]:
+        entries = [*registry.hub_keys, *(k for p in registry.participants.values() for k in p.keys)]
+        return {entry.kid: entry for entry in entries}
+
+    def state(registry: Registry, entry: PublicKeyEntry) -> tuple[object, ...]:
+        usable = registry.key(entry.kid) is not None
+        return entry.owner_ods, entry.status, entry.retire_after, entry.revoked_at, usable
+
+    before, after = listed(old), listed(new)
+    return {
+        "added": tuple(kid for kid in after if kid not in before),
+        "removed": tuple(kid for kid in before if kid not in after),
+        "changed": tuple(
+            kid for kid, entry in after.items() if kid in before and state(new, entry) != state(old, before[kid])
+        ),
+    }
+
+
 def load_registry(path: Path) -> Registry:
     """Read and strictly validate the registry at `path` (layout in the module docstring).
 
     Raises RegistryError naming the file and the offending element: unreadable or non-JSON file, duplicate
     JSON keys, unknown members, a bad ODS code or role, not exactly one current centre, a JWK whose kid is
     not its RFC 7638 thumbprint or that carries private material, an alg other than ES256/Ed25519 or not
-    matching the key type, a bad status, a revoked key without revoked_at, or a kid used twice.
+    matching the key type, a bad status, a revoked key without revoked_at, revoked_at or retire_after
+    without a time zone or on a key whose status does not allow it, or a kid used twice.
     """
     try:
         text = path.read_text(encoding="utf-8")
@@ -277,11 +404,18 @@ def _key(value: object, where: str, owner: str) -> PublicKeyEntry:
     if status not in KEY_STATUSES:
         raise RegistryError(f"{where}.status must be one of {sorted(KEY_STATUSES)}")
     revoked_at = _revoked_at(raw.get("revoked_at"), status == "revoked", where)
+    retire_after = _retire_after(raw.get("retire_after"), str(status), where)
     public = {name: raw[name] for name in ("kty", "crv", *coordinates)}
     _check_public_key_imports(public, str(alg), where)
     public_jwk = MappingProxyType({"kid": kid, **public, "alg": alg, "use": "sig"})
     return PublicKeyEntry(
-        kid=str(kid), alg=str(alg), owner_ods=owner, status=str(status), revoked_at=revoked_at, public_jwk=public_jwk
+        kid=str(kid),
+        alg=str(alg),
+        owner_ods=owner,
+        status=str(status),
+        revoked_at=revoked_at,
+        public_jwk=public_jwk,
+        retire_after=retire_after,
     )
 
 
@@ -292,12 +426,24 @@ def _revoked_at(value: object, revoked: bool, where: str) -> datetime | None:
         return None
     if not revoked:
         raise RegistryError(f"{where}.revoked_at is only allowed when status is revoked")
+    return _instant(value, f"{where}.revoked_at")
+
+
+def _retire_after(value: object, status: str, where: str) -> datetime | None:
+    if value is None:
+        return None
+    if status == "active":
+        raise RegistryError(f"{where}.retire_after is only allowed when status is retiring or revoked")
+    return _instant(value, f"{where}.retire_after")
+
+
+def _instant(value: object, where: str) -> datetime:
     try:
         moment = datetime.fromisoformat(value) if isinstance(value, str) else None
     except ValueError:
         moment = None
     if moment is None or moment.tzinfo is None:
-        raise RegistryError(f"{where}.revoked_at must be an ISO-8601 date-time with a time zone")
+        raise RegistryError(f"{where} must be an ISO-8601 date-time with a time zone")
     return moment
 
 

@@ -72,7 +72,8 @@ _SIG_BYTES = 64  # ES256 raw R||S and Ed25519 are both exactly 64 bytes
 @dataclass(frozen=True)
 class PublicKeyEntry:
     """A registered public signing key: its thumbprint ``kid``, pinned ``alg``, owner (ODS code or ``hub``),
-    ``status`` (``active`` | ``retiring`` | ``revoked``), ``revoked_at`` when revoked, and the public JWK."""
+    ``status`` (``active`` | ``retiring`` | ``revoked``), ``revoked_at`` when revoked, the public JWK, and
+    ``retire_after`` when it was rotated out (a retiring key verifies only signatures made before it)."""
 
     kid: str
     alg: str
@@ -80,6 +81,7 @@ class PublicKeyEntry:
     status: str
     revoked_at: datetime | None
     public_jwk: Mapping[str, Any] = field(hash=False)
+    retire_after: datetime | None = None
 
     def is_revoked_at(self, moment: datetime | None) -> bool:
         """True if this key counts as revoked for a signature made at `moment`.
@@ -90,6 +92,23 @@ class PublicKeyEntry:
         if self.status != "revoked":
             return False
         return moment is None or self.revoked_at is None or self.revoked_at <= moment
+
+    def verifies_at(self, moment: datetime | None) -> bool:
+        """True if a signature made at `moment` (the header's ``iat`` / ``Bundle.timestamp``) may be accepted.
+
+        ``active``: always. ``retiring``: only when `moment` is known and before ``retire_after`` (no
+        ``retire_after`` = an open-ended overlap). ``revoked``: only when `moment` is known and before
+        ``revoked_at`` (and before ``retire_after`` if the key was retiring when revoked). Anything else:
+        never. `moment` is claimed by the signer, so callers must also bound it against their own clock
+        (``iat`` skew, message age); that is what ends a retiring key's life in practice.
+        """
+        if self.status == "active":
+            return True
+        if moment is None or self.status not in ("retiring", "revoked"):
+            return False
+        if self.retire_after is not None and moment >= self.retire_after:
+            return False
+        return self.status == "retiring" or (self.revoked_at is not None and moment < self.revoked_at)
 
 
 KeyLookup = Callable[[str], PublicKeyEntry | None]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import asyncpg
 from aiohttp import web
 
+from service.authentication import TrustAuthenticator
 from service.config import Settings
 from service.delivery.mailbox import Mailboxes
 from service.intake import Intake
@@ -22,6 +23,7 @@ class Services:
     intake: Intake
     mailboxes: Mailboxes
     metrics: Metrics
+    authenticator: TrustAuthenticator
 
 
 SERVICES = web.AppKey("services", Services)

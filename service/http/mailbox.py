@@ -14,8 +14,7 @@ INBOX_PAGE = 100
 
 
 async def _own_mailbox(request: web.Request) -> str:
-    hub = services(request)
-    caller = await authenticate_trust(request, hub.registry)
+    caller = await authenticate_trust(request)
     if request.match_info["ods"] != caller:
         raise HandoverError(Code.FORBIDDEN, "A mailbox can be read only by its own organisation")
     return caller

@@ -22,7 +22,7 @@ async def process_message(request: web.Request) -> web.Response:
     request_id: UUID | None = None
     body = b""
     try:
-        caller = await authenticate_trust(request, hub.registry)
+        caller = await authenticate_trust(request)
         request_id = uuid_header(request, "X-Request-ID", required=True)
         correlation_id = uuid_header(request, "X-Correlation-ID", required=False)
         require_fhir_json(request)

@@ -62,16 +62,17 @@ async def test_acknowledge_delivers_once_and_removes_from_the_inbox(hub: Running
 
 async def test_a_trust_cannot_read_another_trusts_mailbox(hub: RunningHub) -> None:
     _, message_id = await send_referral(hub)
-    token = hub.trust("RDE").bearer_token()
-    auth = {"Authorization": f"Bearer {token}"}
+    rde = hub.trust("RDE")
     for method, path in [
         ("GET", "/mailbox/RGT/inbox"),
         ("GET", f"/mailbox/RGT/inbox/{message_id}"),
         ("POST", f"/mailbox/RGT/inbox/{message_id}/ack"),
     ]:
+        auth = {"Authorization": f"Bearer {rde.bearer_token()}"}
         async with hub.session.request(method, hub.base_url + path, headers=auth) as resp:
             assert resp.status == 403, path
             assert "forbidden" in error_codes(await resp.json(content_type=None))
+    auth = {"Authorization": f"Bearer {rde.bearer_token()}"}
     async with hub.session.get(f"{hub.base_url}/mailbox/RDE/inbox/{message_id}", headers=auth) as resp:
         assert resp.status == 404, "a message addressed elsewhere does not exist in RDE's mailbox"
     assert [item["id"] for item in await hub.trust("RGT").inbox()] == [message_id]
@@ -83,11 +84,13 @@ async def test_mailbox_needs_authentication(hub: RunningHub) -> None:
 
 
 async def test_unknown_or_malformed_message_ids_are_404(hub: RunningHub) -> None:
-    auth = {"Authorization": f"Bearer {hub.trust('RGT').bearer_token()}"}
+    centre = hub.trust("RGT")
     for message_id in (str(uuid.uuid4()), "not-a-uuid", "..%2F..%2Fetc"):
+        auth = {"Authorization": f"Bearer {centre.bearer_token()}"}
         async with hub.session.get(f"{hub.base_url}/mailbox/RGT/inbox/{message_id}", headers=auth) as resp:
             assert resp.status == 404
             assert "not-found" in error_codes(await resp.json(content_type=None))
+        auth = {"Authorization": f"Bearer {centre.bearer_token()}"}
         async with hub.session.post(f"{hub.base_url}/mailbox/RGT/inbox/{message_id}/ack", headers=auth) as resp:
             assert resp.status == 404
 

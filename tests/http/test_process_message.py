@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import copy
 import gzip
 import hashlib
 import json
@@ -190,13 +189,12 @@ async def test_b4_to_b11_strict_json_refusals_are_400_invalid_json(hub: RunningH
 
 
 async def test_depth_64_is_accepted_by_the_parser(hub: RunningHub) -> None:
-    bundle = signed_referral(hub)
+    bundle = referral()
     deep: Any = "x"
     for _ in range(50):
         deep = [deep]
-    bundle["entry"][1]["resource"]["note"][0]["text"] = "ok"
     bundle["entry"][1]["resource"]["deep_test"] = deep  # not FHIR: refused later, but not as invalid-json
-    status, body, _ = await hub.post_raw(encode(bundle))
+    status, body, _ = await hub.post_raw(encode(hub.trust("RM1").sign(bundle)))
     assert status == 422 and "profile-violation" in error_codes(body)
 
 
@@ -308,18 +306,18 @@ async def test_b2_unknown_content_encoding_is_415(hub: RunningHub) -> None:
 async def test_b12_invalid_messages_are_refused_with_a_stable_code(
     hub: RunningHub, mutate: Any, code: str, status: int
 ) -> None:
-    bundle = copy.deepcopy(signed_referral(hub))
+    bundle = referral("RM1", "RGT")
     mutate(bundle)
-    got, body, _ = await hub.post_raw(encode(bundle))
+    got, body, _ = await hub.post_raw(encode(hub.trust("RM1").sign(bundle)))
     assert got == status, body
     assert code in error_codes(body)
     assert (await table_counts(hub.dsn))["messages"] == 0
 
 
 async def test_unknown_element_reports_where_without_echoing_values(hub: RunningHub) -> None:
-    bundle = signed_referral(hub)
+    bundle = referral()
     bundle["entry"][2]["resource"]["favouriteColour"] = "SECRET-VALUE-123"
-    status, body, _ = await hub.post_raw(encode(bundle))
+    status, body, _ = await hub.post_raw(encode(hub.trust("RM1").sign(bundle)))
     assert status == 422
     assert "SECRET-VALUE-123" not in json.dumps(body)
     assert any("entry[2].resource.favouriteColour" in e for i in body["issue"] for e in i.get("expression", []))

@@ -70,8 +70,9 @@ CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events
 
 -- Single-use bearer-token ids (jti), kept until the token expires.
 CREATE TABLE used_token_ids (
-    jti         text PRIMARY KEY,
     issuer      text NOT NULL,
-    expires_at  timestamptz NOT NULL
+    jti         text NOT NULL,
+    expires_at  timestamptz NOT NULL,
+    PRIMARY KEY (issuer, jti)
 );
 CREATE INDEX used_token_ids_expiry_idx ON used_token_ids (expires_at);

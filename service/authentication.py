@@ -1,0 +1,33 @@
+"""Authenticating trust callers: a verified bearer token whose jti has not been used before."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from service.clock import Clock, utc_now
+from service.errors import Code, HandoverError
+from service.signing import KeyLookup
+from service.store import db, tokens
+from service.tokens import verify_bearer_token
+
+
+class TrustAuthenticator:
+    """Turns a bearer token into the calling trust's ODS code. Arguments: the pool (for single-use jti),
+    an in-memory key lookup (the registry's), and a clock."""
+
+    def __init__(self, pool: asyncpg.Pool, keys: KeyLookup, clock: Clock = utc_now) -> None:
+        self._pool = pool
+        self._keys = keys
+        self._clock = clock
+
+    async def authenticate(self, token: str) -> str:
+        claims = verify_bearer_token(token, self._keys, now=self._clock())
+        async with db.transaction(self._pool) as conn:
+            fresh = await tokens.remember_token_id(conn, claims.issuer, claims.jti, claims.expires_at)
+        if not fresh:
+            raise HandoverError(Code.UNAUTHENTICATED, "this bearer token was already used: mint a new one (new jti)")
+        return claims.issuer
+
+    async def forget_expired(self) -> int:
+        async with db.transaction(self._pool) as conn:
+            return await tokens.forget_expired_token_ids(conn, self._clock())
