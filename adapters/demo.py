@@ -1,13 +1,15 @@
 """The East Anglia scenario, played against a running hub by trust clients (CONTRACT.md section 7).
 
 This slice: every referring trust's MDT sends a signed referral to the SMDT at RGT and gets a hub-signed
-receipt; a retry with the same X-Request-ID returns the original receipt; RGT pulls its mailbox, verifies
+receipt; a retry with the same X-Request-ID returns the original receipt; a copy altered after signing is
+refused (401 signature-invalid); RGT pulls its mailbox, verifies
 each referral's signature, acknowledges it and sends a business acknowledgement back; each referrer pulls
 and acknowledges that. Every step is checked; the result is a table and a pass/fail.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,10 +103,21 @@ async def play_scenario(base_url: str, registry: Registry, keys_dir: Path, event
                     again.body == result.body,
                     "original receipt returned" if again.body == result.body else "different answer",
                 )
+            if seed == 2:
+                await _tampered_message_is_refused(report, clients[referrer.ods], bundle)
         await _centre_collects(report, clients[centre.ods], sent, event_system, centre.name)
         for referrer in registry.referrers():
             await _referrer_collects(report, clients[referrer.ods])
     return report
+
+
+async def _tampered_message_is_refused(report: DemoReport, client: TrustClient, bundle: dict[str, Any]) -> None:
+    """Sign a fresh copy, then change one character after signing: the hub must refuse it."""
+    tampered = client.sign({**bundle, "identifier": {**bundle["identifier"], "value": f"urn:uuid:{uuid.uuid4()}"}})
+    tampered["entry"][1]["resource"]["note"][0]["text"] += "!"
+    result = await client.send(tampered)
+    refused = result.status == 401 and "signature-invalid" in result.error_codes
+    report.check(client.ods, "tampered copy refused", refused, f"HTTP {result.status} {', '.join(result.error_codes)}")
 
 
 def _params(client: TrustClient, receipt: Mapping[str, Any], sent: Mapping[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ instead of a 500; everything else (constraint violations, bugs) propagates uncha
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -83,6 +84,14 @@ class Migration:
     name: str
     sql: str
 
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.sql.encode("utf-8")).hexdigest()
+
+
+class MigrationDriftError(RuntimeError):
+    """An applied migration's text has changed since: the schema may not be what the code expects."""
+
 
 def bundled_migrations() -> list[Migration]:
     """The migrations shipped in service/store/migrations, in version order."""
@@ -108,20 +117,26 @@ async def migrate(dsn: str) -> list[Migration]:
         await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK_KEY)
         try:
             await conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+                " sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
             )
-            done = {row["version"] for row in await conn.fetch("SELECT version FROM schema_migrations")}
+            done = {row["version"]: row["sha256"] for row in await conn.fetch("SELECT * FROM schema_migrations")}
             applied = []
             for migration in bundled_migrations():
                 if migration.version in done:
+                    if done[migration.version] != migration.sha256:
+                        raise MigrationDriftError(
+                            f"migration {migration.version:04d}_{migration.name} has changed since it was applied; "
+                            "add a new migration instead of editing an applied one"
+                        )
                     continue
                 async with conn.transaction():
                     await conn.execute(migration.sql)
                     await conn.execute(
-                        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                        "INSERT INTO schema_migrations (version, name, sha256) VALUES ($1, $2, $3)",
                         migration.version,
                         migration.name,
+                        migration.sha256,
                     )
                 applied.append(migration)
             return applied
