@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -22,6 +23,7 @@ from rich.console import Console
 from service.config import Settings
 from service.logs import configure_logging
 from service.store.embedded import EmbeddedCluster, ensure_cluster
+from service.tls import server_ssl_context, tls_settings_from_env
 
 console = Console(stderr=True)
 
@@ -93,6 +95,8 @@ async def _serve_until_stopped(
 ) -> int:
     from service.app import build_app
 
+    tls = tls_settings_from_env(os.environ)
+    ssl_context = server_ssl_context(tls) if tls is not None else None
     runner = web.AppRunner(build_app(settings, dsn), auto_decompress=False, access_log=None)
     await runner.setup()
     stop = asyncio.Event()
@@ -100,8 +104,10 @@ async def _serve_until_stopped(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
-        await web.TCPSite(runner, settings.host, settings.port).start()
-        console.print(f"Handover listening on http://{settings.host}:{settings.port}")
+        await web.TCPSite(runner, settings.host, settings.port, ssl_context=ssl_context).start()
+        scheme = "https" if ssl_context is not None else "http"
+        mtls = " (client certificates required)" if tls is not None and tls.client_ca is not None else ""
+        console.print(f"Handover listening on {scheme}://{settings.host}:{settings.port}{mtls}")
         status = 0
         if after_start is not None:
             status = await after_start()

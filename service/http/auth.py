@@ -10,6 +10,7 @@ from aiohttp import web
 
 from service.errors import Code, HandoverError
 from service.http.context import services
+from service.tls import require_certificate_matches
 
 
 async def authenticate_trust(request: web.Request) -> str:
@@ -17,4 +18,7 @@ async def authenticate_trust(request: web.Request) -> str:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise HandoverError(Code.UNAUTHENTICATED, "An Authorization: Bearer <JWT> header is required")
-    return await services(request).authenticator.authenticate(token.strip())
+    found = services(request)
+    caller = await found.authenticator.authenticate(token.strip())
+    require_certificate_matches(request, caller, found.registry)  # 403 forbidden / sender-mismatch under mTLS
+    return caller

@@ -7,7 +7,6 @@ the bearer-token rules: replay, expiry, audience, lifetime, unknown or foreign k
 from __future__ import annotations
 
 import json
-import shutil
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -192,19 +191,6 @@ async def test_token_with_alg_none_is_refused(hub: RunningHub) -> None:
     assert "unauthenticated" in error_codes(body)
 
 
-def network_with(base: Network, directory: Path, edit: Any) -> Network:
-    """A copy of `base` (same private keys) whose registry file has been edited by `edit(doc)`."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "network.json"
-    doc = json.loads(base.network_path.read_text())
-    edit(doc)
-    path.write_text(json.dumps(doc))
-    shutil.copytree(base.keys_dir, directory / "private")
-    from service.registry import load_registry
-
-    return Network(path, directory / "private", load_registry(path))
-
-
 def revoke_all_keys_of(ods: str, at: datetime) -> Any:
     def edit(doc: dict[str, Any]) -> None:
         for key in doc["participants"][ods]["jwks"]["keys"]:
@@ -215,7 +201,7 @@ def revoke_all_keys_of(ods: str, at: datetime) -> Any:
 
 
 async def test_s12_message_signed_after_revocation_is_refused(network: Network, database: str, tmp_path: Path) -> None:
-    revoked = network_with(network, tmp_path, revoke_all_keys_of("RM1", datetime.now(UTC) - timedelta(hours=1)))
+    revoked = network.edited(tmp_path, revoke_all_keys_of("RM1", datetime.now(UTC) - timedelta(hours=1)))
     async with running_hub(revoked, database) as hub:
         status, body, _ = await hub.post_raw(encode(hub.trust("RM1").sign(referral())))
         assert status == 403
@@ -230,7 +216,7 @@ async def test_s12_message_signed_before_revocation_stays_verifiable(
     async with running_hub(network, database) as hub:
         signed = hub.trust("RM1").sign(referral())
         assert (await hub.post_raw(encode(signed)))[0] == 202
-    later = network_with(network, tmp_path, revoke_all_keys_of("RM1", datetime.now(UTC) + timedelta(seconds=1)))
+    later = network.edited(tmp_path, revoke_all_keys_of("RM1", datetime.now(UTC) + timedelta(seconds=1)))
     verified = verify_bundle_signature(signed, later.registry.key)
     assert verified.key is not None
     assert not verified.key.is_revoked_at(datetime.fromisoformat(signed["timestamp"]))

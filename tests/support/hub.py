@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import shutil
 import socket
+import ssl
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -49,6 +50,16 @@ class Network:
         init_keys(network_path, keys_dir)
         return cls(network_path, keys_dir, load_registry(network_path))
 
+    def edited(self, directory: Path, edit: Callable[[dict[str, Any]], None]) -> Network:
+        """A copy (same private keys) whose registry document has been changed by `edit(doc)`."""
+        directory.mkdir(parents=True, exist_ok=True)
+        doc = json.loads(self.network_path.read_text())
+        edit(doc)
+        path = directory / "network.json"
+        path.write_text(json.dumps(doc))
+        shutil.copytree(self.keys_dir, directory / "private")
+        return Network(path, directory / "private", load_registry(path))
+
     def private_key(self, owner: str) -> dict[str, Any]:
         return load_private_jwk(self.keys_dir, owner)
 
@@ -86,15 +97,25 @@ def settings_for(network: Network, dsn: str, port: int, **overrides: Any) -> Set
 
 
 @asynccontextmanager
-async def running_hub(network: Network, dsn: str, **overrides: Any) -> AsyncIterator[RunningHub]:
+async def running_hub(
+    network: Network,
+    dsn: str,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    client_ssl: ssl.SSLContext | None = None,
+    **overrides: Any,
+) -> AsyncIterator[RunningHub]:
+    """The real service on a free port; with `ssl_context` it speaks TLS, and the session presents `client_ssl`."""
     port = free_port()
     settings = settings_for(network, dsn, port, **overrides)
     app = build_app(settings, dsn)
     runner = web.AppRunner(app, auto_decompress=False, access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        async with aiohttp.ClientSession(auto_decompress=False) as session:
-            yield RunningHub(f"http://127.0.0.1:{port}", settings, dsn, network, session, app)
+        await web.TCPSite(runner, "127.0.0.1", port, ssl_context=ssl_context).start()
+        scheme = "https" if ssl_context is not None else "http"
+        connector = aiohttp.TCPConnector(ssl=client_ssl) if client_ssl is not None else None
+        async with aiohttp.ClientSession(auto_decompress=False, connector=connector) as session:
+            yield RunningHub(f"{scheme}://127.0.0.1:{port}", settings, dsn, network, session, app)
     finally:
         await runner.cleanup()
