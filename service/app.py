@@ -11,13 +11,13 @@ from aiohttp import web
 from service.authentication import TrustAuthenticator
 from service.config import Settings
 from service.delivery.mailbox import Mailboxes
-from service.http import mailbox, messaging, metadata, ops
+from service.http import mailbox, messaging, metadata, onboarding, ops
 from service.http.context import SERVICES, Services
 from service.http.middleware import outcome_middleware
 from service.intake import Freshness, Intake
 from service.keystore import load_private_jwk
 from service.metrics import Metrics
-from service.registry import load_registry
+from service.registry import RegistryHolder
 from service.store import db
 from service.terminology import load_code_system
 
@@ -29,6 +29,7 @@ def build_app(settings: Settings, dsn: str) -> web.Application:
     app = web.Application(middlewares=[outcome_middleware])
     app.cleanup_ctx.append(_resources(settings, dsn))
     app.router.add_post("/fhir/$process-message", messaging.process_message)
+    app.router.add_post("/fhir/$canonicalize", onboarding.canonicalize)
     app.router.add_get("/fhir/metadata", metadata.metadata)
     app.router.add_get("/mailbox/{ods}/inbox", mailbox.list_inbox)
     app.router.add_get("/mailbox/{ods}/inbox/{message_id}", mailbox.fetch_message)
@@ -42,7 +43,7 @@ def build_app(settings: Settings, dsn: str) -> web.Application:
 def _resources(settings: Settings, dsn: str) -> Callable[[web.Application], AsyncIterator[None]]:
     async def context(app: web.Application) -> AsyncIterator[None]:
         await db.migrate(dsn)
-        registry = load_registry(settings.network_path)
+        registry = RegistryHolder.from_file(settings.network_path)
         hub_key = load_private_jwk(settings.keys_dir, "hub")
         pool = await db.create_pool(dsn, max_size=settings.db_pool_max)
         freshness = Freshness(
@@ -50,9 +51,10 @@ def _resources(settings: Settings, dsn: str) -> Callable[[web.Application], Asyn
             max_ahead=timedelta(seconds=settings.max_clock_skew_seconds),
         )
         intake = Intake(pool, registry, hub_key, load_code_system("handover-event"), freshness=freshness)
+        # Always the holder's own lookups (registry.key), never registry.current.key: they follow reloads.
         authenticator = TrustAuthenticator(pool, registry.key)
         app[SERVICES] = Services(settings, pool, registry, intake, Mailboxes(pool), Metrics(), authenticator)
-        log.info("service ready", extra={"count": len(registry.participants)})
+        log.info("service ready", extra={"count": len(registry.current.participants)})
         try:
             yield
         finally:

@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -58,14 +59,33 @@ def _parser() -> argparse.ArgumentParser:
     init = keys.add_parser("init", help="make a dev ES256 key for every participant and the hub")
     init.add_argument("--force", action="store_true", help="replace existing private keys")
     init.set_defaults(run=_cmd_keys_init)
-    show = keys.add_parser("show", help="list participants and their public keys")
+    show = keys.add_parser("show", help="list participants and their public keys, with key states")
     show.set_defaults(run=_cmd_keys_show)
+    rotate = keys.add_parser(
+        "rotate", help="new active key for ODS (or hub); the old one verifies only for the overlap"
+    )
+    rotate.add_argument("ods", help="ODS code of a current participant, or hub")
+    rotate.add_argument(
+        "--overlap-hours", type=float, default=25.0, help="how long the old key keeps verifying (default 25)"
+    )
+    rotate.set_defaults(run=_cmd_keys_rotate)
+    revoke = keys.add_parser("revoke", help="refuse KID's signatures made from --at on; earlier ones stay valid")
+    revoke.add_argument("ods", help="ODS code of the key's owner, or hub")
+    revoke.add_argument("kid", help="the key's kid (see `handover keys show`); put -- before a kid starting with -")
+    revoke.add_argument(
+        "--at", required=True, type=_aware_datetime, help="ISO-8601 instant with a time zone, e.g. 2026-11-24T09:00:00Z"
+    )
+    revoke.set_defaults(run=_cmd_keys_revoke)
 
     send = commands.add_parser("send", help="sign FILE with a trust's dev key, post it, print the receipt")
     send.add_argument("--as", dest="ods", required=True, help="ODS code of the sending trust")
     send.add_argument("--url", default=None, help="hub base URL (default: http://HANDOVER_LISTEN)")
     send.add_argument("file", type=Path)
     send.set_defaults(run=_cmd_send)
+
+    verify = commands.add_parser("verify", help="check a signed message or hub receipt FILE against the registry")
+    verify.add_argument("file", type=Path, help="a signed Bundle (JSON)")
+    verify.set_defaults(run=_cmd_verify)
 
     database = commands.add_parser("db", help="database").add_subparsers(title="db commands")
     migrate = database.add_parser("migrate", help="apply pending migrations")
@@ -103,6 +123,7 @@ async def _serve_until_stopped(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: _reload_registry(runner, settings.network_path))
     try:
         await web.TCPSite(runner, settings.host, settings.port, ssl_context=ssl_context).start()
         scheme = "https" if ssl_context is not None else "http"
@@ -116,6 +137,16 @@ async def _serve_until_stopped(
         return status
     finally:
         await runner.cleanup()
+
+
+def _reload_registry(runner: web.AppRunner, path: Path) -> None:
+    """SIGHUP: swap in the edited network registry, or keep the one in service if the file is bad."""
+    import logging
+
+    from service.http.context import SERVICES
+
+    result = runner.app[SERVICES].registry.reload(path)
+    logging.getLogger("handover.registry").log(logging.INFO if result.ok else logging.ERROR, result.describe())
 
 
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -164,19 +195,83 @@ def _cmd_keys_show(args: argparse.Namespace, settings: Settings) -> int:
     from rich.table import Table
 
     from service.registry import load_registry
+    from service.signing import PublicKeyEntry
+
+    now = datetime.now(UTC)
+
+    def instant(moment: datetime | None) -> str:
+        return "" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def cells(key: PublicKeyEntry) -> tuple[str, ...]:
+        over = key.status == "retiring" and key.retire_after is not None and key.retire_after <= now
+        status = f"{key.status} (overlap over)" if over else key.status
+        return key.kid, key.alg, status, instant(key.retire_after), instant(key.revoked_at)
 
     registry = load_registry(settings.network_path)
     table = Table(title=f"Network registry {settings.network_path}")
-    for column in ("owner", "name", "role", "kid", "alg", "status"):
+    for column in ("owner", "name", "role", "kid", "alg", "status", "retire_after", "revoked_at"):
         table.add_column(column)
     for key in registry.hub_keys:
-        table.add_row("hub", "Handover hub", "hub", key.kid, key.alg, key.status)
+        table.add_row("hub", registry.hub_name, "hub", *cells(key))
     for participant in registry.participants.values():
-        for key in participant.keys or ():
-            table.add_row(participant.ods, participant.name, participant.role, key.kid, key.alg, key.status)
+        role = participant.role if participant.active else f"{participant.role} (former)"
+        for key in participant.keys:
+            table.add_row(participant.ods, participant.name, role, *cells(key))
         if not participant.keys:
-            table.add_row(participant.ods, participant.name, participant.role, "(none: run keys init)", "", "")
+            table.add_row(participant.ods, participant.name, role, "(none: run keys init)", "", "", "", "")
     Console().print(table)
+    return 0
+
+
+def _aware_datetime(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 date-time: {text!r}") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError("give a time zone, e.g. 2026-11-24T09:00:00Z")
+    return moment
+
+
+def _cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import timedelta
+
+    from rich.markup import escape
+
+    from service.keystore import rotate_key
+
+    try:
+        overlap = timedelta(hours=args.overlap_hours)
+        report = rotate_key(settings.network_path, settings.keys_dir, args.ods, overlap=overlap)
+    except (ValueError, OverflowError) as err:  # KeyLifecycleError and RegistryError are ValueErrors
+        console.print(f"[red]refused:[/] {escape(str(err))}")
+        return 1
+    console.print(f"{report.owner}: new active key {report.new_kid}")
+    for kid in report.retired_kids:
+        console.print(f"retiring {kid}: verifies signatures made before {report.retire_after:%Y-%m-%dT%H:%M:%SZ}")
+    if report.archived_private_path is not None:
+        console.print(f"previous private key kept at {report.archived_private_path}")
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
+    console.print("send SIGHUP to the running service to load the registry change")
+    return 0
+
+
+def _cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from rich.markup import escape
+
+    from service.keystore import revoke_key
+
+    try:
+        report = revoke_key(settings.network_path, args.ods, args.kid, at=args.at)
+    except ValueError as err:
+        console.print(f"[red]refused:[/] {escape(str(err))}")
+        return 1
+    when = f"{report.revoked_at:%Y-%m-%dT%H:%M:%SZ}"
+    console.print(f"{report.owner} {report.kid}: revoked from {when}" + ("" if report.changed else " (unchanged)"))
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
+    console.print("send SIGHUP to the running service to load the registry change")
     return 0
 
 
@@ -205,6 +300,15 @@ def _cmd_send(args: argparse.Namespace, settings: Settings) -> int:
         return 0 if result.accepted else 1
 
     return asyncio.run(send())
+
+
+def _cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from adapters.verify import render_report, verify_file
+    from service.registry import load_registry
+
+    report = verify_file(args.file, load_registry(settings.network_path))
+    Console().print(render_report(report))
+    return 0 if report.valid else 1
 
 
 def _cmd_db_migrate(args: argparse.Namespace, settings: Settings) -> int:

@@ -26,7 +26,7 @@ from service.clock import Clock, utc_now
 from service.errors import Code, HandoverError
 from service.messagefacts import MessageFacts, read_message_facts
 from service.receipts import ReceiptFacts, build_signed_receipt
-from service.registry import Registry
+from service.registry import RegistryReader
 from service.signing import KeyLookup, VerifiedSignature, payload_sha256, verify_bundle_signature
 from service.store import audit, db, messages
 from service.strictjson import parse_strict_json
@@ -68,7 +68,7 @@ class Intake:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        registry: Registry,
+        registry: RegistryReader,
         hub_private_jwk: Mapping[str, Any],
         events: CodeSystem,
         *,
@@ -110,10 +110,13 @@ class Intake:
                 "Bundle.signature.who",
             )
         signed_at = signature.signed_at or facts.timestamp
-        if signature.key is not None and signature.key.is_revoked_at(signed_at):
-            raise HandoverError(
-                Code.KEY_REVOKED, "The message was signed after its key was revoked", "Bundle.signature.data"
+        if signature.key is not None and not signature.key.verifies_at(signed_at):
+            text = (
+                "The message was signed after its key was revoked"
+                if signature.key.status == "revoked"
+                else "The message was signed with a retired key after its overlap ended; sign with the active key"
             )
+            raise HandoverError(Code.KEY_REVOKED, text, "Bundle.signature.data")
 
     def _check_fresh(self, signed_at: datetime | None, timestamp: datetime) -> None:
         now = self._clock()

@@ -191,8 +191,8 @@ class RegistryReader(Protocol):
 class ReloadResult:
     """The outcome of `RegistryHolder.reload`. `ok` False: the file did not load, `error` says why (naming
     the file and element) and the previous registry is still in service. `ok` True: the new registry is in
-    service; `added`, `removed` and `changed` list the kids that appeared, disappeared or changed status,
-    ``retire_after`` or ``revoked_at`` (each in registry-file order of the registry they are found in)."""
+    service; `added`, `removed` and `changed` list the kids that appeared, disappeared, or changed owner,
+    status, ``retire_after``, ``revoked_at`` or usability (their owner left or rejoined the network)."""
 
     ok: bool
     path: Path
@@ -236,7 +236,7 @@ class RegistryHolder:
     def reload(self, path: Path) -> ReloadResult:
         """Load and validate `path`; swap it in only if that succeeds completely.
 
-        Never raises for a bad file: on any RegistryError (unreadable, not JSON, a rule broken) the previous
+        Never raises for a bad file: when it does not load (unreadable, not JSON, a rule broken) the previous
         registry stays in service and the result carries ``ok=False`` and the error message.
         """
         with self._lock:
@@ -244,8 +244,11 @@ class RegistryHolder:
                 fresh = load_registry(path)
             except RegistryError as err:
                 return ReloadResult(ok=False, path=path, error=str(err))
+            except (ValueError, TypeError, RecursionError) as err:  # not expected; still never half-loaded
+                return ReloadResult(ok=False, path=path, error=f"{path}: cannot be loaded ({err.__class__.__name__})")
             previous, self._current = self._current, fresh
-        return ReloadResult(ok=True, path=path, **_key_changes(previous, fresh))
+        added, removed, changed = _key_changes(previous, fresh)
+        return ReloadResult(ok=True, path=path, added=added, removed=removed, changed=changed)
 
     def participant(self, ods: str) -> Participant | None:
         """`Registry.participant` of the current registry."""
@@ -264,7 +267,7 @@ class RegistryHolder:
         return self._current.hub_key(kid)
 
 
-def _key_changes(old: Registry, new: Registry) -> dict[str, tuple[str, ...]]:
+def _key_changes(old: Registry, new: Registry) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
     """Kids added, removed, or changed (owner, status, retire_after, revoked_at, or usable at all: a
     participant leaving or rejoining the network) between two registries."""
 
@@ -277,13 +280,11 @@ def _key_changes(old: Registry, new: Registry) -> dict[str, tuple[str, ...]]:
         return entry.owner_ods, entry.status, entry.retire_after, entry.revoked_at, usable
 
     before, after = listed(old), listed(new)
-    return {
-        "added": tuple(kid for kid in after if kid not in before),
-        "removed": tuple(kid for kid in before if kid not in after),
-        "changed": tuple(
-            kid for kid, entry in after.items() if kid in before and state(new, entry) != state(old, before[kid])
-        ),
-    }
+    return (
+        tuple(kid for kid in after if kid not in before),
+        tuple(kid for kid in before if kid not in after),
+        tuple(kid for kid, entry in after.items() if kid in before and state(new, entry) != state(old, before[kid])),
+    )
 
 
 def load_registry(path: Path) -> Registry:

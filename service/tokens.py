@@ -91,8 +91,8 @@ def _check_claims(claims: dict[str, Any], entry: PublicKeyEntry, now: datetime) 
         raise _refused("the bearer token has expired")
     if not isinstance(jti, str) or not _JTI.fullmatch(jti):
         raise _refused("jti must be a printable ASCII string of at most 128 characters")
-    if entry.is_revoked_at(issued):
-        raise HandoverError(Code.KEY_REVOKED, "the token was signed with a key revoked before it was issued")
+    if not entry.verifies_at(issued):
+        raise HandoverError(Code.KEY_REVOKED, "the token's key was revoked or retired before the token was issued")
     return TokenClaims(entry.owner_ods, jti, issued, expires, entry)
 
 

@@ -20,5 +20,5 @@ async def authenticate_trust(request: web.Request) -> str:
         raise HandoverError(Code.UNAUTHENTICATED, "An Authorization: Bearer <JWT> header is required")
     found = services(request)
     caller = await found.authenticator.authenticate(token.strip())
-    require_certificate_matches(request, caller, found.registry)  # 403 forbidden / sender-mismatch under mTLS
+    require_certificate_matches(request, caller, found.registry.current)  # 403 forbidden / sender-mismatch under mTLS
     return caller

@@ -12,14 +12,14 @@ from service.config import Settings
 from service.delivery.mailbox import Mailboxes
 from service.intake import Intake
 from service.metrics import Metrics
-from service.registry import Registry
+from service.registry import RegistryHolder
 
 
 @dataclass
 class Services:
     settings: Settings
     pool: asyncpg.Pool
-    registry: Registry
+    registry: RegistryHolder
     intake: Intake
     mailboxes: Mailboxes
     metrics: Metrics
