@@ -257,7 +257,8 @@ def verify_bundle_signature(bundle: Mapping[str, Any], keys: KeyLookup) -> Verif
         jws.deserialize_compact(compact, _public_key(entry), registry=_REGISTRIES[alg], payload=payload)
     except BadSignatureError as err:
         raise _invalid(
-            "the signature does not verify over the RFC 8785 canonical form of the Bundle without signature"
+            "the signature does not verify over the RFC 8785 canonical form of the Bundle without signature; "
+            "POST the Bundle to /fhir/$canonicalize to see the exact bytes and why"
         ) from err
     except (JoseError, ValueError) as err:
         raise _invalid("the JWS could not be verified") from err
