@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from service.authentication import TrustAuthenticator
+from service.authentication import StaffAuthenticator, TrustAuthenticator
 from service.config import Settings
 from service.delivery.mailbox import Mailboxes
 from service.http import mailbox, messaging, metadata, onboarding, ops
@@ -18,6 +18,7 @@ from service.intake import Freshness, Intake
 from service.keystore import load_private_jwk
 from service.metrics import Metrics
 from service.registry import RegistryHolder
+from service.staff import StaffIdentityProvider
 from service.store import db
 from service.terminology import load_code_system
 
@@ -37,6 +38,7 @@ def build_app(settings: Settings, dsn: str) -> web.Application:
     app.router.add_get("/healthz", ops.healthz)
     app.router.add_get("/readyz", ops.readyz)
     app.router.add_get("/metrics", ops.metrics)
+    app.router.add_post("/ops/reload-registry", ops.reload_registry)
     return app
 
 
@@ -53,7 +55,10 @@ def _resources(settings: Settings, dsn: str) -> Callable[[web.Application], Asyn
         intake = Intake(pool, registry, hub_key, load_code_system("handover-event"), freshness=freshness)
         # Always the holder's own lookups (registry.key), never registry.current.key: they follow reloads.
         authenticator = TrustAuthenticator(pool, registry.key)
-        app[SERVICES] = Services(settings, pool, registry, intake, Mailboxes(pool), Metrics(), authenticator)
+        staff = StaffAuthenticator(
+            StaffIdentityProvider.load(settings.staff_jwks_path, settings.keys_dir, settings.staff_issuer)
+        )
+        app[SERVICES] = Services(settings, pool, registry, intake, Mailboxes(pool), Metrics(), authenticator, staff)
         log.info("service ready", extra={"count": len(registry.current.participants)})
         try:
             yield

@@ -1,4 +1,5 @@
-"""Authenticating trust callers: a verified bearer token whose jti has not been used before."""
+"""Authenticating callers: trusts (a verified bearer token whose jti has not been used before) and staff
+(a token from the staff identity provider carrying a role that the endpoint admits)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncpg
 from service.clock import Clock, utc_now
 from service.errors import Code, HandoverError
 from service.signing import KeyLookup
+from service.staff import StaffIdentity, StaffIdentityProvider, StaffRole
 from service.store import db, tokens
 from service.tokens import verify_bearer_token
 
@@ -31,3 +33,17 @@ class TrustAuthenticator:
     async def forget_expired(self) -> int:
         async with db.transaction(self._pool) as conn:
             return await tokens.forget_expired_token_ids(conn, self._clock())
+
+
+class StaffAuthenticator:
+    """Turns a staff bearer token into a `StaffIdentity` whose role the endpoint admits (else 403)."""
+
+    def __init__(self, provider: StaffIdentityProvider, clock: Clock = utc_now) -> None:
+        self._provider = provider
+        self._clock = clock
+
+    def authenticate(self, token: str, allowed: frozenset[StaffRole]) -> StaffIdentity:
+        identity = self._provider.verify(token, now=self._clock())
+        if identity.role not in allowed:
+            raise HandoverError(Code.FORBIDDEN, f"the {identity.role} role may not do this")
+        return identity

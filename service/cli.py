@@ -77,6 +77,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     revoke.set_defaults(run=_cmd_keys_revoke)
 
+    staff = commands.add_parser("staff", help="staff identity (development)").add_subparsers(title="staff commands")
+    token = staff.add_parser("token", help="mint a development staff bearer token")
+    token.add_argument("--user", required=True, help="the staff member's user name")
+    token.add_argument("--role", required=True, choices=["governance", "ops"])
+    token.add_argument("--minutes", type=int, default=60, help="lifetime (at most 12 hours)")
+    token.set_defaults(run=_cmd_staff_token)
+
     send = commands.add_parser("send", help="sign FILE with a trust's dev key, post it, print the receipt")
     send.add_argument("--as", dest="ods", required=True, help="ODS code of the sending trust")
     send.add_argument("--url", default=None, help="hub base URL (default: http://HANDOVER_LISTEN)")
@@ -161,7 +168,10 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from service.terminology import load_code_system
 
     configure_logging()
+    from service.staff import ensure_dev_staff_key
+
     created = init_keys(settings.network_path, settings.keys_dir).created
+    ensure_dev_staff_key(settings.keys_dir)
     if created:
         console.print(f"made dev keys for {', '.join(created)} in {settings.keys_dir}")
 
@@ -182,12 +192,24 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_keys_init(args: argparse.Namespace, settings: Settings) -> int:
     from service.keystore import init_keys
+    from service.staff import ensure_dev_staff_key
 
     report = init_keys(settings.network_path, settings.keys_dir, force=args.force)
+    if ensure_dev_staff_key(settings.keys_dir):
+        console.print("created  staff identity provider (development)")
     for owner in report.created:
         console.print(f"created  {owner}")
     for owner in report.kept:
         console.print(f"kept     {owner} (use --force to replace)")
+    return 0
+
+
+def _cmd_staff_token(args: argparse.Namespace, settings: Settings) -> int:
+    from service.staff import StaffRole, ensure_dev_staff_key, mint_dev_staff_token
+
+    if ensure_dev_staff_key(settings.keys_dir):
+        console.print(f"made a development staff identity provider key in {settings.keys_dir}")
+    print(mint_dev_staff_token(settings.keys_dir, args.user, StaffRole(args.role), minutes=args.minutes))
     return 0
 
 

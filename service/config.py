@@ -32,6 +32,8 @@ class Settings:
     db_pool_max: int = 20
     max_message_age_seconds: float = 24 * 3600
     max_clock_skew_seconds: float = 300
+    staff_jwks_path: Path | None = None
+    staff_issuer: str = "urn:handover:dev-staff-idp"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -49,6 +51,8 @@ class Settings:
             db_pool_max=int(_positive_number(env, "HANDOVER_DB_POOL_MAX", 20)),
             max_message_age_seconds=_positive_number(env, "HANDOVER_MAX_MESSAGE_AGE_SECONDS", 24 * 3600),
             max_clock_skew_seconds=_positive_number(env, "HANDOVER_MAX_CLOCK_SKEW_SECONDS", 300),
+            staff_jwks_path=Path(env["HANDOVER_STAFF_JWKS"]) if env.get("HANDOVER_STAFF_JWKS") else None,
+            staff_issuer=env.get("HANDOVER_STAFF_ISSUER") or "urn:handover:dev-staff-idp",
         )
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import asyncpg
 from aiohttp import web
 
-from service.authentication import TrustAuthenticator
+from service.authentication import StaffAuthenticator, TrustAuthenticator
 from service.config import Settings
 from service.delivery.mailbox import Mailboxes
 from service.intake import Intake
@@ -24,6 +24,7 @@ class Services:
     mailboxes: Mailboxes
     metrics: Metrics
     authenticator: TrustAuthenticator
+    staff: StaffAuthenticator
 
 
 SERVICES = web.AppKey("services", Services)

@@ -1,12 +1,15 @@
-"""Operations endpoints: /healthz (the process answers), /readyz (the store answers), /metrics (Prometheus)."""
+"""Operations endpoints: /healthz (the process answers), /readyz (the store answers), /metrics (Prometheus),
+and POST /ops/reload-registry (ops staff: load an edited network registry without a restart)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from service.errors import HandoverError
+from service.http.auth import authenticate_staff
 from service.http.context import services
 from service.metrics import CONTENT_TYPE
+from service.staff import StaffRole
 from service.store import db
 
 
@@ -29,3 +32,10 @@ async def metrics(request: web.Request) -> web.Response:
     response = web.Response(body=hub.metrics.render())
     response.headers["Content-Type"] = CONTENT_TYPE
     return response
+
+
+async def reload_registry(request: web.Request) -> web.Response:
+    authenticate_staff(request, StaffRole.OPS)
+    hub = services(request)
+    result = hub.registry.reload(hub.settings.network_path)
+    return web.json_response({"reloaded": result.ok, "detail": result.describe()}, status=200 if result.ok else 422)

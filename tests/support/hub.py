@@ -21,6 +21,7 @@ from service.app import build_app
 from service.config import Settings
 from service.keystore import init_keys, load_private_jwk
 from service.registry import Registry, load_registry
+from service.staff import StaffRole, ensure_dev_staff_key, mint_dev_staff_token
 from service.terminology import load_code_system
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,6 +49,7 @@ class Network:
         shutil.copy(ROOT / "keys" / "network.json", network_path)
         keys_dir = directory / "private"
         init_keys(network_path, keys_dir)
+        ensure_dev_staff_key(keys_dir)
         return cls(network_path, keys_dir, load_registry(network_path))
 
     def edited(self, directory: Path, edit: Callable[[dict[str, Any]], None]) -> Network:
@@ -72,6 +74,9 @@ class RunningHub:
     network: Network
     session: aiohttp.ClientSession
     app: web.Application
+
+    def staff_token(self, role: str, user: str = "test.user") -> str:
+        return mint_dev_staff_token(self.network.keys_dir, user, StaffRole(role))
 
     def trust(self, ods: str) -> TrustClient:
         return TrustClient(self.session, self.base_url, ods, self.network.private_key(ods), self.network.registry)

@@ -1,0 +1,73 @@
+"""Staff sign-in: tokens from the staff identity provider, roles, and the ops registry reload."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+from service.keystore import generate_private_jwk
+from service.signing import sign_compact_jwt
+from service.staff import DEV_ISSUER
+from tests.support.hub import RunningHub
+from tests.support.messages import error_codes
+
+
+async def reload(hub: RunningHub, token: str | None) -> tuple[int, dict]:  # type: ignore[type-arg]
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with hub.session.post(f"{hub.base_url}/ops/reload-registry", headers=headers) as resp:
+        return resp.status, json.loads(await resp.read())
+
+
+async def test_ops_staff_can_reload_the_registry(hub: RunningHub) -> None:
+    status, body = await reload(hub, hub.staff_token("ops"))
+    assert status == 200
+    assert body["reloaded"] is True
+
+
+async def test_governance_staff_may_not_reload(hub: RunningHub) -> None:
+    status, body = await reload(hub, hub.staff_token("governance"))
+    assert status == 403
+    assert "forbidden" in error_codes(body)
+
+
+async def test_trust_token_is_not_a_staff_token(hub: RunningHub) -> None:
+    status, body = await reload(hub, hub.trust("RGT").bearer_token())
+    assert status == 401
+    assert "unauthenticated" in error_codes(body)
+
+
+async def test_missing_or_foreign_staff_token_is_401(hub: RunningHub) -> None:
+    assert (await reload(hub, None))[0] == 401
+    now = int(time.time())
+    forged = sign_compact_jwt(
+        {
+            "iss": DEV_ISSUER,
+            "sub": "mallory",
+            "aud": "handover",
+            "role": "ops",
+            "iat": now,
+            "exp": now + 60,
+            "jti": str(uuid.uuid4()),
+        },
+        generate_private_jwk(),
+    )
+    status, body = await reload(hub, forged)
+    assert status == 401
+    assert "unauthenticated" in error_codes(body)
+
+
+async def test_a_bad_registry_file_is_refused_and_the_old_one_kept(hub: RunningHub, tmp_path: Path) -> None:
+    original = hub.network.network_path.read_text()
+    try:
+        hub.network.network_path.write_text("{")
+        status, body = await reload(hub, hub.staff_token("ops"))
+        assert status == 422
+        assert body["reloaded"] is False
+    finally:
+        hub.network.network_path.write_text(original)
+    client = hub.trust("RM1")
+    from tests.support.messages import referral
+
+    assert (await client.send(client.sign(referral()))).accepted
