@@ -1,0 +1,1 @@
+"""Handover episodes: one per patient referral, its state machine and the clinical responsibility ledger."""
