@@ -9,14 +9,17 @@ from datetime import timedelta
 from aiohttp import web
 
 from service.authentication import StaffAuthenticator, TrustAuthenticator
+from service.clock import Clock, utc_now
 from service.config import Settings
 from service.delivery.mailbox import Mailboxes
-from service.http import mailbox, messaging, metadata, onboarding, ops
+from service.episodes.tracker import Deadlines, EpisodeTracker
+from service.http import episodes, mailbox, messaging, metadata, onboarding, ops
 from service.http.context import SERVICES, Services
 from service.http.middleware import outcome_middleware
 from service.intake import Freshness, Intake
 from service.keystore import load_private_jwk
 from service.metrics import Metrics
+from service.pseudonyms import Pseudonymiser
 from service.registry import RegistryHolder
 from service.staff import StaffIdentityProvider
 from service.store import db
@@ -25,16 +28,20 @@ from service.terminology import load_code_system
 log = logging.getLogger("handover.app")
 
 
-def build_app(settings: Settings, dsn: str) -> web.Application:
-    """The service, connected to the database at `dsn` (migrated on start)."""
+def build_app(settings: Settings, dsn: str, *, clock: Clock = utc_now) -> web.Application:
+    """The service, connected to the database at `dsn` (migrated on start). `clock` is the domain's "now"
+    (acceptance times, deadlines); credentials are always checked against the real clock."""
     app = web.Application(middlewares=[outcome_middleware])
-    app.cleanup_ctx.append(_resources(settings, dsn))
+    app.cleanup_ctx.append(_resources(settings, dsn, clock))
     app.router.add_post("/fhir/$process-message", messaging.process_message)
     app.router.add_post("/fhir/$canonicalize", onboarding.canonicalize)
     app.router.add_get("/fhir/metadata", metadata.metadata)
     app.router.add_get("/mailbox/{ods}/inbox", mailbox.list_inbox)
     app.router.add_get("/mailbox/{ods}/inbox/{message_id}", mailbox.fetch_message)
     app.router.add_post("/mailbox/{ods}/inbox/{message_id}/ack", mailbox.acknowledge)
+    app.router.add_get("/episodes", episodes.list_episodes)
+    app.router.add_get("/episodes/{episode_id}", episodes.get_episode)
+    app.router.add_get("/governance/summary", episodes.governance_summary)
     app.router.add_get("/healthz", ops.healthz)
     app.router.add_get("/readyz", ops.readyz)
     app.router.add_get("/metrics", ops.metrics)
@@ -42,7 +49,7 @@ def build_app(settings: Settings, dsn: str) -> web.Application:
     return app
 
 
-def _resources(settings: Settings, dsn: str) -> Callable[[web.Application], AsyncIterator[None]]:
+def _resources(settings: Settings, dsn: str, clock: Clock) -> Callable[[web.Application], AsyncIterator[None]]:
     async def context(app: web.Application) -> AsyncIterator[None]:
         await db.migrate(dsn)
         registry = RegistryHolder.from_file(settings.network_path)
@@ -52,13 +59,33 @@ def _resources(settings: Settings, dsn: str) -> Callable[[web.Application], Asyn
             max_age=timedelta(seconds=settings.max_message_age_seconds),
             max_ahead=timedelta(seconds=settings.max_clock_skew_seconds),
         )
-        intake = Intake(pool, registry, hub_key, load_code_system("handover-event"), freshness=freshness)
+        pseudonyms = Pseudonymiser.from_keys_dir(settings.keys_dir)
+        tracker = EpisodeTracker(
+            pseudonyms,
+            Deadlines(
+                acknowledgement=timedelta(hours=settings.deadline_acknowledgement_hours),
+                smdt_outcome=timedelta(days=settings.deadline_smdt_outcome_days),
+                transfer_response=timedelta(hours=settings.deadline_transfer_response_hours),
+                discharge_summary=timedelta(hours=settings.deadline_discharge_summary_hours),
+            ),
+        )
+        intake = Intake(
+            pool,
+            registry,
+            hub_key,
+            load_code_system("handover-event"),
+            freshness=freshness,
+            episodes=tracker,
+            clock=clock,
+        )
         # Always the holder's own lookups (registry.key), never registry.current.key: they follow reloads.
         authenticator = TrustAuthenticator(pool, registry.key)
         staff = StaffAuthenticator(
             StaffIdentityProvider.load(settings.staff_jwks_path, settings.keys_dir, settings.staff_issuer)
         )
-        app[SERVICES] = Services(settings, pool, registry, intake, Mailboxes(pool), Metrics(), authenticator, staff)
+        app[SERVICES] = Services(
+            settings, pool, registry, intake, Mailboxes(pool, clock), Metrics(), authenticator, staff, pseudonyms, clock
+        )
         log.info("service ready", extra={"count": len(registry.current.participants)})
         try:
             yield

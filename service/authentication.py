@@ -42,6 +42,10 @@ class StaffAuthenticator:
         self._provider = provider
         self._clock = clock
 
+    def recognises(self, token: str) -> bool:
+        """Whether this looks like a staff token rather than a trust's (which key signed it)."""
+        return self._provider.issued(token)
+
     def authenticate(self, token: str, allowed: frozenset[StaffRole]) -> StaffIdentity:
         identity = self._provider.verify(token, now=self._clock())
         if identity.role not in allowed:

@@ -33,6 +33,10 @@ class Settings:
     max_message_age_seconds: float = 24 * 3600
     max_clock_skew_seconds: float = 300
     staff_jwks_path: Path | None = None
+    deadline_acknowledgement_hours: float = 4
+    deadline_smdt_outcome_days: float = 14
+    deadline_transfer_response_hours: float = 24
+    deadline_discharge_summary_hours: float = 24
     staff_issuer: str = "urn:handover:dev-staff-idp"
 
     @classmethod
@@ -51,6 +55,10 @@ class Settings:
             db_pool_max=int(_positive_number(env, "HANDOVER_DB_POOL_MAX", 20)),
             max_message_age_seconds=_positive_number(env, "HANDOVER_MAX_MESSAGE_AGE_SECONDS", 24 * 3600),
             max_clock_skew_seconds=_positive_number(env, "HANDOVER_MAX_CLOCK_SKEW_SECONDS", 300),
+            deadline_acknowledgement_hours=_positive_number(env, "HANDOVER_DEADLINE_ACKNOWLEDGEMENT_HOURS", 4),
+            deadline_smdt_outcome_days=_positive_number(env, "HANDOVER_DEADLINE_SMDT_OUTCOME_DAYS", 14),
+            deadline_transfer_response_hours=_positive_number(env, "HANDOVER_DEADLINE_TRANSFER_RESPONSE_HOURS", 24),
+            deadline_discharge_summary_hours=_positive_number(env, "HANDOVER_DEADLINE_DISCHARGE_SUMMARY_HOURS", 24),
             staff_jwks_path=Path(env["HANDOVER_STAFF_JWKS"]) if env.get("HANDOVER_STAFF_JWKS") else None,
             staff_issuer=env.get("HANDOVER_STAFF_ISSUER") or "urn:handover:dev-staff-idp",
         )

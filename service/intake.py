@@ -23,6 +23,7 @@ import asyncpg
 
 from service.auditlog.events import AuditEvent, EventType
 from service.clock import Clock, utc_now
+from service.episodes.tracker import EpisodeTracker, StoredMessage
 from service.errors import Code, HandoverError
 from service.messagefacts import MessageFacts, read_message_facts
 from service.receipts import ReceiptFacts, build_signed_receipt
@@ -74,8 +75,10 @@ class Intake:
         *,
         freshness: Freshness | None = None,
         keys: KeyLookup | None = None,
+        episodes: EpisodeTracker | None = None,
         clock: Clock = utc_now,
     ) -> None:
+        self._episodes = episodes
         self._pool = pool
         self._registry = registry
         self._keys = keys or registry.key
@@ -97,7 +100,7 @@ class Intake:
         self._check_signer(signature, facts, submission.caller_ods)
         self._check_fresh(signature.signed_at, facts.timestamp)
         self._check_routing(facts)
-        return await self._commit(submission, facts, payload_sha256(doc))
+        return await self._commit(submission, facts, doc)
 
     def _check_signer(self, signature: VerifiedSignature, facts: MessageFacts, caller_ods: str) -> None:
         """The key's owner, MessageHeader.sender, Bundle.signature.who and the caller must be one trust, and
@@ -154,7 +157,8 @@ class Intake:
                 "Bundle.entry[0].resource.destination[0].receiver",
             )
 
-    async def _commit(self, submission: Submission, facts: MessageFacts, sha256: str) -> Accepted:
+    async def _commit(self, submission: Submission, facts: MessageFacts, doc: dict[str, Any]) -> Accepted:
+        sha256 = payload_sha256(doc)
         now = self._clock()
         message = messages.NewMessage(
             id=uuid.uuid4(),
@@ -179,6 +183,12 @@ class Intake:
                     Code.DUPLICATE_MESSAGE,
                     "This sender already sent a message with this Bundle.identifier; it was not accepted again",
                     "Bundle.identifier",
+                )
+            if self._episodes is not None:
+                await self._episodes.record(
+                    conn,
+                    doc,
+                    StoredMessage(message.id, facts.event, facts.sender_ods, facts.recipient_ods, now),
                 )
             leaf = await audit.append_event(
                 conn,

@@ -73,6 +73,14 @@ class StaffIdentityProvider:
         private = json.loads(dev.read_text(encoding="utf-8"))
         return cls(issuer, {thumbprint(private): {m: private[m] for m in members}})
 
+    def issued(self, token: str) -> bool:
+        """Whether the token names one of this provider's keys (a cheap routing hint; `verify` still decides)."""
+        try:
+            header = json.loads(_b64(token.split(".", 1)[0]))
+        except ValueError:
+            return False
+        return isinstance(header, dict) and header.get("kid") in self.keys
+
     def verify(self, token: str, *, now: datetime) -> StaffIdentity:
         """The staff identity a token proves, or 401 `unauthenticated`."""
         parts = token.split(".")

@@ -8,10 +8,12 @@ import asyncpg
 from aiohttp import web
 
 from service.authentication import StaffAuthenticator, TrustAuthenticator
+from service.clock import Clock, utc_now
 from service.config import Settings
 from service.delivery.mailbox import Mailboxes
 from service.intake import Intake
 from service.metrics import Metrics
+from service.pseudonyms import Pseudonymiser
 from service.registry import RegistryHolder
 
 
@@ -25,6 +27,8 @@ class Services:
     metrics: Metrics
     authenticator: TrustAuthenticator
     staff: StaffAuthenticator
+    pseudonyms: Pseudonymiser
+    clock: Clock = utc_now
 
 
 SERVICES = web.AppKey("services", Services)

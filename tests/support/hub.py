@@ -18,6 +18,7 @@ from aiohttp import web
 
 from adapters.trust_client import TrustClient
 from service.app import build_app
+from service.clock import Clock, utc_now
 from service.config import Settings
 from service.keystore import init_keys, load_private_jwk
 from service.registry import Registry, load_registry
@@ -108,12 +109,13 @@ async def running_hub(
     *,
     ssl_context: ssl.SSLContext | None = None,
     client_ssl: ssl.SSLContext | None = None,
+    clock: Clock = utc_now,
     **overrides: Any,
 ) -> AsyncIterator[RunningHub]:
     """The real service on a free port; with `ssl_context` it speaks TLS, and the session presents `client_ssl`."""
     port = free_port()
     settings = settings_for(network, dsn, port, **overrides)
-    app = build_app(settings, dsn)
+    app = build_app(settings, dsn, clock=clock)
     runner = web.AppRunner(app, auto_decompress=False, access_log=None)
     await runner.setup()
     try:

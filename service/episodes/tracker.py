@@ -1,0 +1,224 @@
+"""Following each message into its episode, inside the acceptance transaction.
+
+`EpisodeTracker.record` applies the message to its episode (creating it for a referral), appends any change of
+clinical responsibility to the ledger, sets and meets the safety net's deadlines, and refuses a message that
+makes no sense for the episode with 422 `invalid-transition` — in which case nothing of the message is kept.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from service.episodes import snapshot
+from service.episodes.machine import Episode, Fact, InvalidTransition, Kind, Outcome, State, apply, start
+from service.episodes.reading import NotAnEpisodeMessage, read_acknowledgement, read_episode_message
+from service.errors import Code, HandoverError
+from service.pseudonyms import Pseudonymiser
+from service.store import episodes as store
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    """How long each party has (defaults from issue 6)."""
+
+    acknowledgement: timedelta = timedelta(hours=4)
+    smdt_outcome: timedelta = timedelta(days=14)
+    transfer_response: timedelta = timedelta(hours=24)
+    discharge_summary: timedelta = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    id: UUID
+    event: str
+    sender_ods: str
+    recipient_ods: str
+    accepted_at: datetime
+
+
+class EpisodeTracker:
+    def __init__(self, pseudonymiser: Pseudonymiser, deadlines: Deadlines | None = None) -> None:
+        self._pseudonyms = pseudonymiser
+        self._deadlines = deadlines or Deadlines()
+
+    async def record(self, conn: asyncpg.Connection, doc: dict[str, Any], message: StoredMessage) -> None:
+        if message.event == "acknowledgement":
+            await self._acknowledgement(conn, doc, message)
+            return
+        try:
+            said = read_episode_message(
+                doc,
+                event=message.event,
+                message_id=str(message.id),
+                sender=message.sender_ods,
+                recipient=message.recipient_ods,
+                at=message.accepted_at,
+            )
+        except NotAnEpisodeMessage as err:
+            raise HandoverError(Code.PROFILE_VIOLATION, str(err), "Bundle.entry[0].resource.focus") from None
+        patient = self._pseudonyms.nhs_number(said.nhs_number)
+        row = await store.lock_episode(conn, patient, said.referral_identifier)
+        opened = row is None and await self._open(
+            conn, patient, said.referral_identifier, said.fact, said.pathway_start
+        )
+        row = row or await store.lock_episode(conn, patient, said.referral_identifier)
+        if row is None:
+            raise HandoverError(Code.UNAVAILABLE, "the episode could not be opened; retry", retry_after=1)
+        if opened:
+            before, outcome = None, Outcome(snapshot.load(row.snapshot), changed=True)
+        else:
+            before = snapshot.load(row.snapshot)
+            try:
+                outcome = apply(before, said.fact)
+            except InvalidTransition as err:
+                raise HandoverError(Code.INVALID_TRANSITION, str(err), "Bundle.entry[0].resource.eventCoding") from None
+            await store.update_episode(
+                conn,
+                row.id,
+                state=outcome.episode.state.value,
+                snapshot=snapshot.dump(outcome.episode),
+                pathway_start=said.pathway_start,
+                at=message.accepted_at,
+            )
+        await store.add_message(
+            conn,
+            episode_id=row.id,
+            message_id=message.id,
+            kind=said.fact.kind.value,
+            sender_ods=message.sender_ods,
+            recipient_ods=message.recipient_ods,
+            at=message.accepted_at,
+            changed=outcome.changed,
+        )
+        await self._ledger(conn, row.id, before, outcome.episode)
+        await self._deadlines_for(conn, row.id, said.fact, message, outcome)
+
+    async def _open(
+        self, conn: asyncpg.Connection, patient: str, referral: str, fact: Fact, pathway_start: Any
+    ) -> bool:
+        """Create the episode from its referral; False if a concurrent transaction created it first."""
+        try:
+            episode = start(fact)
+        except InvalidTransition:
+            raise HandoverError(
+                Code.INVALID_TRANSITION,
+                "there is no episode for this referral: the referral must come first (episode state: none)",
+                "Bundle.entry[0].resource.eventCoding",
+            ) from None
+        return await store.insert_episode(
+            conn,
+            episode_id=uuid.uuid4(),
+            nhs_number_hmac=patient,
+            referral_identifier=referral,
+            referrer_ods=fact.sender_ods,
+            centre_ods=fact.recipient_ods,
+            state=episode.state.value,
+            snapshot=snapshot.dump(episode),
+            pathway_start=pathway_start,
+            at=fact.at,
+        )
+
+    async def _ledger(self, conn: asyncpg.Connection, episode_id: UUID, before: Episode | None, after: Episode) -> None:
+        known = 0 if before is None else len(before.ledger)
+        for seq, holder in enumerate(after.ledger[known:], start=known):
+            await store.append_ledger(
+                conn,
+                episode_id,
+                store.LedgerEntry(
+                    seq,
+                    holder.clinician.ods,
+                    holder.clinician.name,
+                    holder.clinician.identifier,
+                    holder.since,
+                    UUID(holder.caused_by),
+                    holder.accepted_by.name if holder.accepted_by else None,
+                ),
+            )
+
+    async def _deadlines_for(
+        self, conn: asyncpg.Connection, episode_id: UUID, fact: Fact, message: StoredMessage, outcome: Outcome
+    ) -> None:
+        at, d = message.accepted_at, self._deadlines
+        await store.add_deadline(
+            conn,
+            episode_id=episode_id,
+            kind="acknowledgement",
+            message_id=message.id,
+            owed_by=message.recipient_ods,
+            waiting=message.sender_ods,
+            due_at=at + d.acknowledgement,
+        )
+        if not outcome.changed:
+            return
+        state = outcome.episode.state
+        if fact.kind is Kind.REFERRAL:
+            await store.add_deadline(
+                conn,
+                episode_id=episode_id,
+                kind="smdt-outcome",
+                message_id=message.id,
+                owed_by=message.recipient_ods,
+                waiting=message.sender_ods,
+                due_at=at + d.smdt_outcome,
+            )
+        elif fact.kind in (Kind.OUTCOME_ACCEPTED, Kind.OUTCOME_DECLINED, Kind.OUTCOME_MORE_INFORMATION):
+            await store.meet_deadlines(conn, episode_id=episode_id, kind="smdt-outcome", at=at)
+        elif fact.kind is Kind.TRANSFER_REQUESTED:
+            await store.add_deadline(
+                conn,
+                episode_id=episode_id,
+                kind="transfer-response",
+                message_id=message.id,
+                owed_by=message.recipient_ods,
+                waiting=message.sender_ods,
+                due_at=at + d.transfer_response,
+            )
+            if state is State.TRANSFER_BACK_REQUESTED and outcome.episode.discharge_summary_at is None:
+                # Handing the patient back is the discharge from the centre: the summary is due within 24 h.
+                await store.add_deadline(
+                    conn,
+                    episode_id=episode_id,
+                    kind="discharge-summary",
+                    message_id=message.id,
+                    owed_by=message.sender_ods,
+                    waiting=message.recipient_ods,
+                    due_at=at + d.discharge_summary,
+                )
+        elif fact.kind in (Kind.TRANSFER_ACCEPTED, Kind.TRANSFER_REJECTED):
+            await store.meet_deadlines(conn, episode_id=episode_id, kind="transfer-response", at=at)
+        elif fact.kind is Kind.DISCHARGE_SUMMARY:
+            await store.meet_deadlines(conn, episode_id=episode_id, kind="discharge-summary", at=at)
+
+    async def _acknowledgement(self, conn: asyncpg.Connection, doc: dict[str, Any], message: StoredMessage) -> None:
+        ack = read_acknowledgement(doc)
+        if ack is None:
+            return
+        found = await store.find_acknowledged(
+            conn,
+            sender_ods=message.recipient_ods,
+            recipient_ods=message.sender_ods,
+            header_id=ack.acknowledged_header_id,
+        )
+        if found is None:
+            return  # acknowledges a message outside any episode (e.g. a receipt): nothing to track
+        episode_id, acknowledged = found
+        await store.mark_acknowledged(conn, episode_id, acknowledged, message.accepted_at)
+        await store.meet_deadlines(
+            conn, episode_id=episode_id, kind="acknowledgement", at=message.accepted_at, message_id=acknowledged
+        )
+        await store.add_message(
+            conn,
+            episode_id=episode_id,
+            message_id=message.id,
+            kind="acknowledgement",
+            sender_ods=message.sender_ods,
+            recipient_ods=message.recipient_ods,
+            at=message.accepted_at,
+            changed=False,
+        )

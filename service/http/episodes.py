@@ -1,0 +1,86 @@
+"""Episodes and governance over HTTP: GET /episodes, GET /episodes/{id}, GET /governance/summary.
+
+Governance staff see every episode; a trust sees the episodes it refers or treats; ops staff see none.
+The NHS number is a filter only: it is never stored or returned in clear.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from aiohttp import web
+
+from service.episodes.governance import summarise
+from service.episodes.views import episode_detail, episode_summary
+from service.errors import Code, HandoverError
+from service.http.auth import authenticate_staff, authenticate_trust
+from service.http.context import services
+from service.staff import StaffRole
+from service.store import db, episode_reads
+from service.terminology import is_nhs_number
+
+PAGE = 200
+
+
+async def _viewer(request: web.Request) -> str | None:
+    """None for governance staff (sees all), else the calling trust's ODS code."""
+    token = request.headers.get("Authorization", "").partition(" ")[2].strip()
+    hub = services(request)
+    if token and hub.staff.recognises(token):
+        authenticate_staff(request, StaffRole.GOVERNANCE)
+        return None
+    return await authenticate_trust(request)
+
+
+async def list_episodes(request: web.Request) -> web.Response:
+    viewer = await _viewer(request)
+    hub = services(request)
+    query = request.rel_url.query
+    nhs_number = query.get("nhs-number")
+    if nhs_number is not None and not is_nhs_number(nhs_number):
+        raise HandoverError(Code.BAD_HEADER, "nhs-number must be 10 digits with a valid Modulus 11 check digit")
+    trust = query.get("trust")
+    if viewer is not None and trust not in (None, viewer):
+        raise HandoverError(Code.FORBIDDEN, "a trust may list only its own episodes")
+    now = hub.clock()
+    async with db.connection(hub.pool) as conn:
+        rows = await episode_reads.list_episodes(
+            conn,
+            nhs_number_hmac=hub.pseudonyms.nhs_number(nhs_number) if nhs_number else None,
+            trust=trust or viewer,
+            state=query.get("state"),
+            overdue_at=now if query.get("overdue") == "true" else None,
+            limit=PAGE,
+        )
+        deadlines = await episode_reads.deadlines(conn, [row.id for row in rows])
+    return web.json_response({"episodes": [episode_summary(r, deadlines.get(r.id, []), now) for r in rows]})
+
+
+async def get_episode(request: web.Request) -> web.Response:
+    viewer = await _viewer(request)
+    hub = services(request)
+    try:
+        episode_id = UUID(request.match_info["episode_id"])
+    except ValueError:
+        raise HandoverError(Code.NOT_FOUND, "No such episode") from None
+    async with db.connection(hub.pool) as conn:
+        row = await episode_reads.get_episode(conn, episode_id)
+        if row is None or (viewer is not None and viewer not in (row.referrer_ods, row.centre_ods)):
+            raise HandoverError(Code.NOT_FOUND, "No such episode")
+        deadlines = (await episode_reads.deadlines(conn, [row.id])).get(row.id, [])
+        timeline = await episode_reads.timeline(conn, row.id)
+        ledger = await episode_reads.ledger(conn, row.id)
+    return web.json_response(episode_detail(row, deadlines, timeline, ledger, hub.clock()))
+
+
+async def governance_summary(request: web.Request) -> web.Response:
+    authenticate_staff(request, StaffRole.GOVERNANCE)
+    hub = services(request)
+    now = hub.clock()
+    async with db.connection(hub.pool) as conn:
+        episodes = await episode_reads.all_timelines(conn)
+        overdue = await episode_reads.open_deadlines(conn, now)
+    counts: dict[UUID, int] = {}
+    for episode_id, _ in overdue:
+        counts[episode_id] = counts.get(episode_id, 0) + 1
+    return web.json_response({"generated_at": now.isoformat(), **summarise(episodes, counts)})

@@ -1,0 +1,217 @@
+"""Episodes, their message timeline, the responsibility ledger and deadlines: every SQL statement for them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+
+@dataclass(frozen=True)
+class EpisodeRow:
+    id: UUID
+    state: str
+    snapshot: dict[str, Any]
+    referrer_ods: str
+    centre_ods: str
+    pathway_start: date | None
+    opened_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    seq: int
+    ods: str
+    clinician_name: str
+    clinician_identifier: str | None
+    since: datetime
+    caused_by: UUID
+    accepted_by_name: str | None
+
+
+def episode_row(record: asyncpg.Record) -> EpisodeRow:
+    return EpisodeRow(
+        record["id"],
+        record["state"],
+        json.loads(record["snapshot"]),
+        record["referrer_ods"],
+        record["centre_ods"],
+        record["pathway_start"],
+        record["opened_at"],
+        record["updated_at"],
+    )
+
+
+_COLUMNS = "id, state, snapshot, referrer_ods, centre_ods, pathway_start, opened_at, updated_at"
+
+
+async def lock_episode(conn: asyncpg.Connection, nhs_number_hmac: str, referral_identifier: str) -> EpisodeRow | None:
+    """The episode, locked for this transaction (concurrent messages for one patient queue here)."""
+    record = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM episodes WHERE nhs_number_hmac = $1 AND referral_identifier = $2 FOR UPDATE",  # noqa: S608
+        nhs_number_hmac,
+        referral_identifier,
+    )
+    return None if record is None else episode_row(record)
+
+
+async def insert_episode(
+    conn: asyncpg.Connection,
+    *,
+    episode_id: UUID,
+    nhs_number_hmac: str,
+    referral_identifier: str,
+    referrer_ods: str,
+    centre_ods: str,
+    state: str,
+    snapshot: dict[str, Any],
+    pathway_start: date | None,
+    at: datetime,
+) -> bool:
+    """False if a concurrent transaction created the same episode first (the caller retries the lock)."""
+    inserted = await conn.fetchval(
+        """
+        INSERT INTO episodes (id, nhs_number_hmac, referral_identifier, referrer_ods, centre_ods, state, snapshot,
+                              pathway_start, opened_at, updated_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
+        ON CONFLICT ON CONSTRAINT episodes_patient_referral_key DO NOTHING RETURNING true
+        """,
+        episode_id,
+        nhs_number_hmac,
+        referral_identifier,
+        referrer_ods,
+        centre_ods,
+        state,
+        json.dumps(snapshot),
+        pathway_start,
+        at,
+    )
+    return bool(inserted)
+
+
+async def update_episode(
+    conn: asyncpg.Connection,
+    episode_id: UUID,
+    *,
+    state: str,
+    snapshot: dict[str, Any],
+    pathway_start: date | None,
+    at: datetime,
+) -> None:
+    await conn.execute(
+        "UPDATE episodes SET state = $2, snapshot = $3, pathway_start = coalesce(pathway_start, $4), updated_at = $5"
+        " WHERE id = $1",
+        episode_id,
+        state,
+        json.dumps(snapshot),
+        pathway_start,
+        at,
+    )
+
+
+async def add_message(
+    conn: asyncpg.Connection,
+    *,
+    episode_id: UUID,
+    message_id: UUID,
+    kind: str,
+    sender_ods: str,
+    recipient_ods: str,
+    at: datetime,
+    changed: bool,
+) -> None:
+    await conn.execute(
+        "INSERT INTO episode_messages (episode_id, message_id, kind, sender_ods, recipient_ods, at, changed)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        episode_id,
+        message_id,
+        kind,
+        sender_ods,
+        recipient_ods,
+        at,
+        changed,
+    )
+
+
+async def append_ledger(conn: asyncpg.Connection, episode_id: UUID, entry: LedgerEntry) -> None:
+    await conn.execute(
+        "INSERT INTO responsibility_ledger (episode_id, seq, ods, clinician_name, clinician_identifier, since,"
+        " caused_by, accepted_by_name) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        episode_id,
+        entry.seq,
+        entry.ods,
+        entry.clinician_name,
+        entry.clinician_identifier,
+        entry.since,
+        entry.caused_by,
+        entry.accepted_by_name,
+    )
+
+
+async def add_deadline(
+    conn: asyncpg.Connection,
+    *,
+    episode_id: UUID,
+    kind: str,
+    message_id: UUID,
+    owed_by: str,
+    waiting: str,
+    due_at: datetime,
+) -> None:
+    await conn.execute(
+        "INSERT INTO deadlines (episode_id, kind, message_id, owed_by, waiting, due_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT ON CONSTRAINT deadlines_episode_kind_message_key DO NOTHING",
+        episode_id,
+        kind,
+        message_id,
+        owed_by,
+        waiting,
+        due_at,
+    )
+
+
+async def meet_deadlines(
+    conn: asyncpg.Connection, *, episode_id: UUID, kind: str, at: datetime, message_id: UUID | None = None
+) -> int:
+    """Mark open deadlines of `kind` (for one message, or all of the episode's) as met; returns how many."""
+    status: str = await conn.execute(
+        "UPDATE deadlines SET met_at = $3 WHERE episode_id = $1 AND kind = $2 AND met_at IS NULL"
+        " AND ($4::uuid IS NULL OR message_id = $4)",
+        episode_id,
+        kind,
+        at,
+        message_id,
+    )
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def find_acknowledged(
+    conn: asyncpg.Connection, *, sender_ods: str, recipient_ods: str, header_id: str
+) -> tuple[UUID, UUID] | None:
+    """(episode id, message id) of the message whose MessageHeader.id an acknowledgement answers."""
+    record = await conn.fetchrow(
+        """
+        SELECT em.episode_id, m.id FROM messages m JOIN episode_messages em ON em.message_id = m.id
+        WHERE m.sender_ods = $1 AND m.recipient_ods = $2 AND m.message_header_id = $3
+        ORDER BY m.accepted_at DESC LIMIT 1
+        """,
+        sender_ods,
+        recipient_ods,
+        header_id,
+    )
+    return None if record is None else (record["episode_id"], record["id"])
+
+
+async def mark_acknowledged(conn: asyncpg.Connection, episode_id: UUID, message_id: UUID, at: datetime) -> None:
+    await conn.execute(
+        "UPDATE episode_messages SET acknowledged_at = coalesce(acknowledged_at, $3)"
+        " WHERE episode_id = $1 AND message_id = $2",
+        episode_id,
+        message_id,
+        at,
+    )
