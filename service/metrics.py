@@ -6,6 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+DEADLINE_KINDS = ("acknowledgement", "smdt-outcome", "transfer-response", "discharge-summary")
 
 
 class Metrics:
@@ -24,6 +25,12 @@ class Metrics:
         )
         self.undelivered = Gauge(
             "handover_messages_undelivered", "Accepted messages not yet delivered", registry=self.registry
+        )
+        self.overdue = Gauge(
+            "handover_deadlines_overdue",
+            "Answers owed past their deadline (acknowledgement, smdt-outcome, transfer-response, discharge-summary)",
+            ["kind"],
+            registry=self.registry,
         )
 
     def render(self) -> bytes:

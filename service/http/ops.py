@@ -8,9 +8,9 @@ from aiohttp import web
 from service.errors import HandoverError
 from service.http.auth import authenticate_staff
 from service.http.context import services
-from service.metrics import CONTENT_TYPE
+from service.metrics import CONTENT_TYPE, DEADLINE_KINDS
 from service.staff import StaffRole
-from service.store import db
+from service.store import db, episode_reads
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -27,8 +27,14 @@ async def metrics(request: web.Request) -> web.Response:
     hub = services(request)
     try:
         hub.metrics.undelivered.set(await hub.mailboxes.undelivered_count())
+        async with db.connection(hub.pool) as conn:
+            overdue = await episode_reads.count_overdue(conn, hub.clock())
+        for kind in DEADLINE_KINDS:
+            hub.metrics.overdue.labels(kind).set(overdue.get(kind, 0))
     except HandoverError:
         hub.metrics.undelivered.set(float("nan"))  # the store is down: say "unknown", not a stale number
+        for kind in DEADLINE_KINDS:
+            hub.metrics.overdue.labels(kind).set(float("nan"))
     response = web.Response(body=hub.metrics.render())
     response.headers["Content-Type"] = CONTENT_TYPE
     return response

@@ -145,6 +145,13 @@ async def all_timelines(conn: asyncpg.Connection) -> list[dict[str, Any]]:
     ]
 
 
+async def count_overdue(conn: asyncpg.Connection, now: datetime) -> dict[str, int]:
+    records = await conn.fetch(
+        "SELECT kind, count(*) AS n FROM deadlines WHERE met_at IS NULL AND due_at <= $1 GROUP BY kind", now
+    )
+    return {r["kind"]: int(r["n"]) for r in records}
+
+
 async def open_deadlines(conn: asyncpg.Connection, now: datetime) -> list[tuple[UUID, Deadline]]:
     records = await conn.fetch(
         "SELECT episode_id, kind, message_id, owed_by, waiting, due_at, met_at, alerted_at FROM deadlines"

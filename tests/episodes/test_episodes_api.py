@@ -113,6 +113,10 @@ async def test_deadlines_fall_overdue_and_an_acknowledgement_meets_its_own(netwo
         assert [d["kind"] for d in late["overdue"]] == ["smdt-outcome"]
         summary = (await get(hub, "/governance/summary", governance))[1]
         assert summary["overdue_total"] >= 1
+        async with hub.session.get(f"{hub.base_url}/metrics") as resp:
+            metrics = await resp.text()
+        assert 'handover_deadlines_overdue{kind="smdt-outcome"} 1.0' in metrics
+        assert 'handover_deadlines_overdue{kind="acknowledgement"} 0.0' in metrics
 
 
 async def test_governance_summary_counts_referrals_per_trust(hub: RunningHub) -> None:
