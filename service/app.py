@@ -13,7 +13,7 @@ from service.clock import Clock, utc_now
 from service.config import Settings
 from service.delivery.mailbox import Mailboxes
 from service.episodes.tracker import Deadlines, EpisodeTracker
-from service.http import episodes, mailbox, messaging, metadata, onboarding, ops
+from service.http import audit, episodes, mailbox, messaging, metadata, onboarding, ops
 from service.http.context import SERVICES, Services
 from service.http.middleware import outcome_middleware
 from service.intake import Freshness, Intake
@@ -33,6 +33,7 @@ def build_app(settings: Settings, dsn: str, *, clock: Clock = utc_now) -> web.Ap
     (acceptance times, deadlines); credentials are always checked against the real clock."""
     app = web.Application(middlewares=[outcome_middleware])
     app.cleanup_ctx.append(_resources(settings, dsn, clock))
+    audit.install(app, settings)  # /audit/* routes, tree rebuild and self-check, checkpoint signer
     app.router.add_post("/fhir/$process-message", messaging.process_message)
     app.router.add_post("/fhir/$canonicalize", onboarding.canonicalize)
     app.router.add_get("/fhir/metadata", metadata.metadata)

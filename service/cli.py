@@ -21,6 +21,8 @@ from typing import Any
 from aiohttp import web
 from rich.console import Console
 
+from service.auditlog import export as audit_export
+from service.auditlog import verify_cli
 from service.config import Settings
 from service.logs import configure_logging
 from service.store.embedded import EmbeddedCluster, ensure_cluster
@@ -93,6 +95,14 @@ def _parser() -> argparse.ArgumentParser:
     verify = commands.add_parser("verify", help="check a signed message or hub receipt FILE against the registry")
     verify.add_argument("file", type=Path, help="a signed Bundle (JSON)")
     verify.set_defaults(run=_cmd_verify)
+
+    audit = commands.add_parser("audit", help="the tamper-evident audit log").add_subparsers(title="audit commands")
+    audit_verify = audit.add_parser("verify", help="check the audit log offline: leaves, roots, checkpoints, receipts")
+    verify_cli.add_verify_arguments(audit_verify)
+    audit_verify.set_defaults(run=_cmd_audit_verify)
+    audit_export_cmd = audit.add_parser("export", help="write the audit log to DIR: leaves, checkpoints, AuditEvents")
+    audit_export.add_export_arguments(audit_export_cmd)
+    audit_export_cmd.set_defaults(run=_cmd_audit_export)
 
     database = commands.add_parser("db", help="database").add_subparsers(title="db commands")
     migrate = database.add_parser("migrate", help="apply pending migrations")
@@ -331,6 +341,18 @@ def _cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     report = verify_file(args.file, load_registry(settings.network_path))
     Console().print(render_report(report))
     return 0 if report.valid else 1
+
+
+def _cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
+    if args.export is not None or args.database_url:
+        return asyncio.run(verify_cli.verify_command(args, args.database_url, console))
+    return _with_database(settings, lambda dsn: verify_cli.verify_command(args, dsn, console))
+
+
+def _cmd_audit_export(args: argparse.Namespace, settings: Settings) -> int:
+    if args.database_url:
+        return asyncio.run(audit_export.export_command(args, args.database_url, console))
+    return _with_database(settings, lambda dsn: audit_export.export_command(args, dsn, console))
 
 
 def _cmd_db_migrate(args: argparse.Namespace, settings: Settings) -> int:

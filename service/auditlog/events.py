@@ -22,6 +22,10 @@ class EventType(StrEnum):
     MESSAGE_REFUSED = "message-refused"
     MESSAGE_FETCHED = "message-fetched"
     MESSAGE_DELIVERED = "message-delivered"
+    # Emitted by later work; details carry ids and codes only:
+    KEY_CHANGED = "key-changed"  # details: owner, kid, change (init | rotate | revoke), status
+    STAFF_LOGIN = "staff-login"  # actor: the staff user id; details: role, identity provider
+    PAYLOAD_READ = "payload-read"  # actor: the staff user id; message_id; details: reason (as stated)
 
 
 @dataclass(frozen=True)

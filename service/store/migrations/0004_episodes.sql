@@ -69,3 +69,15 @@ CREATE TABLE deadlines (
     CONSTRAINT deadlines_episode_kind_message_key UNIQUE (episode_id, kind, message_id)
 );
 CREATE INDEX deadlines_open_idx ON deadlines (due_at) WHERE met_at IS NULL;
+
+-- The service role (see 0002): episodes are its working state; the ledger, like the audit log, is insert-only.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'handover_app') THEN
+        GRANT SELECT, INSERT, UPDATE ON episodes, episode_messages, deadlines TO handover_app;
+        GRANT SELECT, INSERT ON responsibility_ledger TO handover_app;
+        REVOKE UPDATE, DELETE, TRUNCATE ON responsibility_ledger FROM handover_app;
+        EXECUTE format('GRANT USAGE ON ALL SEQUENCES IN SCHEMA %I TO handover_app', current_schema());
+    END IF;
+END;
+$$;

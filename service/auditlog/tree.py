@@ -1,0 +1,207 @@
+"""The audit log's Merkle tree in memory, mirrored from the database and checked as it is read.
+
+`MerkleTree` keeps every perfect aligned subtree hash (level k holds the roots of the complete blocks of 2^k
+leaves, 32 bytes each in one bytearray), so a root, an inclusion proof or a consistency proof for any size up
+to the current one costs O(log n) lookups and hashes. Memory is about 64 bytes per leaf.
+
+`AuditTree` fills one from `audit_events`: every leaf's hash is recomputed from its bytes and compared with
+the stored `leaf_hash`, and the indexes must be dense, before the leaf joins the tree. It is rebuilt this way
+on start (`AuditTree.load`) and then follows the table (`sync`); several service processes each keep their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import asyncpg
+
+from service.auditlog import merkle
+from service.errors import Code, HandoverError
+from service.store import audit_reads, db
+from service.store import checkpoints as checkpoint_store
+
+
+class AuditIntegrityError(RuntimeError):
+    """The stored log contradicts itself or what was already read: a leaf's hash, a gap, a checkpoint root."""
+
+
+class MerkleTree:
+    """An append-only RFC 9162 tree of leaf hashes with cached perfect subtrees."""
+
+    def __init__(self) -> None:
+        self._levels: list[bytearray] = [bytearray()]
+        self._size = 0
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def append(self, leaf_hash: bytes) -> None:
+        """Add the next leaf hash (32 bytes)."""
+        if len(leaf_hash) != merkle.HASH_SIZE:
+            raise ValueError("a leaf hash is 32 bytes")
+        levels = self._levels
+        levels[0] += leaf_hash
+        index, level = self._size, 0
+        while index & 1:
+            row = levels[level]
+            parent = merkle.hash_children(row[-64:-32], row[-32:])
+            if level + 1 == len(levels):
+                levels.append(bytearray())
+            levels[level + 1] += parent
+            index >>= 1
+            level += 1
+        self._size += 1
+
+    def leaf_hash(self, index: int) -> bytes:
+        self._check_size(index + 1)
+        return bytes(self._levels[0][32 * index : 32 * index + 32])
+
+    def root(self, size: int | None = None) -> bytes:
+        """MTH of the first `size` leaves (default: all); EMPTY_ROOT for size 0."""
+        size = self._size if size is None else size
+        self._check_size(size)
+        return merkle.EMPTY_ROOT if size == 0 else merkle.range_root(self._perfect, 0, size)
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        self._check_size(size)
+        return merkle.inclusion_proof(self._subtree, index, size)
+
+    def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        self._check_size(second)
+        return merkle.consistency_proof(self._subtree, first, second)
+
+    def _subtree(self, start: int, end: int) -> bytes:
+        return merkle.range_root(self._perfect, start, end)
+
+    def _perfect(self, start: int, end: int) -> bytes:
+        level = (end - start).bit_length() - 1
+        offset = 32 * (start >> level)
+        return bytes(self._levels[level][offset : offset + 32])
+
+    def _check_size(self, size: int) -> None:
+        if not 0 <= size <= self._size:
+            raise ValueError(f"size {size} is beyond the tree's {self._size} leaves")
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    size: int
+    added: int
+
+
+class AuditTree:
+    """The service's mirror of `audit_events`: a `MerkleTree` that only ever grows by checked leaves.
+
+    Coroutines share one instance; `sync` is serialised by a lock so leaves are added once and in order.
+    """
+
+    BATCH = 5000
+
+    def __init__(self) -> None:
+        self.tree = MerkleTree()
+        self._lock = asyncio.Lock()
+
+    @property
+    def size(self) -> int:
+        return self.tree.size
+
+    @classmethod
+    async def load(cls, conn: asyncpg.Connection) -> AuditTree:
+        """Rebuild from the table and check it against every stored checkpoint's root.
+
+        Raises AuditIntegrityError when a leaf's stored hash is not SHA-256(0x00 || leaf), an index is
+        missing, or a stored checkpoint's root differs from the recomputed one (or is beyond the log).
+        """
+        audit_tree = cls()
+        await audit_tree.sync(conn)
+        for checkpoint in await checkpoint_store.all_checkpoints(conn):
+            audit_tree.check_root(checkpoint.tree_size, checkpoint.root_hash)
+        return audit_tree
+
+    async def sync(self, conn: asyncpg.Connection, up_to: int | None = None) -> SyncResult:
+        """Read and check the leaves committed since the last sync (only up to `up_to` if given)."""
+        async with self._lock:
+            start = self.tree.size
+            target = await audit_reads.log_size(conn) if up_to is None else up_to
+            while self.tree.size < target:
+                end = min(target, self.tree.size + self.BATCH)
+                rows = await audit_reads.read_leaves(conn, self.tree.size, end)
+                if not rows:
+                    raise AuditIntegrityError(f"audit_events has no entry {self.tree.size} below size {target}")
+                for row in rows:
+                    self._add(row)
+            return SyncResult(self.tree.size, self.tree.size - start)
+
+    def check_root(self, size: int, root: bytes) -> None:
+        """Raise AuditIntegrityError unless the tree has `size` leaves whose root is `root`."""
+        if size > self.tree.size:
+            raise AuditIntegrityError(f"a checkpoint of size {size} is beyond the log's {self.tree.size} entries")
+        found = self.tree.root(size)
+        if found != root:
+            raise AuditIntegrityError(
+                f"the checkpoint of size {size} has root {root.hex()}, the log gives {found.hex()}"
+            )
+
+    def _add(self, row: audit_reads.StoredLeaf) -> None:
+        expected = self.tree.size
+        if row.index != expected:
+            raise AuditIntegrityError(f"audit_events index {expected} is missing (next found: {row.index})")
+        computed = merkle.hash_leaf(row.leaf)
+        if computed != row.leaf_hash:
+            raise AuditIntegrityError(
+                f"entry {expected}: stored leaf_hash {row.leaf_hash.hex()} but the leaf hashes to {computed.hex()}"
+            )
+        self.tree.append(computed)
+
+
+class AuditLogReader:
+    """What the audit endpoints ask of the log, answered from the process's `AuditTree` and the store.
+
+    Sizes beyond what the tree has read make it catch up first; beyond the stored log they are refused
+    with HandoverError NOT_FOUND. Arguments: the pool and the tree.
+    """
+
+    MAX_ENTRIES = 1000
+
+    def __init__(self, pool: asyncpg.Pool, tree: AuditTree) -> None:
+        self._pool = pool
+        self.tree = tree
+
+    async def latest_checkpoint(self) -> checkpoint_store.StoredCheckpoint | None:
+        async with db.connection(self._pool) as conn:
+            return await checkpoint_store.latest_checkpoint(conn)
+
+    async def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        """PATH(index, D[0:size]); HandoverError BAD_HEADER unless 0 <= index < size."""
+        if not 0 <= index < size:
+            raise HandoverError(Code.BAD_HEADER, "index must be less than size")
+        await self._reach(size)
+        return self.tree.tree.inclusion_proof(index, size)
+
+    async def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        """PROOF(first, D[0:second]); HandoverError BAD_HEADER unless 0 < first <= second."""
+        if not 0 < first <= second:
+            raise HandoverError(Code.BAD_HEADER, "first must be at least 1 and at most second")
+        await self._reach(second)
+        return self.tree.tree.consistency_proof(first, second)
+
+    async def entries(self, start: int, end: int | None) -> list[audit_reads.StoredLeaf]:
+        """Entries start..end inclusive (RFC 9162 get-entries), clamped to the log and to MAX_ENTRIES."""
+        last = start + self.MAX_ENTRIES - 1 if end is None else min(end, start + self.MAX_ENTRIES - 1)
+        if last < start:
+            raise HandoverError(Code.BAD_HEADER, "end must not be less than start")
+        async with db.connection(self._pool) as conn:
+            size = await audit_reads.log_size(conn)
+            if start >= size:
+                raise HandoverError(Code.NOT_FOUND, f"the audit log has {size} entries")
+            return await audit_reads.read_leaves(conn, start, min(last + 1, size))
+
+    async def _reach(self, size: int) -> None:
+        if size <= self.tree.size:
+            return
+        async with db.connection(self._pool) as conn:
+            await self.tree.sync(conn)
+        if size > self.tree.size:
+            raise HandoverError(Code.NOT_FOUND, f"the audit log has {self.tree.size} entries")
