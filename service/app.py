@@ -82,7 +82,7 @@ def _resources(settings: Settings, dsn: str, clock: Clock) -> Callable[[web.Appl
         # Always the holder's own lookups (registry.key), never registry.current.key: they follow reloads.
         authenticator = TrustAuthenticator(pool, registry.key)
         staff = StaffAuthenticator(
-            StaffIdentityProvider.load(settings.staff_jwks_path, settings.keys_dir, settings.staff_issuer)
+            StaffIdentityProvider.load(settings.staff_jwks_path, settings.keys_dir, settings.staff_issuer), pool
         )
         app[SERVICES] = Services(
             settings, pool, registry, intake, Mailboxes(pool, clock), Metrics(), authenticator, staff, pseudonyms, clock

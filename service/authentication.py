@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from service.auditlog.recording import record_staff_login
 from service.clock import Clock, utc_now
 from service.errors import Code, HandoverError
 from service.signing import KeyLookup
@@ -36,18 +37,21 @@ class TrustAuthenticator:
 
 
 class StaffAuthenticator:
-    """Turns a staff bearer token into a `StaffIdentity` whose role the endpoint admits (else 403)."""
+    """Turns a staff bearer token into a `StaffIdentity` whose role the endpoint admits (else 403); the first
+    use of each token is audited as a sign-in."""
 
-    def __init__(self, provider: StaffIdentityProvider, clock: Clock = utc_now) -> None:
+    def __init__(self, provider: StaffIdentityProvider, pool: asyncpg.Pool, clock: Clock = utc_now) -> None:
         self._provider = provider
+        self._pool = pool
         self._clock = clock
 
     def recognises(self, token: str) -> bool:
         """Whether this looks like a staff token rather than a trust's (which key signed it)."""
         return self._provider.issued(token)
 
-    def authenticate(self, token: str, allowed: frozenset[StaffRole]) -> StaffIdentity:
-        identity = self._provider.verify(token, now=self._clock())
+    async def authenticate(self, token: str, allowed: frozenset[StaffRole]) -> StaffIdentity:
+        identity = self._provider.verify(token, now=utc_now())
+        await record_staff_login(self._pool, identity, self._provider.issuer)
         if identity.role not in allowed:
             raise HandoverError(Code.FORBIDDEN, f"the {identity.role} role may not do this")
         return identity

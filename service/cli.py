@@ -29,6 +29,7 @@ from service.store.embedded import EmbeddedCluster, ensure_cluster
 from service.tls import server_ssl_context, tls_settings_from_env
 
 console = Console(stderr=True)
+_background: set[asyncio.Task[int]] = set()  # tasks started from signal handlers, kept until done
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -160,10 +161,17 @@ def _reload_registry(runner: web.AppRunner, path: Path) -> None:
     """SIGHUP: swap in the edited network registry, or keep the one in service if the file is bad."""
     import logging
 
+    from service.auditlog.recording import record_key_changes
     from service.http.context import SERVICES
 
-    result = runner.app[SERVICES].registry.reload(path)
+    hub = runner.app[SERVICES]
+    result = hub.registry.reload(path)
     logging.getLogger("handover.registry").log(logging.INFO if result.ok else logging.ERROR, result.describe())
+    task = asyncio.get_running_loop().create_task(
+        record_key_changes(hub.pool, result, hub.registry.current, "operator (SIGHUP)", hub.clock)
+    )
+    _background.add(task)
+    task.add_done_callback(_background.discard)
 
 
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:

@@ -83,7 +83,7 @@ async def checkpoint(request: web.Request) -> web.Response:
 
 async def entries(request: web.Request) -> web.Response:
     """GET /audit/entries?start=&end=: entries start..end (inclusive, at most 1000) as index and base64 leaf."""
-    reader = authenticate_staff(request, StaffRole.GOVERNANCE)
+    reader = await authenticate_staff(request, StaffRole.GOVERNANCE)
     start = _count(request, "start")
     end = _count(request, "end") if "end" in request.query else None
     found = await request.app[AUDIT_LOG].entries(start, end)

@@ -14,12 +14,12 @@ from service.staff import StaffIdentity, StaffRole
 from service.tls import require_certificate_matches
 
 
-def authenticate_staff(request: web.Request, *allowed: StaffRole) -> StaffIdentity:
+async def authenticate_staff(request: web.Request, *allowed: StaffRole) -> StaffIdentity:
     """The signed-in staff member, if their role is one of `allowed`; else 401 or 403 `forbidden`."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise HandoverError(Code.UNAUTHENTICATED, "A staff bearer token is required (Authorization: Bearer <JWT>)")
-    return services(request).staff.authenticate(token.strip(), frozenset(allowed))
+    return await services(request).staff.authenticate(token.strip(), frozenset(allowed))
 
 
 async def authenticate_trust(request: web.Request) -> str:

@@ -27,7 +27,7 @@ async def _viewer(request: web.Request) -> str | None:
     token = request.headers.get("Authorization", "").partition(" ")[2].strip()
     hub = services(request)
     if token and hub.staff.recognises(token):
-        authenticate_staff(request, StaffRole.GOVERNANCE)
+        await authenticate_staff(request, StaffRole.GOVERNANCE)
         return None
     return await authenticate_trust(request)
 
@@ -74,7 +74,7 @@ async def get_episode(request: web.Request) -> web.Response:
 
 
 async def governance_summary(request: web.Request) -> web.Response:
-    authenticate_staff(request, StaffRole.GOVERNANCE)
+    await authenticate_staff(request, StaffRole.GOVERNANCE)
     hub = services(request)
     now = hub.clock()
     async with db.connection(hub.pool) as conn:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from service.auditlog.recording import record_key_changes
 from service.errors import HandoverError
 from service.http.auth import authenticate_staff
 from service.http.context import services
@@ -41,7 +42,8 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def reload_registry(request: web.Request) -> web.Response:
-    authenticate_staff(request, StaffRole.OPS)
+    identity = await authenticate_staff(request, StaffRole.OPS)
     hub = services(request)
     result = hub.registry.reload(hub.settings.network_path)
+    await record_key_changes(hub.pool, result, hub.registry.current, identity.user, hub.clock)
     return web.json_response({"reloaded": result.ok, "detail": result.describe()}, status=200 if result.ok else 422)

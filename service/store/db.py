@@ -114,6 +114,8 @@ async def migrate(dsn: str) -> list[Migration]:
     """
     conn = await asyncpg.connect(dsn)
     try:
+        if await _nothing_pending(conn):
+            return []  # no DDL at all, so a service role without CREATE rights starts fine
         await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK_KEY)
         try:
             await conn.execute(
@@ -144,6 +146,14 @@ async def migrate(dsn: str) -> list[Migration]:
             await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK_KEY)
     finally:
         await conn.close()
+
+
+async def _nothing_pending(conn: asyncpg.Connection) -> bool:
+    """True when every bundled migration is applied unchanged (drift is left for `migrate` to report)."""
+    if await conn.fetchval("SELECT to_regclass('schema_migrations')") is None:
+        return False
+    done = {row["version"]: row["sha256"] for row in await conn.fetch("SELECT version, sha256 FROM schema_migrations")}
+    return all(done.get(m.version) == m.sha256 for m in bundled_migrations())
 
 
 async def wait_until_reachable(dsn: str, *, within_seconds: float = 30.0) -> None:

@@ -71,3 +71,50 @@ async def test_a_bad_registry_file_is_refused_and_the_old_one_kept(hub: RunningH
     from tests.support.messages import referral
 
     assert (await client.send(client.sign(referral()))).accepted
+
+
+async def audit_events(hub: RunningHub, event_type: str) -> list[dict]:  # type: ignore[type-arg]
+    import asyncpg
+
+    conn = await asyncpg.connect(hub.dsn)
+    try:
+        rows = await conn.fetch("SELECT actor, leaf FROM audit_events WHERE event_type = $1 ORDER BY seq", event_type)
+    finally:
+        await conn.close()
+    return [{"actor": r["actor"], "leaf": json.loads(r["leaf"])} for r in rows]
+
+
+async def test_a_staff_sign_in_is_audited_once_per_token(hub: RunningHub) -> None:
+    token = hub.staff_token("governance", user="g.reader")
+    for _ in range(3):
+        async with hub.session.get(f"{hub.base_url}/episodes", headers={"Authorization": f"Bearer {token}"}) as r:
+            assert r.status == 200
+    logins = await audit_events(hub, "staff-login")
+    assert [e["actor"] for e in logins] == ["g.reader"]
+    assert logins[0]["leaf"]["details"]["role"] == "governance"
+
+
+async def test_registry_reload_audits_each_key_change(hub: RunningHub, tmp_path: Path) -> None:
+    from service.keystore import rotate_key
+
+    original = hub.network.network_path.read_text()
+    private = (hub.network.keys_dir / "RGP.jwk").read_bytes()
+    try:
+        report = rotate_key(hub.network.network_path, hub.network.keys_dir, "RGP")
+        status, body = await reload(hub, hub.staff_token("ops", user="o.operator"))
+        assert status == 200
+        assert body["reloaded"] is True
+        changes = await audit_events(hub, "key-changed")
+        by_kid = {e["leaf"]["details"]["kid"]: e for e in changes}
+        assert by_kid[report.new_kid]["leaf"]["details"] == {
+            "kid": report.new_kid,
+            "change": "added",
+            "owner": "RGP",
+            "status": "active",
+        }
+        assert all(e["actor"] == "o.operator" for e in changes)
+        assert len(changes) == 2  # the new key added, the old one changed to retiring
+    finally:
+        hub.network.network_path.write_text(original)
+        (hub.network.keys_dir / "RGP.jwk").write_bytes(private)
+        await reload(hub, hub.staff_token("ops"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit, urlunsplit
+
 import asyncpg
 import pytest
 
@@ -40,4 +42,30 @@ async def test_audit_events_refuse_update_delete_and_truncate_even_for_the_owner
                 await conn.execute(statement)
         assert await conn.fetchval("SELECT count(*) FROM audit_events") == 1
     finally:
+        await conn.close()
+
+
+async def test_the_service_role_can_start_without_create_rights(database: str) -> None:
+    """Migrations run as the owner; the service, as a member of handover_app, starts with no DDL at all."""
+    conn = await asyncpg.connect(database)
+    role = f"svc_{database.rsplit('_', 1)[-1][:12]}"
+    try:
+        if not await conn.fetchval("SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user"):
+            pytest.skip("the test server's role may not create roles")
+        await conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'svc-test-only' IN ROLE handover_app")
+        parts = urlsplit(database)
+        netloc = f"{role}:svc-test-only@{parts.hostname}:{parts.port or 5432}"
+        dsn = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+        assert await db.migrate(dsn) == []
+        service = await asyncpg.connect(dsn)
+        try:
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await service.execute("DELETE FROM audit_events")
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await service.execute("CREATE TABLE sneaky (x int)")
+        finally:
+            await service.close()
+    finally:
+        await conn.execute(f"DROP OWNED BY {role}")
+        await conn.execute(f"DROP ROLE IF EXISTS {role}")
         await conn.close()
