@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit conformance serve bench clean
+.PHONY: demo test lint typecheck unit conformance serve bench profiles clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
@@ -44,6 +44,10 @@ serve: $(STAMP)
 conformance: $(STAMP)
 	$(BIN)/python -m pip install --quiet httpx
 	HANDOVER_MAX_MESSAGE_AGE_SECONDS=$${HANDOVER_MAX_MESSAGE_AGE_SECONDS:-31536000} HANDOVER_CHECKOUT=$(CURDIR) SUT_BIN=$(CURDIR)/$(BIN) $(BIN)/pytest -p no:cacheprovider -c ../shared/conformance/pytest.ini --rootdir ../shared/conformance ../shared/conformance -q
+
+# Human-readable profile pages (also served at /ui/profiles) from the StructureDefinitions.
+profiles: $(STAMP)
+	$(BIN)/python -m service.profilepages docs/profiles
 
 # Benchmarks report ratios against a baseline measured in the same run (never timed assertions in tests).
 bench: $(STAMP)

@@ -13,7 +13,7 @@ from service.clock import Clock, utc_now
 from service.config import Settings
 from service.delivery.mailbox import Mailboxes
 from service.episodes.tracker import Deadlines, EpisodeTracker
-from service.http import audit, episodes, mailbox, messaging, metadata, onboarding, ops
+from service.http import audit, episodes, mailbox, messaging, metadata, onboarding, ops, profiles_ui, validate
 from service.http.context import SERVICES, Services
 from service.http.middleware import outcome_middleware
 from service.intake import Freshness, Intake
@@ -24,6 +24,7 @@ from service.registry import RegistryHolder
 from service.staff import StaffIdentityProvider
 from service.store import db
 from service.terminology import load_code_system
+from service.validation import load_validator
 
 log = logging.getLogger("handover.app")
 
@@ -37,6 +38,9 @@ def build_app(settings: Settings, dsn: str, *, clock: Clock = utc_now) -> web.Ap
     app.router.add_post("/fhir/$process-message", messaging.process_message)
     app.router.add_post("/fhir/$canonicalize", onboarding.canonicalize)
     app.router.add_get("/fhir/metadata", metadata.metadata)
+    app.router.add_post("/fhir/Bundle/$validate", validate.validate_bundle)
+    app.router.add_get("/ui/profiles", profiles_ui.profiles_index)
+    app.router.add_get("/ui/profiles/{name}", profiles_ui.profile_page)
     app.router.add_get("/mailbox/{ods}/inbox", mailbox.list_inbox)
     app.router.add_get("/mailbox/{ods}/inbox/{message_id}", mailbox.fetch_message)
     app.router.add_post("/mailbox/{ods}/inbox/{message_id}/ack", mailbox.acknowledge)
@@ -77,6 +81,7 @@ def _resources(settings: Settings, dsn: str, clock: Clock) -> Callable[[web.Appl
             load_code_system("handover-event"),
             freshness=freshness,
             episodes=tracker,
+            validator=load_validator(),  # compiled at start-up: a fault in the profiles fails start-up
             clock=clock,
         )
         # Always the holder's own lookups (registry.key), never registry.current.key: they follow reloads.

@@ -93,6 +93,10 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("file", type=Path)
     send.set_defaults(run=_cmd_send)
 
+    check = commands.add_parser("validate", help="check message files against the Handover profiles (offline)")
+    check.add_argument("files", nargs="+", type=Path, metavar="FILE", help="message Bundle JSON files")
+    check.set_defaults(run=_cmd_validate)
+
     verify = commands.add_parser("verify", help="check a signed message or hub receipt FILE against the registry")
     verify.add_argument("file", type=Path, help="a signed Bundle (JSON)")
     verify.set_defaults(run=_cmd_verify)
@@ -340,6 +344,12 @@ def _cmd_send(args: argparse.Namespace, settings: Settings) -> int:
         return 0 if result.accepted else 1
 
     return asyncio.run(send())
+
+
+def _cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
+    from adapters.validate_cli import validate_files
+
+    return validate_files(args.files, Console())
 
 
 def _cmd_verify(args: argparse.Namespace, settings: Settings) -> int:

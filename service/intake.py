@@ -1,7 +1,8 @@
 """The life of an inbound message, top to bottom.
 
 read (http/body.py) → strict parse → verify signature (before any FHIR model sees the bytes) → routing facts
-→ bind signer, sender and caller → freshness → route → one transaction (idempotency key, message, delivery
+(a BaRS message read in its Handover form) → bind signer, sender and caller → freshness → route → validate
+against fhir_profiles/ (every error at once) → one transaction (idempotency key, message, delivery
 job, audit event, receipt) → 202 receipt.
 
 A message is accepted only when everything it implies is committed; a refusal stores nothing but its own
@@ -32,6 +33,8 @@ from service.signing import KeyLookup, VerifiedSignature, payload_sha256, verify
 from service.store import audit, db, messages
 from service.strictjson import parse_strict_json
 from service.terminology import CodeSystem
+from service.validation import Validator, load_validator
+from service.validation.national import in_handover_form
 
 log = logging.getLogger("handover.intake")
 
@@ -76,9 +79,11 @@ class Intake:
         freshness: Freshness | None = None,
         keys: KeyLookup | None = None,
         episodes: EpisodeTracker | None = None,
+        validator: Validator | None = None,
         clock: Clock = utc_now,
     ) -> None:
         self._episodes = episodes
+        self._validator = validator or load_validator()
         self._pool = pool
         self._registry = registry
         self._keys = keys or registry.key
@@ -96,11 +101,20 @@ class Intake:
         original receipt (`replayed`)."""
         doc = parse_strict_json(submission.body)
         signature = verify_bundle_signature(doc, self._keys)
-        facts = read_message_facts(doc, self._events)
+        handover_form = in_handover_form(doc, self._validator.conformance)  # a BaRS message mapped to ours
+        facts = read_message_facts(handover_form, self._events)
         self._check_signer(signature, facts, submission.caller_ods)
         self._check_fresh(signature.signed_at, facts.timestamp)
         self._check_routing(facts)
-        return await self._commit(submission, facts, doc)
+        self._check_profiles(doc)
+        return await self._commit(submission, facts, doc, handover_form)
+
+    def _check_profiles(self, doc: dict[str, Any]) -> None:
+        """Every error against fhir_profiles/ at once (422 profile-violation); warnings never block."""
+        errors = [issue for issue in self._validator.validate(doc) if issue.severity == "error"]
+        if errors:
+            first, *rest = errors
+            raise HandoverError(Code.PROFILE_VIOLATION, first.text, first.expression, more=rest)
 
     def _check_signer(self, signature: VerifiedSignature, facts: MessageFacts, caller_ods: str) -> None:
         """The key's owner, MessageHeader.sender, Bundle.signature.who and the caller must be one trust, and
@@ -157,7 +171,9 @@ class Intake:
                 "Bundle.entry[0].resource.destination[0].receiver",
             )
 
-    async def _commit(self, submission: Submission, facts: MessageFacts, doc: dict[str, Any]) -> Accepted:
+    async def _commit(
+        self, submission: Submission, facts: MessageFacts, doc: dict[str, Any], handover_form: dict[str, Any]
+    ) -> Accepted:
         sha256 = payload_sha256(doc)
         now = self._clock()
         message = messages.NewMessage(
@@ -187,7 +203,7 @@ class Intake:
             if self._episodes is not None:
                 await self._episodes.record(
                     conn,
-                    doc,
+                    handover_form,
                     StoredMessage(message.id, facts.event, facts.sender_ods, facts.recipient_ods, now),
                 )
             leaf = await audit.append_event(

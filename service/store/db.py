@@ -36,6 +36,8 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.DiskFullError,
     asyncpg.exceptions.InsufficientResourcesError,
     asyncpg.exceptions.ReadOnlySQLTransactionError,
+    # A pooled connection whose server side was terminated while idle is left mid-protocol by asyncpg.
+    asyncpg.exceptions.InternalClientError,
 )
 
 
@@ -66,6 +68,7 @@ async def connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
     try:
         yield conn
     except CONNECTION_ERRORS as exc:
+        conn.terminate()  # never hand a broken connection to the next caller
         raise unavailable() from exc
     finally:
         await pool.release(conn)

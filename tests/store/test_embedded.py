@@ -204,6 +204,7 @@ async def test_a_taken_port_moves_the_cluster_to_a_new_one(clusters: Clusters) -
     first.stop()
 
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the old listener may be in TIME_WAIT
         squatter.bind(("127.0.0.1", old_port))
         squatter.listen()
         second = clusters.ensure(var_dir)

@@ -1,0 +1,129 @@
+"""The entries of a message Bundle and how its references resolve (FHIR Bundle rules, strict form).
+
+A reference resolves when its `reference` equals an entry's fullUrl, or, for `#id`, names a resource contained
+in the resource that makes the reference. A relative reference (`Patient/123`, optionally `/_history/2`) made
+by an entry with a RESTful fullUrl resolves against that fullUrl's base, as FHIR's Bundle rules say; made by an
+entry with a urn:uuid fullUrl it cannot resolve inside the Bundle. A versioned reference picks the entry whose
+meta.versionId matches. Handover messages use urn:uuid fullUrls, so every reference quotes one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+_RESTFUL = re.compile(r"(?P<base>.+)/(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})")
+_RELATIVE = re.compile(r"(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})(/_history/(?P<version>[^/]+))?")
+
+
+@dataclass(frozen=True)
+class Located:
+    """A resource and where it sits in the message (a FHIRPath expression); `entry` is its entry index."""
+
+    resource: dict[str, Any]
+    expression: str
+    entry: int | None
+
+
+@dataclass(frozen=True)
+class FoundReference:
+    entry: int
+    reference: dict[str, Any]
+    expression: str
+    container: dict[str, Any]
+
+
+class BundleIndex:
+    """Index of one Bundle's entries by fullUrl. Tolerates any JSON: entries that are not objects are skipped."""
+
+    def __init__(self, doc: object) -> None:
+        self.entries: list[Located] = []
+        self._by_full_url: dict[str, list[Located]] = {}
+        self._full_url_of: dict[int, str] = {}
+        raw = doc.get("entry") if isinstance(doc, dict) else None
+        for index, entry in enumerate(raw if isinstance(raw, list) else []):
+            resource = entry.get("resource") if isinstance(entry, dict) else None
+            if not isinstance(resource, dict):
+                continue
+            located = Located(resource, f"Bundle.entry[{index}].resource", index)
+            self.entries.append(located)
+            full_url = entry.get("fullUrl")
+            if isinstance(full_url, str):
+                self._by_full_url.setdefault(full_url, []).append(located)
+                self._full_url_of[id(resource)] = full_url
+
+    def resolve(self, reference: object, container: dict[str, Any] | None = None) -> Located | None:
+        """The resource a Reference made by `container` points at inside this Bundle, or None (also for logical
+        references, which carry no `reference`)."""
+        target = reference.get("reference") if isinstance(reference, dict) else None
+        if not isinstance(target, str) or not target:
+            return None
+        if target.startswith("#"):
+            return _contained(container, target[1:])
+        relative = _RELATIVE.fullmatch(target)
+        if relative is None:
+            return _first(self._by_full_url.get(target))
+        restful = _RESTFUL.fullmatch(self._full_url_of.get(id(container), "")) if container is not None else None
+        if restful is None:
+            return None
+        candidates = self._by_full_url.get(f"{restful['base']}/{relative['type']}/{relative['id']}")
+        return _first(candidates, relative["version"])
+
+    def resolve_for_fhirpath(self, reference: dict[str, Any]) -> dict[str, Any] | None:
+        found = self.resolve(reference)
+        return found.resource if found is not None else None
+
+    def references(self) -> Iterator[FoundReference]:
+        """Every Reference (an object with a string `reference`) inside every entry's resource."""
+        for located in self.entries:
+            assert located.entry is not None
+            for reference, expression in _walk_references(located.resource, located.expression):
+                yield FoundReference(located.entry, reference, expression, located.resource)
+
+    def unreachable(self) -> list[Located]:
+        """Entries no chain of references from the first entry (the MessageHeader) reaches."""
+        if not self.entries or self.entries[0].entry != 0:
+            return []
+        edges: dict[int, set[int]] = {}
+        for found in self.references():
+            target = self.resolve(found.reference, found.container)
+            if target is not None and target.entry is not None:
+                edges.setdefault(found.entry, set()).add(target.entry)
+        seen, queue = {0}, deque([0])
+        while queue:
+            for nxt in edges.get(queue.popleft(), ()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    queue.append(nxt)
+        return [located for located in self.entries if located.entry not in seen]
+
+
+def _first(candidates: list[Located] | None, version: str | None = None) -> Located | None:
+    for located in candidates or []:
+        meta = located.resource.get("meta")
+        if version is None or (isinstance(meta, dict) and meta.get("versionId") == version):
+            return located
+    return None
+
+
+def _contained(container: dict[str, Any] | None, local_id: str) -> Located | None:
+    contained = container.get("contained") if isinstance(container, dict) else None
+    for index, resource in enumerate(contained if isinstance(contained, list) else []):
+        if isinstance(resource, dict) and resource.get("id") == local_id:
+            return Located(resource, f"contained[{index}]", None)
+    return None
+
+
+def _walk_references(value: object, expression: str) -> Iterator[tuple[dict[str, Any], str]]:
+    if isinstance(value, dict):
+        if isinstance(value.get("reference"), str):
+            yield value, expression
+        for key, child in value.items():
+            if isinstance(child, (dict, list)):
+                yield from _walk_references(child, f"{expression}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _walk_references(item, f"{expression}[{index}]")

@@ -1,0 +1,267 @@
+"""Applying a compiled profile to a resource: cardinality, fixed and pattern values, types, reference targets,
+bindings, slices and FHIRPath invariants. Every problem becomes an Issue; nothing here raises on odd data.
+
+Issue texts name elements and rules, never instance values: a profile's own fixed values and codes may be
+quoted, the message's may not.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from service.errors import Code, Issue
+from service.validation.bundle import BundleIndex
+from service.validation.fhirpath import InvariantError
+from service.validation.loader import HL7_BASE, Conformance
+from service.validation.model import PRIMITIVE_TYPES, Discriminator, ElementRule, Node, Profile, TypeRule
+
+_RESOURCE_TYPE_NAME = re.compile(r"[A-Z][A-Za-z]{1,40}", re.ASCII)
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    value: Any
+    expression: str
+    type_name: str | None  # for choice elements, the type the JSON key names
+
+
+class Walker:
+    """Checks the resources of one message against profiles. Arguments: the conformance resources, the message's
+    Bundle index and the list that collects issues. Profiles reached through references are queued and applied
+    by `drain`; each (resource, profile) pair is checked once."""
+
+    def __init__(self, conformance: Conformance, index: BundleIndex, issues: list[Issue]) -> None:
+        self._conformance = conformance
+        self._index = index
+        self._issues = issues
+        self._done: set[tuple[int, str]] = set()
+        self._queue: deque[tuple[dict[str, Any], str, str]] = deque()
+
+    def check_resource(self, resource: object, profile_url: str, expression: str) -> None:
+        """Check `resource` (found at `expression`) against the profile and the profiles it derives from."""
+        profile = self._conformance.profiles.get(profile_url)
+        if profile is None or not isinstance(resource, dict) or not self._first_time(resource, profile.url):
+            return
+        if profile.base is not None:
+            self.check_resource(resource, profile.base, expression)
+        if profile.kind == "resource" and resource.get("resourceType") != profile.type:
+            self._issue(f"This resource must be a {profile.type} ({profile.title})", expression)
+            return
+        self._apply(profile.root, resource, expression, resource, None)
+
+    def drain(self) -> None:
+        while self._queue:
+            resource, profile_url, expression = self._queue.popleft()
+            self.check_resource(resource, profile_url, expression)
+
+    def _first_time(self, value: object, profile_url: str) -> bool:
+        key = (id(value), profile_url)
+        if key in self._done:
+            return False
+        self._done.add(key)
+        return True
+
+    def _check_datatype(self, value: object, profile: Profile, expression: str, resource: dict[str, Any]) -> None:
+        if not self._first_time(value, profile.url):
+            return
+        if profile.base is not None and (base := self._conformance.profiles.get(profile.base)) is not None:
+            self._check_datatype(value, base, expression, resource)
+        self._apply(profile.root, value, expression, resource, None)
+
+    def _apply(self, node: Node, value: Any, expression: str, resource: dict[str, Any], type_name: str | None) -> None:
+        if node.rule is not None:
+            self._check_value(node.rule, value, expression, resource, type_name)
+        if isinstance(value, dict):
+            for child in node.children.values():
+                self._check_child(child, value, expression, resource)
+
+    def _check_child(
+        self, node: Node, parent: dict[str, Any], parent_expression: str, resource: dict[str, Any]
+    ) -> None:
+        occurrences = _occurrences(node, parent, parent_expression)
+        element_expression = f"{parent_expression}.{node.base_name}"
+        if node.rule is not None:
+            self._check_cardinality(node.rule, node.rule.path, len(occurrences), element_expression, occurrences)
+        for occurrence in occurrences:
+            self._apply(node, occurrence.value, occurrence.expression, resource, occurrence.type_name)
+        if node.slices:
+            self._check_slices(node, occurrences, element_expression, resource)
+
+    def _check_slices(
+        self, node: Node, occurrences: list[Occurrence], expression: str, resource: dict[str, Any]
+    ) -> None:
+        members: dict[str, list[Occurrence]] = {name: [] for name in node.slices}
+        for occurrence in occurrences:
+            chosen = next(
+                (s for s in node.slices.values() if all(_discriminates(d, occurrence.value) for d in s.discriminators)),
+                None,
+            )
+            if chosen is not None:
+                members[chosen.name].append(occurrence)
+            elif node.slicing_rules == "closed":
+                self._issue(f"{node.name} has an entry that matches none of the allowed slices", occurrence.expression)
+        for name, slice_ in node.slices.items():
+            rule = slice_.node.rule
+            if rule is not None:
+                self._check_cardinality(rule, f"{rule.path}:{name}", len(members[name]), expression, members[name])
+            for occurrence in members[name]:
+                self._apply(slice_.node, occurrence.value, occurrence.expression, resource, occurrence.type_name)
+
+    def _check_cardinality(
+        self, rule: ElementRule, label: str, count: int, expression: str, occurrences: list[Occurrence]
+    ) -> None:
+        what = f"{label} ({rule.short})" if rule.short else label
+        if rule.min is not None and count < rule.min:
+            needed = "is required" if rule.min == 1 else f"needs at least {rule.min} entries"
+            self._issue(f"{what} {needed}", expression)
+        if rule.max is not None and count > rule.max:
+            text = "must not be present" if rule.max == 0 else f"may appear at most {rule.max} time(s)"
+            self._issue(f"{what} {text}", occurrences[rule.max].expression if occurrences else expression)
+
+    def _check_value(
+        self, rule: ElementRule, value: Any, expression: str, resource: dict[str, Any], type_name: str | None
+    ) -> None:
+        if rule.fixed is not None and not _same(value, rule.fixed):
+            self._issue(f"{rule.path} must be exactly {_describe(rule.fixed)}", expression)
+        if rule.pattern is not None and not matches_pattern(value, rule.pattern):
+            self._issue(f"{rule.path} must include {_describe(rule.pattern)}", expression)
+        if rule.regex is not None and not (isinstance(value, str) and rule.regex.fullmatch(value)):
+            self._issue(f"{rule.path} has the wrong format: {rule.short or rule.regex.pattern}", expression)
+        if rule.types:
+            self._check_types(rule, value, expression, resource, type_name)
+        if rule.binding is not None:
+            self._check_binding(rule, value, expression)
+        for invariant in rule.invariants:
+            try:
+                holds = invariant.holds(value, resource)
+            except InvariantError:
+                self._issue(
+                    f"{rule.path}: rule {invariant.key} could not be checked: the element is malformed", expression
+                )
+                continue
+            if not holds:
+                self._issue(f"{invariant.human} ({invariant.key})", expression, invariant.severity)
+
+    def _check_types(
+        self, rule: ElementRule, value: Any, expression: str, resource: dict[str, Any], type_name: str | None
+    ) -> None:
+        allowed = [t for t in rule.types if type_name is None or t.code == type_name]
+        if not allowed:
+            codes = " or ".join(sorted({t.code for t in rule.types}))
+            self._issue(f"{rule.path} must be of type {codes}", expression)
+            return
+        targets = tuple(url for t in allowed if t.code == "Reference" for url in t.target_profiles)
+        if targets:
+            self._check_target(rule, targets, value, expression, resource)
+        for type_rule in allowed:
+            self._check_type_profiles(type_rule, value, expression, resource)
+
+    def _check_type_profiles(self, type_rule: TypeRule, value: Any, expression: str, resource: dict[str, Any]) -> None:
+        for url in type_rule.profiles:
+            profile = self._conformance.profiles.get(url)
+            if profile is None:
+                continue
+            if profile.kind == "resource":
+                if isinstance(value, dict):
+                    self._queue.append((value, url, expression))
+            else:
+                self._check_datatype(value, profile, expression, resource)
+
+    def _check_target(
+        self, rule: ElementRule, targets: tuple[str, ...], value: Any, expression: str, resource: dict[str, Any]
+    ) -> None:
+        found = self._index.resolve(value, resource)
+        if found is None:
+            return  # unresolvable references are reported once, by the engine; logical references are allowed
+        by_type: dict[str, list[str]] = {}
+        for url in targets:
+            profile = self._conformance.profiles.get(url)
+            type_ = profile.type if profile is not None else url.removeprefix(HL7_BASE)
+            by_type.setdefault(type_, []).append(url)
+        actual = found.resource.get("resourceType")
+        if not isinstance(actual, str) or actual not in by_type:
+            named = actual if isinstance(actual, str) and _RESOURCE_TYPE_NAME.fullmatch(actual) else "resource"
+            wanted = " or ".join(sorted(by_type))
+            self._issue(f"{rule.path} must refer to a {wanted}, not a {named}", expression)
+            return
+        if found.entry is not None:
+            for url in by_type[actual]:
+                if url in self._conformance.profiles:
+                    self._queue.append((found.resource, url, found.expression))
+
+    def _check_binding(self, rule: ElementRule, value: Any, expression: str) -> None:
+        assert rule.binding is not None
+        value_set = self._conformance.value_sets.get(rule.binding.value_set)
+        if value_set is None or rule.binding.strength not in ("required", "extensible") or value_set.admits(value):
+            return
+        if rule.binding.strength == "required":
+            self._issue(f"{rule.path} must use a code from ValueSet {value_set.title} ({value_set.url})", expression)
+        else:
+            self._issue(
+                f"{rule.path} should use a code from ValueSet {value_set.title} ({value_set.url})",
+                expression,
+                "warning",
+            )
+
+    def _issue(self, text: str, expression: str, severity: str = "error") -> None:
+        self._issues.append(Issue(Code.PROFILE_VIOLATION, text, expression, severity))
+
+
+def _occurrences(node: Node, parent: dict[str, Any], parent_expression: str) -> list[Occurrence]:
+    if node.is_choice:
+        base = node.base_name
+        found = []
+        for key, value in parent.items():
+            if key.startswith(base) and len(key) > len(base) and key[len(base)].isupper():
+                suffix = key[len(base) :]
+                lowered = suffix[0].lower() + suffix[1:]
+                type_name = lowered if lowered in PRIMITIVE_TYPES else suffix
+                found.append(Occurrence(value, f"{parent_expression}.{base}.ofType({type_name})", type_name))
+        return found
+    value = parent.get(node.name)
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return [Occurrence(item, f"{parent_expression}.{node.name}[{i}]", None) for i, item in enumerate(value)]
+    return [Occurrence(value, f"{parent_expression}.{node.name}", None)]
+
+
+def _discriminates(discriminator: Discriminator, value: object) -> bool:
+    found: object = value
+    for part in discriminator.path:
+        found = found.get(part) if isinstance(found, dict) else None
+    if discriminator.kind == "type":
+        return isinstance(found, dict) and found.get("resourceType") == discriminator.value
+    if discriminator.kind == "fixed":
+        return _same(found, discriminator.value)
+    return matches_pattern(found, discriminator.value)
+
+
+def matches_pattern(value: object, pattern: object) -> bool:
+    """FHIR pattern[x] semantics: every part the pattern gives is present in the value (lists: some item matches)."""
+    if isinstance(pattern, dict):
+        return isinstance(value, dict) and all(
+            key in value and matches_pattern(value[key], part) for key, part in pattern.items()
+        )
+    if isinstance(pattern, list):
+        return isinstance(value, list) and all(any(matches_pattern(item, part) for item in value) for part in pattern)
+    return _same(value, pattern)
+
+
+def _same(value: object, expected: object) -> bool:
+    return type(value) is type(expected) and value == expected
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, str):
+        return f"'{value}'"
+    if isinstance(value, dict) and isinstance(value.get("coding"), list):
+        return " or ".join(_describe(coding) for coding in value["coding"])
+    if isinstance(value, dict) and "code" in value:
+        system = value.get("system")
+        return f"the code {system}#{value['code']}" if system else f"the code {value['code']}"
+    return json.dumps(value, sort_keys=True)
