@@ -1,0 +1,145 @@
+"""One patient's journey through the liver metastases pathway, as the messages each trust would send.
+
+`Pathway` holds who is involved (the referring trust and its named clinician, the centre's surgeon, the
+patient) and builds each message in turn from the builders, so the demo and the tests tell the same story:
+referral → SMDT outcome → transfer of care to the centre → acceptance → discharge summary → transfer of care
+back to the named local clinician → acceptance, with business acknowledgements in between.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from adapters import builders
+from adapters.builders import Clinician, SyntheticPatient
+from adapters.discharge import Stay, discharge_summary
+
+CENTRE_SURGEON = Clinician("Fenwright", "Morgan", "7100001")
+SMDT_CHAIR = Clinician("Ashcombe", "Priya", "7100002")
+
+
+@dataclass
+class Pathway:
+    event_system: str
+    referrer_ods: str
+    referrer_name: str
+    centre_ods: str
+    centre_name: str
+    patient: SyntheticPatient
+    local_clinician: Clinician
+    key_worker: Clinician
+    surgeon: Clinician = CENTRE_SURGEON
+    pathway_start: date | None = None
+    sent: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def referral_identifier(self) -> str:
+        request = next(
+            e["resource"] for e in self.sent["referral"]["entry"] if e["resource"]["resourceType"] == "ServiceRequest"
+        )
+        return str(request["identifier"][0]["value"])
+
+    def referral(self) -> dict[str, Any]:
+        self.sent["referral"] = builders.referral(
+            self.event_system,
+            sender_ods=self.referrer_ods,
+            sender_name=self.referrer_name,
+            receiver_ods=self.centre_ods,
+            receiver_name=self.centre_name,
+            patient=self.patient,
+            referrer=self.local_clinician,
+            key_worker=self.key_worker,
+            pathway_start=self.pathway_start,
+        )
+        return self.sent["referral"]
+
+    def outcome(self, decision: str) -> dict[str, Any]:
+        reasons = {
+            "declined": "Disease not resectable; local oncology plan recommended.",
+            "more-information-needed": "Please send the liver MRI from last month.",
+        }
+        self.sent["referral-outcome"] = builders.referral_outcome(
+            self.event_system,
+            self.centre_ods,
+            self.centre_name,
+            self.sent["referral"],
+            decision=decision,
+            plan="Listed for liver resection." if decision == "accepted" else "See reason.",
+            decided_by=SMDT_CHAIR,
+            reason=reasons.get(decision),
+        )
+        return self.sent["referral-outcome"]
+
+    def transfer_to_centre(self) -> dict[str, Any]:
+        self.sent["transfer-to-centre"] = builders.transfer_of_care(
+            self.event_system,
+            sender_ods=self.referrer_ods,
+            sender_name=self.referrer_name,
+            receiver_ods=self.centre_ods,
+            receiver_name=self.centre_name,
+            patient=self.patient,
+            from_clinician=self.local_clinician,
+            to_clinician=self.surgeon,
+            referral_identifier=self.referral_identifier,
+        )
+        return self.sent["transfer-to-centre"]
+
+    def centre_answers(self, *, accepted: bool = True) -> dict[str, Any]:
+        return builders.transfer_of_care_response(
+            self.event_system,
+            self.centre_ods,
+            self.centre_name,
+            self.sent["transfer-to-centre"],
+            accepted=accepted,
+            reason=None if accepted else "No bed this week; please re-send on Monday.",
+        )
+
+    def discharge_summary(self) -> dict[str, Any]:
+        today = date.today()
+        stay = Stay(
+            admitted=today - timedelta(days=6),
+            discharged=today,
+            summary="Right hemihepatectomy; uneventful recovery.",
+            plan="Oncology review in 4 weeks.",
+            medications=("Paracetamol 1 g four times daily for 5 days",),
+        )
+        return discharge_summary(
+            self.event_system,
+            sender_ods=self.centre_ods,
+            sender_name=self.centre_name,
+            receiver_ods=self.referrer_ods,
+            receiver_name=self.referrer_name,
+            patient=self.patient,
+            author=self.surgeon,
+            referral_identifier=self.referral_identifier,
+            stay=stay,
+        )
+
+    def transfer_back(self) -> dict[str, Any]:
+        self.sent["transfer-back"] = builders.transfer_of_care(
+            self.event_system,
+            sender_ods=self.centre_ods,
+            sender_name=self.centre_name,
+            receiver_ods=self.referrer_ods,
+            receiver_name=self.referrer_name,
+            patient=self.patient,
+            from_clinician=self.surgeon,
+            to_clinician=self.local_clinician,
+            referral_identifier=self.referral_identifier,
+        )
+        return self.sent["transfer-back"]
+
+    def referrer_answers(self, *, accepted: bool = True) -> dict[str, Any]:
+        return builders.transfer_of_care_response(
+            self.event_system,
+            self.referrer_ods,
+            self.referrer_name,
+            self.sent["transfer-back"],
+            accepted=accepted,
+            reason=None if accepted else "Named clinician on leave.",
+        )
+
+    def acknowledge(self, message: dict[str, Any], by_ods: str, by_name: str) -> dict[str, Any]:
+        return builders.acknowledgement(self.event_system, by_ods, by_name, message)
