@@ -1,16 +1,18 @@
 """The East Anglia scenario, played against a running hub by trust clients (CONTRACT.md section 7).
 
-This slice: every referring trust's MDT sends a signed referral to the SMDT at RGT and gets a hub-signed
-receipt; a retry with the same X-Request-ID returns the original receipt; a copy altered after signing is
-refused (401 signature-invalid); RGT pulls its mailbox, verifies
-each referral's signature, acknowledges it and sends a business acknowledgement back; each referrer pulls
-and acknowledges that. Every step is checked; the result is a table and a pass/fail.
+Every referring trust's MDT refers a patient to the SMDT at RGT (a retry returns the original receipt; a
+copy altered after signing is refused). RGT collects and acknowledges each referral, and the SMDT answers:
+accepted, declined, or more information needed (that referral comes back with more and is then accepted).
+For an accepted patient the whole handover follows: transfer of care to the RGT surgeon, accepted; surgery;
+the discharge summary back; transfer of care back to the named local clinician, accepted. Who holds clinical
+responsibility is checked through the episodes API after every step. Business acknowledgements flow
+throughout. Finally the audit log is verified against a checkpoint a trust kept and every receipt, and the
+governance summary is printed. Every step is checked; the result is a table and a pass/fail.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,12 +22,15 @@ from rich.console import Console
 from rich.table import Table
 
 from adapters import builders
+from adapters.pathway import Pathway
 from adapters.trust_client import TrustClient
+from service.auditlog.verify_cli import verify_database
 from service.keystore import load_private_jwk
 from service.registry import Registry
+from service.staff import StaffRole, mint_dev_staff_token
 
 SURNAMES = ["Ashdown", "Blakeney", "Cley", "Dersingham", "Elveden", "Felixstowe", "Grantchester", "Hunstanton"]
-CENTRE_CLINICIAN = builders.Clinician("Fenwright", "Morgan", "7100001")
+DECISIONS = {1: "accepted", 2: "declined", 3: "more-information-needed"}  # by referrer's position; else accepted
 
 
 @dataclass
@@ -39,6 +44,7 @@ class Step:
 @dataclass
 class DemoReport:
     steps: list[Step] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
 
     def check(self, trust: str, action: str, ok: bool, detail: str = "") -> bool:
         self.steps.append(Step(trust, action, detail, ok))
@@ -57,112 +63,239 @@ class DemoReport:
         return table
 
 
-async def play_scenario(base_url: str, registry: Registry, keys_dir: Path, event_system: str) -> DemoReport:
-    """Play the scenario against the hub at `base_url`; never raises for a failed check, records it."""
+@dataclass
+class _Demo:
+    session: aiohttp.ClientSession
+    base_url: str
+    registry: Registry
+    keys_dir: Path
+    event_system: str
+    report: DemoReport
+    clients: dict[str, TrustClient] = field(default_factory=dict)
+    stories: dict[str, Pathway] = field(default_factory=dict)
+    receipts: list[tuple[str, Any]] = field(default_factory=list)
+
+    @property
+    def centre(self) -> TrustClient:
+        return self.clients[self.registry.centre().ods]
+
+    async def send(self, ods: str, bundle: dict[str, Any], action: str, *, detail: str = "") -> bool:
+        client = self.clients[ods]
+        result = await client.send(client.sign(bundle))
+        if result.accepted:
+            self.receipts.append((f"{ods} {action}", result.body))
+        shown = detail or (f"HTTP {result.status}" if result.accepted else ", ".join(result.error_codes))
+        return self.report.check(ods, action, result.accepted, shown)
+
+    async def collect(self, ods: str) -> list[dict[str, Any]]:
+        """Fetch, verify and acknowledge every message waiting for `ods`; business-acknowledge all but acks."""
+        client, received = self.clients[ods], []
+        for item in await client.inbox():
+            bundle, signature = await client.fetch(item["id"])
+            await client.acknowledge(item["id"])
+            received.append(bundle)
+            if item["event"] != "acknowledgement":
+                ack = builders.acknowledgement(self.event_system, ods, self._name(ods), bundle)
+                await self.send(ods, ack, f"acknowledges {item['event']} from {signature.owner_ods}")
+        return received
+
+    async def responsible(self, story: Pathway) -> tuple[str, str, str]:
+        token = mint_dev_staff_token(self.keys_dir, "demo.governance", StaffRole.GOVERNANCE)
+        url = f"{self.base_url}/episodes?nhs-number={story.patient.nhs_number}"
+        async with self.session.get(url, headers={"Authorization": f"Bearer {token}"}) as resp:
+            episodes = (await resp.json())["episodes"]
+        if len(episodes) != 1:
+            return ("?", "?", "no episode")
+        episode = episodes[0]
+        return episode["responsible"]["ods"], episode["responsible"]["clinician"], episode["state"]
+
+    def _name(self, ods: str) -> str:
+        participant = self.registry.participant(ods)
+        return participant.name if participant else ods
+
+
+async def play_scenario(
+    base_url: str, registry: Registry, keys_dir: Path, event_system: str, dsn: str | None = None
+) -> DemoReport:
+    """Play the scenario against the hub at `base_url`; a failed check is recorded, never raised. With `dsn`
+    the audit log is verified offline at the end."""
     report = DemoReport()
     centre = registry.centre()
     async with aiohttp.ClientSession() as session:
-        clients = {
-            p.ods: TrustClient(session, base_url, p.ods, load_private_jwk(keys_dir, p.ods), registry)
-            for p in [centre, *registry.referrers()]
-        }
-        sent: dict[str, dict[str, Any]] = {}
-        for seed, referrer in enumerate(registry.referrers(), start=1):
-            patient = builders.SyntheticPatient(
-                builders.synthetic_nhs_number(seed * 7919),
-                SURNAMES[seed % len(SURNAMES)],
-                "Alex",
-                "1958-03-14",
-                "female",
+        demo = _Demo(session, base_url, registry, keys_dir, event_system, report)
+        for participant in [centre, *registry.referrers()]:
+            demo.clients[participant.ods] = TrustClient(
+                session, base_url, participant.ods, load_private_jwk(keys_dir, participant.ods), registry
             )
-            bundle = builders.referral(
-                event_system,
-                sender_ods=referrer.ods,
-                sender_name=referrer.name,
-                receiver_ods=centre.ods,
-                receiver_name=centre.name,
-                patient=patient,
-                referrer=builders.Clinician("Referrer", "Sam", f"70{seed:05d}"),
-                key_worker=builders.Clinician("Keyworker", "Jo", f"71{seed:05d}"),
-            )
-            signed = clients[referrer.ods].sign(bundle)
-            result = await clients[referrer.ods].send(signed)
-            params = _params(clients[referrer.ods], result.body, signed) if result.accepted else {}
-            if report.check(
-                referrer.ods,
-                "referral → RGT",
-                result.accepted,
-                f"audit index {params.get('audit-index')}" if result.accepted else str(result.error_codes),
-            ):
-                sent[bundle["identifier"]["value"]] = signed
-            if seed == 1 and result.accepted:
-                again = await clients[referrer.ods].send(signed, request_id=result.request_id)
-                report.check(
-                    referrer.ods,
-                    "retry, same X-Request-ID",
-                    again.body == result.body,
-                    "original receipt returned" if again.body == result.body else "different answer",
-                )
-            if seed == 2:
-                await _tampered_message_is_refused(report, clients[referrer.ods], bundle)
-        await _centre_collects(report, clients[centre.ods], sent, event_system, centre.name)
+        await _referrals(demo)
+        await demo.collect(centre.ods)
+        await _outcomes(demo)
+        first = registry.referrers()[0].ods
+        await _journey(demo, demo.stories[first])
         for referrer in registry.referrers():
-            await _referrer_collects(report, clients[referrer.ods])
+            await demo.collect(referrer.ods)
+        await demo.collect(centre.ods)
+        if dsn is not None:
+            await _audit(demo, dsn)
+        await _governance(demo)
     return report
 
 
-async def _tampered_message_is_refused(report: DemoReport, client: TrustClient, bundle: dict[str, Any]) -> None:
-    """Sign a fresh copy, then change one character after signing: the hub must refuse it."""
-    tampered = client.sign({**bundle, "identifier": {**bundle["identifier"], "value": f"urn:uuid:{uuid.uuid4()}"}})
-    tampered["entry"][1]["resource"]["note"][0]["text"] += "!"
-    result = await client.send(tampered)
-    refused = result.status == 401 and "signature-invalid" in result.error_codes
-    report.check(client.ods, "tampered copy refused", refused, f"HTTP {result.status} {', '.join(result.error_codes)}")
-
-
-def _params(client: TrustClient, receipt: Mapping[str, Any], sent: Mapping[str, Any]) -> dict[str, Any]:
-    return client.check_receipt(receipt, sent)
-
-
-async def _centre_collects(
-    report: DemoReport, centre: TrustClient, sent: dict[str, dict[str, Any]], event_system: str, centre_name: str
-) -> None:
-    waiting = dict(sent)
-    for item in await centre.inbox():
-        if item["bundle_identifier"] not in waiting:
-            continue
-        bundle, signature = await centre.fetch(item["id"])
-        original = waiting.pop(item["bundle_identifier"])
-        same = bundle == original
-        report.check(
-            item["sender"], "RGT fetches, verifies signature", same, f"signed by {signature.owner_ods}, {signature.alg}"
+async def _referrals(demo: _Demo) -> None:
+    centre = demo.registry.centre()
+    for seed, referrer in enumerate(demo.registry.referrers(), start=1):
+        patient = builders.SyntheticPatient(
+            builders.synthetic_nhs_number(seed * 7919),
+            SURNAMES[seed % len(SURNAMES)],
+            "Alex",
+            "1958-03-14",
+            "female",
         )
-        ack = await centre.acknowledge(item["id"])
-        report.check(item["sender"], "RGT acknowledges receipt", ack.get("state") == "delivered", "mailbox ack")
-        reply = centre.sign(builders.acknowledgement(event_system, centre.ods, centre_name, bundle))
-        result = await centre.send(reply)
-        report.check(item["sender"], "RGT business ack → referrer", result.accepted, "acknowledgement (ok)")
-    for identifier in waiting:
-        report.check(
-            sent[identifier]["entry"][0]["resource"]["sender"]["identifier"]["value"],
-            "RGT fetches, verifies signature",
-            False,
-            "referral not in RGT's inbox",
+        story = Pathway(
+            demo.event_system,
+            referrer.ods,
+            referrer.name,
+            centre.ods,
+            centre.name,
+            patient,
+            builders.Clinician(f"Localdoc{seed}", "Sam", f"70{seed:05d}"),
+            builders.Clinician(f"Keyworker{seed}", "Jo", f"71{seed:05d}"),
+        )
+        demo.stories[referrer.ods] = story
+        referral = story.referral()
+        client = demo.clients[referrer.ods]
+        signed = client.sign(referral)
+        result = await client.send(signed)
+        if demo.report.check(referrer.ods, "referral → RGT SMDT", result.accepted, f"HTTP {result.status}"):
+            demo.receipts.append((f"{referrer.ods} referral", result.body))
+        if seed == 1 and result.accepted:
+            again = await client.send(signed, request_id=result.request_id)
+            demo.report.check(
+                referrer.ods, "retry with the same X-Request-ID", again.body == result.body, "original receipt returned"
+            )
+        if seed == 2:
+            tampered = client.sign(
+                {**referral, "identifier": {**referral["identifier"], "value": f"urn:uuid:{uuid.uuid4()}"}}
+            )
+            tampered["entry"][1]["resource"]["note"][0]["text"] += "!"
+            refused = await client.send(tampered)
+            demo.report.check(
+                referrer.ods,
+                "copy altered after signing is refused",
+                refused.status == 401 and "signature-invalid" in refused.error_codes,
+                f"HTTP {refused.status} {', '.join(refused.error_codes[:1])}",
+            )
+
+
+async def _outcomes(demo: _Demo) -> None:
+    centre = demo.registry.centre().ods
+    for position, referrer in enumerate(demo.registry.referrers(), start=1):
+        story = demo.stories[referrer.ods]
+        decision = DECISIONS.get(position, "accepted")
+        await demo.send(centre, story.outcome(decision), f"SMDT outcome: {decision}", detail=referrer.ods)
+        if decision == "more-information-needed":
+            await demo.collect(referrer.ods)
+            again = story.referral_again()
+            await demo.send(referrer.ods, again, "re-refers with more information")
+            await demo.collect(centre)
+            await demo.send(centre, story.outcome("accepted"), "SMDT outcome: accepted", detail=referrer.ods)
+        expected = {"accepted": "accepted", "declined": "declined-closed"}.get(decision, "accepted")
+        ods, clinician, state = await demo.responsible(story)
+        demo.report.check(
+            referrer.ods,
+            "episode after the SMDT",
+            state == expected and ods == referrer.ods,
+            f"{state}; responsible: {clinician} at {ods}",
         )
 
 
-async def _referrer_collects(report: DemoReport, referrer: TrustClient) -> None:
-    acks = [item for item in await referrer.inbox() if item["event"] == "acknowledgement"]
-    for item in acks:
-        bundle, _ = await referrer.fetch(item["id"])
-        ok = bundle["entry"][0]["resource"]["response"]["code"] == "ok"
-        done = await referrer.acknowledge(item["id"])
-        report.check(referrer.ods, "collects RGT's acknowledgement", ok and done.get("state") == "delivered", "ok")
-    if not acks:
-        report.check(referrer.ods, "collects RGT's acknowledgement", False, "none arrived")
+async def _journey(demo: _Demo, story: Pathway) -> None:
+    local, centre = story.referrer_ods, story.centre_ods
+    steps = [
+        (local, story.transfer_to_centre, "transfer of care → RGT surgeon", (local, "transfer-requested")),
+        (centre, story.centre_answers, "RGT surgeon accepts the transfer", (centre, "at-centre")),
+        (centre, story.discharge_summary, "surgery done; discharge summary sent", (centre, "discharge-summary-sent")),
+        (centre, story.transfer_back, "transfer of care back → local clinician", (centre, "transfer-back-requested")),
+        (local, story.referrer_answers, "local clinician accepts", (local, "closed")),
+    ]
+    for sender, build, action, (holder, state) in steps:
+        await demo.send(sender, build(), action)
+        ods, clinician, now = await demo.responsible(story)
+        demo.report.check(
+            story.referrer_ods, "  responsibility", ods == holder and now == state, f"{clinician} at {ods} ({now})"
+        )
+        receiver = centre if sender == local else local
+        await demo.collect(receiver)
+
+
+async def _audit(demo: _Demo, dsn: str) -> None:
+    async with demo.session.get(f"{demo.base_url}/audit/checkpoint") as resp:
+        witnessed = await resp.text()  # as a trust would keep it
+    report = await verify_database(dsn, demo.registry, [("RM1's copy", witnessed)], demo.receipts)
+    demo.report.check(
+        "hub",
+        "audit verify",
+        report.ok,
+        f"{report.tree_size} entries, {report.receipts} receipts, {report.trusted} witnessed checkpoint"
+        + ("" if report.ok or report.first is None else f"; {report.first.describe()}"),
+    )
+
+
+async def _governance(demo: _Demo) -> None:
+    token = mint_dev_staff_token(demo.keys_dir, "demo.governance", StaffRole.GOVERNANCE)
+    async with demo.session.get(
+        f"{demo.base_url}/governance/summary", headers={"Authorization": f"Bearer {token}"}
+    ) as resp:
+        demo.report.summary = await resp.json() if resp.status == 200 else {}
+    referred = sum(row["referrals"] for row in demo.report.summary.get("trusts", []))
+    demo.report.check("governance", "summary", referred >= len(demo.registry.referrers()), f"{referred} referrals")
+
+
+def governance_table(summary: dict[str, Any]) -> Table:
+    table = Table(title="Governance summary (per referring trust and year; IOG: 200 resections a year)")
+    for column in (
+        "trust",
+        "year",
+        "referrals",
+        "accepted",
+        "resections",
+        "median days to SMDT",
+        "median h to accept transfer",
+        "overdue",
+    ):
+        table.add_column(column, justify="right")
+    for row in summary.get("trusts", []):
+        table.add_row(
+            row["trust"],
+            str(row["year"]),
+            str(row["referrals"]),
+            str(row["accepted"]),
+            str(row["resections"]),
+            _shown(row["median_days_referral_to_smdt_outcome"]),
+            _shown(row["median_hours_transfer_acceptance"]),
+            str(row["overdue"]),
+        )
+    for row in summary.get("network", []):
+        table.add_row(
+            "network",
+            str(row["year"]),
+            str(row["referrals"]),
+            str(row["accepted"]),
+            f"{row['resections']} / {row['iog_resections_target']}",
+            "",
+            "",
+            "",
+        )
+    return table
+
+
+def _shown(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
 
 
 def print_report(report: DemoReport, console: Console) -> None:
     console.print(report.table())
+    if report.summary:
+        console.print(governance_table(report.summary))
     verdict = "[bold green]every step checked out[/]" if report.passed else "[bold red]some steps FAILED[/]"
     console.print(f"{sum(s.ok for s in report.steps)}/{len(report.steps)} checks passed: {verdict}")

@@ -8,6 +8,7 @@ back to the named local clinician → acceptance, with business acknowledgements
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -54,6 +55,13 @@ class Pathway:
             pathway_start=self.pathway_start,
         )
         return self.sent["referral"]
+
+    def referral_again(self) -> dict[str, Any]:
+        """The same referral (same ServiceRequest identifier) sent again, e.g. with the information asked for."""
+        again = copy.deepcopy(self.sent["referral"])
+        again["identifier"] = {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{builders.new_id()}"}
+        again["entry"][0]["resource"]["id"] = builders.new_id()
+        return again
 
     def outcome(self, decision: str) -> dict[str, Any]:
         reasons = {

@@ -197,19 +197,22 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     if created:
         console.print(f"made dev keys for {', '.join(created)} in {settings.keys_dir}")
 
-    async def scenario() -> int:
+    async def scenario(dsn: str) -> int:
         report = await play_scenario(
             f"http://{settings.host}:{settings.port}",
             load_registry(settings.network_path),
             settings.keys_dir,
             load_code_system("handover-event").url,
+            dsn,
         )
         print_report(report, Console())
         if not args.once:
             console.print("serving until Ctrl-C")
         return 0 if report.passed else 1
 
-    return _with_database(settings, lambda dsn: _serve_until_stopped(settings, dsn, scenario, exit_after=args.once))
+    return _with_database(
+        settings, lambda dsn: _serve_until_stopped(settings, dsn, lambda: scenario(dsn), exit_after=args.once)
+    )
 
 
 def _cmd_keys_init(args: argparse.Namespace, settings: Settings) -> int:
