@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
@@ -12,6 +14,7 @@ from service.authentication import StaffAuthenticator, TrustAuthenticator
 from service.clock import Clock, utc_now
 from service.config import Settings
 from service.delivery.mailbox import Mailboxes
+from service.episodes.safetynet import SafetyNet
 from service.episodes.tracker import Deadlines, EpisodeTracker
 from service.http import audit, episodes, mailbox, messaging, metadata, onboarding, ops, profiles_ui, validate
 from service.http.context import SERVICES, Services
@@ -27,6 +30,7 @@ from service.terminology import load_code_system
 from service.validation import load_validator
 
 log = logging.getLogger("handover.app")
+SAFETY_NET = web.AppKey("safety_net", SafetyNet)
 
 
 def build_app(settings: Settings, dsn: str, *, clock: Clock = utc_now) -> web.Application:
@@ -92,10 +96,16 @@ def _resources(settings: Settings, dsn: str, clock: Clock) -> Callable[[web.Appl
         app[SERVICES] = Services(
             settings, pool, registry, intake, Mailboxes(pool, clock), Metrics(), authenticator, staff, pseudonyms, clock
         )
+        safety_net = SafetyNet(pool, hub_key, intake.events.url, clock)
+        app[SAFETY_NET] = safety_net
+        sweeper = asyncio.create_task(safety_net.run(settings.safety_net_seconds), name="safety-net")
         log.info("service ready", extra={"count": len(registry.current.participants)})
         try:
             yield
         finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
             await pool.close()
 
     return context

@@ -33,6 +33,7 @@ class Settings:
     max_message_age_seconds: float = 24 * 3600
     max_clock_skew_seconds: float = 300
     staff_jwks_path: Path | None = None
+    safety_net_seconds: float = 60
     deadline_acknowledgement_hours: float = 4
     deadline_smdt_outcome_days: float = 14
     deadline_transfer_response_hours: float = 24
@@ -59,6 +60,7 @@ class Settings:
             deadline_smdt_outcome_days=_positive_number(env, "HANDOVER_DEADLINE_SMDT_OUTCOME_DAYS", 14),
             deadline_transfer_response_hours=_positive_number(env, "HANDOVER_DEADLINE_TRANSFER_RESPONSE_HOURS", 24),
             deadline_discharge_summary_hours=_positive_number(env, "HANDOVER_DEADLINE_DISCHARGE_SUMMARY_HOURS", 24),
+            safety_net_seconds=_positive_number(env, "HANDOVER_SAFETY_NET_SECONDS", 60),
             staff_jwks_path=Path(env["HANDOVER_STAFF_JWKS"]) if env.get("HANDOVER_STAFF_JWKS") else None,
             staff_issuer=env.get("HANDOVER_STAFF_ISSUER") or "urn:handover:dev-staff-idp",
         )

@@ -25,6 +25,7 @@ class EventType(StrEnum):
     # Emitted by later work; details carry ids and codes only:
     KEY_CHANGED = "key-changed"  # details: owner, kid, change (init | rotate | revoke), status
     STAFF_LOGIN = "staff-login"  # actor: the staff user id; details: role, identity provider
+    ALERT_SENT = "alert-sent"  # actor: hub; outcome: <kind>-overdue; details: awaited message, waiting, owed_by
     PAYLOAD_READ = "payload-read"  # actor: the staff user id; message_id; details: reason (as stated)
 
 

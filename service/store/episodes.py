@@ -215,3 +215,49 @@ async def mark_acknowledged(conn: asyncpg.Connection, episode_id: UUID, message_
         message_id,
         at,
     )
+
+
+@dataclass(frozen=True)
+class OverdueDeadline:
+    id: int
+    episode_id: UUID
+    kind: str
+    message_id: UUID
+    owed_by: str
+    waiting: str
+    due_at: datetime
+    awaited_header_id: str
+
+
+async def lease_overdue(conn: asyncpg.Connection, now: datetime, *, limit: int) -> list[OverdueDeadline]:
+    """Overdue deadlines nobody has alerted yet, locked for this transaction (other safety nets skip them)."""
+    records = await conn.fetch(
+        """
+        SELECT d.id, d.episode_id, d.kind, d.message_id, d.owed_by, d.waiting, d.due_at, m.message_header_id
+        FROM deadlines d JOIN messages m ON m.id = d.message_id
+        WHERE d.met_at IS NULL AND d.alerted_at IS NULL AND d.due_at <= $1
+        ORDER BY d.due_at LIMIT $2
+        FOR UPDATE OF d SKIP LOCKED
+        """,
+        now,
+        limit,
+    )
+    return [
+        OverdueDeadline(
+            r["id"],
+            r["episode_id"],
+            r["kind"],
+            r["message_id"],
+            r["owed_by"],
+            r["waiting"],
+            r["due_at"],
+            r["message_header_id"] or "",
+        )
+        for r in records
+    ]
+
+
+async def mark_alerted(conn: asyncpg.Connection, deadline_id: int, alert_message: UUID, at: datetime) -> None:
+    await conn.execute(
+        "UPDATE deadlines SET alerted_at = $2, alert_message = $3 WHERE id = $1", deadline_id, at, alert_message
+    )

@@ -3,6 +3,7 @@ with the safety net's deadlines on a controllable clock."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -132,3 +133,40 @@ async def test_governance_summary_counts_referrals_per_trust(hub: RunningHub) ->
     assert network_row["iog_resections_target"] == 200
     assert network_row["meets_iog_target"] is False
     assert (await get(hub, "/governance/summary", hub.trust("RM1").bearer_token()))[0] == 401
+
+
+async def test_the_safety_net_alerts_the_waiting_party_once(network: Network, database: str) -> None:
+    from service.app import SAFETY_NET
+    from service.signing import verify_bundle_signature
+
+    clock = Clock()
+    async with running_hub(network, database, clock=clock) as hub:
+        sent = await send_referral(hub)
+        safety_net = hub.app[SAFETY_NET]
+        assert await safety_net.sweep() == 0, "nothing is overdue yet"
+        clock.offset = timedelta(hours=5)
+        assert await safety_net.sweep() == 1
+        assert await safety_net.sweep() == 0, "each overdue answer is alerted once"
+
+        referrer = hub.trust("RM1")
+        [item] = await referrer.inbox()
+        assert item["sender"] == "hub"
+        assert item["event"] == "acknowledgement"
+        alert, signature = await referrer.fetch(item["id"])
+        assert signature.owner_ods == "hub"
+        assert verify_bundle_signature(alert, hub.network.registry.hub_key).owner_ods == "hub"
+        response = alert["entry"][0]["resource"]["response"]
+        assert response["identifier"] == sent["entry"][0]["resource"]["id"]
+        assert response["code"] == "transient-error"
+        issue = alert["entry"][1]["resource"]["issue"][0]
+        assert issue["details"]["coding"][0]["code"] == "acknowledgement-overdue"
+        assert sent["entry"][2]["resource"]["identifier"][0]["value"] not in json.dumps(alert)
+
+        governance = hub.staff_token("governance")
+        [episode] = (await get(hub, "/episodes?overdue=true", governance))[1]["episodes"]
+        assert episode["overdue"][0]["alerted_at"] is not None
+        detail = (await get(hub, f"/episodes/{episode['id']}", governance))[1]
+        assert "alert:acknowledgement-overdue" in [t["kind"] for t in detail["timeline"]]
+
+        clock.offset = timedelta(days=15)
+        assert await safety_net.sweep() == 1  # now the SMDT outcome too

@@ -1,0 +1,110 @@
+"""The safety net: find answers that are overdue and alert the party waiting for them, once each.
+
+A sweep leases overdue deadlines (several hub processes may sweep: SKIP LOCKED), and for each one stores a
+hub-signed alert message for the waiting party's mailbox, notes it on the episode's timeline, marks the
+deadline alerted and audits it, all in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import asyncpg
+
+from service.auditlog.events import AuditEvent, EventType
+from service.clock import Clock, utc_now
+from service.episodes.alerts import build_alert
+from service.errors import HandoverError
+from service.signing import payload_sha256
+from service.store import audit, db, messages
+from service.store import episodes as store
+
+log = logging.getLogger("handover.safetynet")
+BATCH = 50
+
+
+class SafetyNet:
+    def __init__(
+        self, pool: asyncpg.Pool, hub_private_jwk: Mapping[str, Any], event_system: str, clock: Clock = utc_now
+    ) -> None:
+        self._pool = pool
+        self._hub_key = hub_private_jwk
+        self._event_system = event_system
+        self._clock = clock
+
+    async def sweep(self) -> int:
+        """Alert every overdue answer not yet alerted; returns how many alerts were sent."""
+        now = self._clock()
+        async with db.transaction(self._pool) as conn:
+            due = await store.lease_overdue(conn, now, limit=BATCH)
+            for deadline in due:
+                bundle, raw = build_alert(
+                    event_system=self._event_system,
+                    kind=deadline.kind,
+                    waiting_ods=deadline.waiting,
+                    owed_by=deadline.owed_by,
+                    awaited_header_id=deadline.awaited_header_id,
+                    due_at=deadline.due_at,
+                    now=now,
+                    hub_private_jwk=self._hub_key,
+                )
+                alert_id = uuid.uuid4()
+                await messages.insert_message(
+                    conn,
+                    messages.NewMessage(
+                        id=alert_id,
+                        sender_ods="hub",
+                        recipient_ods=deadline.waiting,
+                        event="acknowledgement",
+                        bundle_identifier=bundle["identifier"]["value"],
+                        message_header_id=bundle["entry"][0]["resource"]["id"],
+                        payload_sha256=payload_sha256(bundle),
+                        payload=raw,
+                        request_id=uuid.uuid4(),
+                        correlation_id=None,
+                        accepted_at=now,
+                    ),
+                )
+                await store.add_message(
+                    conn,
+                    episode_id=deadline.episode_id,
+                    message_id=alert_id,
+                    kind=f"alert:{deadline.kind}-overdue",
+                    sender_ods="hub",
+                    recipient_ods=deadline.waiting,
+                    at=now,
+                    changed=False,
+                )
+                await store.mark_alerted(conn, deadline.id, alert_id, now)
+                await audit.append_event(
+                    conn,
+                    AuditEvent(
+                        EventType.ALERT_SENT,
+                        f"{deadline.kind}-overdue",
+                        "hub",
+                        now,
+                        message_id=alert_id,
+                        details={
+                            "awaited_message": str(deadline.message_id),
+                            "waiting": deadline.waiting,
+                            "owed_by": deadline.owed_by,
+                        },
+                    ),
+                )
+        if due:
+            log.warning("overdue answers alerted", extra={"count": len(due)})
+        return len(due)
+
+    async def run(self, interval_seconds: float) -> None:
+        """Sweep until cancelled; a store outage is logged and retried at the next interval."""
+        while True:
+            try:
+                while await self.sweep() == BATCH:
+                    pass
+            except HandoverError:
+                log.warning("safety net sweep skipped: store unavailable")
+            await asyncio.sleep(interval_seconds)
