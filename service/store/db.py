@@ -7,6 +7,7 @@ instead of a 500; everything else (constraint violations, bugs) propagates uncha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import re
 from collections.abc import AsyncIterator
@@ -68,7 +69,8 @@ async def connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
     try:
         yield conn
     except CONNECTION_ERRORS as exc:
-        conn.terminate()  # never hand a broken connection to the next caller
+        with contextlib.suppress(asyncpg.InterfaceError):  # already detached from the pool if it closed itself
+            conn.terminate()  # never hand a broken connection to the next caller
         raise unavailable() from exc
     finally:
         await pool.release(conn)
