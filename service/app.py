@@ -51,6 +51,7 @@ def build_app(settings: Settings, dsn: str, *, clock: Clock = utc_now) -> web.Ap
     app.router.add_get("/episodes", episodes.list_episodes)
     app.router.add_get("/episodes/{episode_id}", episodes.get_episode)
     app.router.add_get("/governance/summary", episodes.governance_summary)
+    app.router.add_get("/governance/messages/{message_id}", episodes.governance_read_payload)
     app.router.add_get("/healthz", ops.healthz)
     app.router.add_get("/readyz", ops.readyz)
     app.router.add_get("/metrics", ops.metrics)

@@ -13,6 +13,7 @@ from aiohttp import web
 from service.episodes.governance import summarise
 from service.episodes.views import episode_detail, episode_summary
 from service.errors import Code, HandoverError
+from service.governance import read_payload
 from service.http.auth import authenticate_staff, authenticate_trust
 from service.http.context import services
 from service.staff import StaffRole
@@ -71,6 +72,18 @@ async def get_episode(request: web.Request) -> web.Response:
         timeline = await episode_reads.timeline(conn, row.id)
         ledger = await episode_reads.ledger(conn, row.id)
     return web.json_response(episode_detail(row, deadlines, timeline, ledger, hub.clock()))
+
+
+async def governance_read_payload(request: web.Request) -> web.Response:
+    """GET /governance/messages/{message_id}?reason=…: the original bytes, for governance staff, audited."""
+    reader = await authenticate_staff(request, StaffRole.GOVERNANCE)
+    try:
+        message_id = UUID(request.match_info["message_id"])
+    except ValueError:
+        raise HandoverError(Code.NOT_FOUND, "No such message") from None
+    hub = services(request)
+    payload = await read_payload(hub.pool, message_id, reader, request.rel_url.query.get("reason", ""), hub.clock)
+    return web.Response(body=payload, content_type="application/fhir+json")
 
 
 async def governance_summary(request: web.Request) -> web.Response:

@@ -112,3 +112,9 @@ async def store_receipt(conn: asyncpg.Connection, sender_ods: str, request_id: U
 
 async def count_messages(conn: asyncpg.Connection) -> int:
     return int(await conn.fetchval("SELECT count(*) FROM messages"))
+
+
+async def fetch_payload_for_governance(conn: asyncpg.Connection, message_id: UUID) -> bytes | None:
+    """The stored bytes of any message, for an audited governance read; None if there is no such message."""
+    row = await conn.fetchrow("SELECT payload FROM messages WHERE id = $1", message_id)
+    return None if row is None else bytes(row["payload"])

@@ -118,3 +118,30 @@ async def test_registry_reload_audits_each_key_change(hub: RunningHub, tmp_path:
         hub.network.network_path.write_text(original)
         (hub.network.keys_dir / "RGP.jwk").write_bytes(private)
         await reload(hub, hub.staff_token("ops"))
+
+
+async def test_d5_governance_reads_a_payload_only_with_a_reason_and_it_is_audited(hub: RunningHub) -> None:
+    from tests.support.messages import referral
+
+    client = hub.trust("RM1")
+    signed = client.sign(referral())
+    result = await client.send(signed)
+    message_id = result.body["entry"][1]["resource"]["parameter"][0]["valueString"]
+    url = f"{hub.base_url}/governance/messages/{message_id}"
+
+    async def read(token: str, reason: str | None) -> tuple[int, bytes]:
+        params = {"reason": reason} if reason is not None else {}
+        async with hub.session.get(url, params=params, headers={"Authorization": f"Bearer {token}"}) as resp:
+            return resp.status, await resp.read()
+
+    assert (await read(hub.staff_token("governance"), None))[0] == 400
+    assert (await read(hub.staff_token("governance"), "why"))[0] == 400
+    assert (await read(hub.staff_token("ops"), "Complaint investigation ref C-123"))[0] == 403
+    assert (await read(client.bearer_token(), "Complaint investigation ref C-123"))[0] == 401
+    status, body = await read(hub.staff_token("governance", user="g.reader"), "Complaint investigation ref C-123")
+    assert status == 200
+    assert json.loads(body)["signature"] == signed["signature"]
+    [event] = await audit_events(hub, "payload-read")
+    assert event["actor"] == "g.reader"
+    assert event["leaf"]["message_id"] == message_id
+    assert event["leaf"]["details"]["reason"] == "Complaint investigation ref C-123"
