@@ -8,7 +8,6 @@ hub key in the same detached-JWS format as trust messages, so a trust can keep i
 from __future__ import annotations
 
 import base64
-import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,10 +15,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from service.signing import sign_bundle
-from service.terminology import ODS_SYSTEM, RFC3986_SYSTEM
-
-HUB_IDENTIFIER_SYSTEM = "https://handover.nhs.example/fhir/Id/hub"
+from service.hubmessages import hub_header, signed_hub_message
 
 
 @dataclass(frozen=True)
@@ -36,11 +32,10 @@ class ReceiptFacts:
 
 def build_signed_receipt(facts: ReceiptFacts, event_system: str, hub_private_jwk: Mapping[str, Any]) -> bytes:
     """The receipt as the exact bytes to return now and again on a retry with the same X-Request-ID."""
-    header_id, params_id = str(uuid.uuid4()), str(uuid.uuid4())
     accepted_at = facts.accepted_at.isoformat(timespec="microseconds").replace("+00:00", "Z")
     parameters = {
         "resourceType": "Parameters",
-        "id": params_id,
+        "id": str(uuid.uuid4()),
         "parameter": [
             {"name": "message-id", "valueString": str(facts.message_id)},
             {"name": "bundle-identifier", "valueUri": facts.bundle_identifier},
@@ -50,38 +45,15 @@ def build_signed_receipt(facts: ReceiptFacts, event_system: str, hub_private_jwk
             {"name": "accepted-at", "valueInstant": accepted_at},
         ],
     }
-    header = {
-        "resourceType": "MessageHeader",
-        "id": header_id,
-        "eventCoding": {"system": event_system, "code": "acknowledgement"},
-        "destination": [
-            {
-                "endpoint": f"urn:ods:{facts.sender_ods}",
-                "receiver": {"identifier": {"system": ODS_SYSTEM, "value": facts.sender_ods}},
-            }
-        ],
-        "source": {"endpoint": "urn:handover:hub", "software": "Handover"},
-        "response": {"identifier": facts.request_header_id, "code": "ok"},
-        "focus": [{"reference": f"urn:uuid:{params_id}"}],
-    }
-    bundle = {
-        "resourceType": "Bundle",
-        "id": str(uuid.uuid4()),
-        "type": "message",
-        "identifier": {"system": RFC3986_SYSTEM, "value": f"urn:uuid:{uuid.uuid4()}"},
-        "timestamp": accepted_at,
-        "entry": [
-            {"fullUrl": f"urn:uuid:{header_id}", "resource": header},
-            {"fullUrl": f"urn:uuid:{params_id}", "resource": parameters},
-        ],
-    }
-    signed = sign_bundle(bundle, hub_private_jwk, "hub", when=facts.accepted_at)
-    # `who` is outside the signed payload; the hub has no ODS code, so name it by its own identifier.
-    signed["signature"]["who"] = {
-        "identifier": {"system": HUB_IDENTIFIER_SYSTEM, "value": "hub"},
-        "display": "Handover hub",
-    }
-    return json.dumps(signed, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    header = hub_header(
+        event_system=event_system,
+        event="acknowledgement",
+        to_ods=facts.sender_ods,
+        response={"identifier": facts.request_header_id, "code": "ok"},
+        focus=[f"urn:uuid:{parameters['id']}"],
+    )
+    _, raw = signed_hub_message([header, parameters], at=facts.accepted_at, hub_private_jwk=hub_private_jwk)
+    return raw
 
 
 def receipt_parameters(receipt: Mapping[str, Any]) -> dict[str, Any]:

@@ -70,6 +70,7 @@ from joserfc import jwk
 from joserfc.errors import JoseError
 
 from service.signing import SUPPORTED_ALGS, PublicKeyEntry, thumbprint
+from service.strictjson import unique_members
 
 HUB_OWNER = "hub"
 ODS_CODE = re.compile(r"[A-Z0-9]{3,5}")  # used with fullmatch
@@ -301,7 +302,7 @@ def load_registry(path: Path) -> Registry:
     except (OSError, UnicodeError) as err:
         raise RegistryError(f"{path}: cannot read the network registry ({err.__class__.__name__})") from err
     try:
-        doc = json.loads(text, object_pairs_hook=_unique_keys)
+        doc = json.loads(text, object_pairs_hook=unique_members)
     except ValueError as err:
         raise RegistryError(f"{path}: not valid JSON ({err})") from err
     try:
@@ -469,12 +470,3 @@ def _text(value: object, where: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise RegistryError(f"{where} must be a non-empty string")
     return value
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate member {key!r}")
-        out[key] = value
-    return out

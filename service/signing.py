@@ -50,6 +50,7 @@ from joserfc.registry import HeaderParameter
 from joserfc.util import urlsafe_b64decode
 
 from service.errors import Code, HandoverError
+from service.strictjson import unique_members
 
 SIGNATURE_TYPE_SYSTEM = "urn:iso-astm:E1762-95:2013"
 SIGNATURE_TYPE_CODE = "1.2.840.10065.1.12.1.5"
@@ -310,21 +311,12 @@ def _decode_header(header_b64: str) -> dict[str, Any]:
         raise _invalid("the JWS protected header is too long")
     raw = _b64url(header_b64, "the JWS protected header")
     try:
-        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+        header = json.loads(raw.decode("utf-8"), object_pairs_hook=unique_members, parse_constant=_no_constant)
     except ValueError as err:  # includes UnicodeDecodeError and json.JSONDecodeError
         raise _invalid("the JWS protected header is not strict JSON") from err
     if not isinstance(header, dict):
         raise _invalid("the JWS protected header must be a JSON object")
     return header
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError("duplicate key")
-        out[key] = value
-    return out
 
 
 def _no_constant(name: str) -> Any:

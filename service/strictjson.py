@@ -77,6 +77,17 @@ def _refuse(text: str) -> HandoverError:
     return HandoverError(Code.INVALID_JSON, f"the body is not acceptable JSON: {text}")
 
 
+def unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`json.loads` object_pairs_hook for small trusted-shape documents (JWS headers, token claims, the registry):
+    ValueError naming the repeated member instead of silently keeping the last."""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate member {key!r}")
+        result[key] = value
+    return result
+
+
 def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result = dict(pairs)
     if len(result) != len(pairs):

@@ -22,6 +22,7 @@ from joserfc.jws import JWSRegistry
 
 from service.errors import Code, HandoverError
 from service.signing import SUPPORTED_ALGS, KeyLookup, PublicKeyEntry
+from service.strictjson import unique_members
 
 AUDIENCE = "handover"
 MAX_TOKEN_CHARS = 4096
@@ -103,21 +104,12 @@ def _is_int(value: object) -> TypeGuard[int]:
 def _json_segment(segment: str, what: str) -> dict[str, Any]:
     try:
         raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-        value = json.loads(raw.decode("utf-8"), object_pairs_hook=_unique)
+        value = json.loads(raw.decode("utf-8"), object_pairs_hook=unique_members)
     except (binascii.Error, ValueError):
         raise _refused(f"the token {what} is not base64url of a strict JSON object") from None
     if not isinstance(value, dict):
         raise _refused(f"the token {what} is not a JSON object")
     return value
-
-
-def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError("duplicate key")
-        out[key] = value
-    return out
 
 
 def _public_key(entry: PublicKeyEntry) -> jwk.Key:

@@ -31,7 +31,7 @@ import asyncpg
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress
 
-from service.receipts import HUB_IDENTIFIER_SYSTEM
+from service.hubmessages import HUB_IDENTIFIER_SYSTEM
 from service.store import audit_reads
 from service.store import checkpoints as checkpoint_store
 from service.terminology import ODS_SYSTEM

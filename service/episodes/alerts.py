@@ -9,15 +9,12 @@ recipient finds the patient through the message it sent.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from service.receipts import HUB_IDENTIFIER_SYSTEM
-from service.signing import sign_bundle
-from service.terminology import ODS_SYSTEM, RFC3986_SYSTEM
+from service.hubmessages import hub_header, signed_hub_message
 
 ALERT_SYSTEM = "https://handover.nhs.example/fhir/CodeSystem/handover-alert"
 _WHAT = {
@@ -40,7 +37,7 @@ def build_alert(
     hub_private_jwk: Mapping[str, Any],
 ) -> tuple[dict[str, Any], bytes]:
     """The alert Bundle and its exact bytes, signed by the hub."""
-    header_id, outcome_id = str(uuid.uuid4()), str(uuid.uuid4())
+    outcome_id = str(uuid.uuid4())
     text = (
         f"{owed_by} has not sent {_WHAT[kind]} for your message {awaited_header_id}; it was due at "
         f"{due_at.isoformat(timespec='minutes')}. The handover is stalled: please follow it up."
@@ -56,38 +53,15 @@ def build_alert(
             }
         ],
     }
-    header = {
-        "resourceType": "MessageHeader",
-        "id": header_id,
-        "eventCoding": {"system": event_system, "code": "acknowledgement"},
-        "destination": [
-            {
-                "endpoint": f"urn:ods:{waiting_ods}",
-                "receiver": {"identifier": {"system": ODS_SYSTEM, "value": waiting_ods}},
-            }
-        ],
-        "source": {"endpoint": "urn:handover:hub", "software": "Handover safety net"},
-        "response": {
+    header = hub_header(
+        event_system=event_system,
+        event="acknowledgement",
+        to_ods=waiting_ods,
+        software="Handover safety net",
+        response={
             "identifier": awaited_header_id,
             "code": "transient-error",
             "details": {"reference": f"urn:uuid:{outcome_id}"},
         },
-    }
-    stamp = now.isoformat(timespec="seconds").replace("+00:00", "Z")
-    bundle = {
-        "resourceType": "Bundle",
-        "id": str(uuid.uuid4()),
-        "type": "message",
-        "identifier": {"system": RFC3986_SYSTEM, "value": f"urn:uuid:{uuid.uuid4()}"},
-        "timestamp": stamp,
-        "entry": [
-            {"fullUrl": f"urn:uuid:{header_id}", "resource": header},
-            {"fullUrl": f"urn:uuid:{outcome_id}", "resource": outcome},
-        ],
-    }
-    signed = sign_bundle(bundle, hub_private_jwk, "hub", when=now)
-    signed["signature"]["who"] = {
-        "identifier": {"system": HUB_IDENTIFIER_SYSTEM, "value": "hub"},
-        "display": "Handover hub",
-    }
-    return signed, json.dumps(signed, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    )
+    return signed_hub_message([header, outcome], at=now, hub_private_jwk=hub_private_jwk)

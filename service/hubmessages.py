@@ -1,0 +1,62 @@
+"""Messages the hub itself writes (receipts, safety-net alerts, non-delivery reports): their envelope and the
+hub's signature, in the same detached-JWS format as trust messages."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from service.signing import sign_bundle
+from service.terminology import ODS_SYSTEM, RFC3986_SYSTEM
+
+HUB_IDENTIFIER_SYSTEM = "https://handover.nhs.example/fhir/Id/hub"
+
+
+def hub_header(
+    *,
+    event_system: str,
+    event: str,
+    to_ods: str,
+    response: dict[str, Any],
+    software: str = "Handover",
+    focus: list[str] | None = None,
+) -> dict[str, Any]:
+    """A MessageHeader from the hub to `to_ods`; `focus` lists fullUrls of entries."""
+    header: dict[str, Any] = {
+        "resourceType": "MessageHeader",
+        "id": str(uuid.uuid4()),
+        "eventCoding": {"system": event_system, "code": event},
+        "destination": [
+            {"endpoint": f"urn:ods:{to_ods}", "receiver": {"identifier": {"system": ODS_SYSTEM, "value": to_ods}}}
+        ],
+        "source": {"endpoint": "urn:handover:hub", "software": software},
+        "response": response,
+    }
+    if focus:
+        header["focus"] = [{"reference": url} for url in focus]
+    return header
+
+
+def signed_hub_message(
+    entries: list[dict[str, Any]], *, at: datetime, hub_private_jwk: Mapping[str, Any]
+) -> tuple[dict[str, Any], bytes]:
+    """The message Bundle of `entries` (resources with ids; the MessageHeader first), signed by the hub, and
+    the exact bytes to store and send."""
+    bundle = {
+        "resourceType": "Bundle",
+        "id": str(uuid.uuid4()),
+        "type": "message",
+        "identifier": {"system": RFC3986_SYSTEM, "value": f"urn:uuid:{uuid.uuid4()}"},
+        "timestamp": at.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+        "entry": [{"fullUrl": f"urn:uuid:{resource['id']}", "resource": resource} for resource in entries],
+    }
+    signed = sign_bundle(bundle, hub_private_jwk, "hub", when=at)
+    # `who` is outside the signed payload; the hub has no ODS code, so it is named by its own identifier.
+    signed["signature"]["who"] = {
+        "identifier": {"system": HUB_IDENTIFIER_SYSTEM, "value": "hub"},
+        "display": "Handover hub",
+    }
+    return signed, json.dumps(signed, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
