@@ -13,9 +13,14 @@ from aiohttp import web
 from service.authentication import StaffAuthenticator, TrustAuthenticator
 from service.clock import Clock, utc_now
 from service.config import Settings
+from service.crypto.retention import PayloadRetention
+from service.crypto.vault import open_vault, seal_legacy_payloads
 from service.delivery.mailbox import Mailboxes
+from service.delivery.relay import Relay, push_endpoints
+from service.delivery.relay_settings import RelaySettings
 from service.episodes.safetynet import SafetyNet
 from service.episodes.tracker import Deadlines, EpisodeTracker
+from service.errors import HandoverError
 from service.http import audit, episodes, mailbox, messaging, metadata, onboarding, ops, profiles_ui, validate
 from service.http.context import SERVICES, Services
 from service.http.middleware import outcome_middleware
@@ -79,11 +84,35 @@ def _resources(settings: Settings, dsn: str, clock: Clock) -> Callable[[web.Appl
                 discharge_summary=timedelta(hours=settings.deadline_discharge_summary_hours),
             ),
         )
+        # Push relay and retention get their own small pool: background work never starves request handling.
+        background_pool = await db.create_pool(dsn, max_size=settings.background_pool_max)
+        vault = await open_vault(background_pool, settings.kek_path, create_if_missing=settings.kek_file is None)
+        try:
+            await seal_legacy_payloads(background_pool, vault)
+        except HandoverError:
+            log.error("legacy plaintext payloads not sealed yet: store or keys unavailable")
+        events = load_code_system("handover-event")
+        relay = Relay(
+            background_pool,
+            vault,
+            hub_key,
+            events.url,
+            endpoints=lambda: push_endpoints(registry.current),
+            settings=RelaySettings(
+                timeout_seconds=settings.push_timeout_seconds,
+                concurrency=settings.push_concurrency,
+                poll_seconds=settings.relay_poll_seconds,
+                window=timedelta(seconds=settings.delivery_window_seconds),
+            ),
+            clock=clock,
+        )
         intake = Intake(
             pool,
             registry,
             hub_key,
-            load_code_system("handover-event"),
+            events,
+            vault=vault,
+            on_accepted=relay.wake,
             freshness=freshness,
             episodes=tracker,
             validator=load_validator(),  # compiled at start-up: a fault in the profiles fails start-up
@@ -94,16 +123,28 @@ def _resources(settings: Settings, dsn: str, clock: Clock) -> Callable[[web.Appl
         staff = StaffAuthenticator(
             StaffIdentityProvider.load(settings.staff_jwks_path, settings.keys_dir, settings.staff_issuer), pool
         )
+        mailboxes = Mailboxes(pool, vault, clock)
         app[SERVICES] = Services(
-            settings, pool, registry, intake, Mailboxes(pool, clock), Metrics(), authenticator, staff, pseudonyms, clock
+            settings, pool, registry, intake, mailboxes, Metrics(), authenticator, staff, pseudonyms, clock
         )
-        safety_net = SafetyNet(pool, hub_key, intake.events.url, clock)
+        safety_net = SafetyNet(pool, hub_key, intake.events.url, clock, vault=vault)
         app[SAFETY_NET] = safety_net
         sweeper = asyncio.create_task(safety_net.run(settings.safety_net_seconds), name="safety-net")
+        await relay.start()
+        stop_retention = asyncio.Event()
+        retention = asyncio.create_task(
+            PayloadRetention(background_pool, settings.payload_retention, clock=clock).run(
+                stop_retention, every_seconds=settings.retention_sweep_seconds
+            )
+        )
         log.info("service ready", extra={"count": len(registry.current.participants)})
         try:
             yield
         finally:
+            stop_retention.set()
+            await relay.stop()  # pushes in flight finish (bounded by the grace period) or their jobs are released
+            await retention
+            await background_pool.close()
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper

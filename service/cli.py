@@ -79,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
         "--at", required=True, type=_aware_datetime, help="ISO-8601 instant with a time zone, e.g. 2026-11-24T09:00:00Z"
     )
     revoke.set_defaults(run=_cmd_keys_revoke)
+    _add_rotate_kek(keys)
 
     staff = commands.add_parser("staff", help="staff identity (development)").add_subparsers(title="staff commands")
     token = staff.add_parser("token", help="mint a development staff bearer token")
@@ -113,6 +114,18 @@ def _parser() -> argparse.ArgumentParser:
     migrate = database.add_parser("migrate", help="apply pending migrations")
     migrate.set_defaults(run=_cmd_db_migrate)
     return parser
+
+
+def _add_rotate_kek(keys: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    rotate_kek = keys.add_parser(
+        "rotate-kek", help="new key-encryption key; re-wrap every stored data key under it (payloads unchanged)"
+    )
+    rotate_kek.add_argument(
+        "--purge-retired",
+        action="store_true",
+        help="instead: re-wrap stragglers and delete retired KEKs nothing uses (run a minute after rotate-kek)",
+    )
+    rotate_kek.set_defaults(run=_cmd_keys_rotate_kek)
 
 
 def _with_database(settings: Settings, body: Callable[[str], Coroutine[Any, Any, int]]) -> int:
@@ -216,12 +229,15 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_keys_init(args: argparse.Namespace, settings: Settings) -> int:
+    from service.crypto.kek import create_kek_file
     from service.keystore import init_keys
     from service.staff import ensure_dev_staff_key
 
     report = init_keys(settings.network_path, settings.keys_dir, force=args.force)
     if ensure_dev_staff_key(settings.keys_dir):
         console.print("created  staff identity provider (development)")
+    if not settings.kek_path.exists():
+        console.print(f"created  key-encryption key {create_kek_file(settings.kek_path)} in {settings.kek_path}")
     for owner in report.created:
         console.print(f"created  {owner}")
     for owner in report.kept:
@@ -320,6 +336,38 @@ def _cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
         console.print(f"[yellow]warning:[/] {escape(warning)}")
     console.print("send SIGHUP to the running service to load the registry change")
     return 0
+
+
+def _cmd_keys_rotate_kek(args: argparse.Namespace, settings: Settings) -> int:
+    from service.crypto.kek import KeyUnavailableError, UnwrapError
+    from service.crypto.rotation import purge_retired_keks, rotate_kek
+    from service.store import db
+
+    async def run(dsn: str) -> int:
+        await db.migrate(dsn)
+        pool = await db.create_pool(dsn, max_size=2)
+        try:
+            if args.purge_retired:
+                purged = await purge_retired_keks(settings.kek_path, pool)
+                console.print(f"active {purged.active_kek_id}; re-wrapped {purged.rewrapped} data key(s)")
+                console.print(f"removed {', '.join(purged.removed_kek_ids) or 'no retired KEK'}")
+                if purged.kept_kek_ids:
+                    console.print(f"[yellow]kept (still in use):[/] {', '.join(purged.kept_kek_ids)}")
+                return 0
+            report = await rotate_kek(settings.kek_path, pool)
+        except (KeyUnavailableError, UnwrapError) as err:
+            console.print(f"[red]refused:[/] {err}")
+            return 1
+        finally:
+            await pool.close()
+        console.print(f"new active KEK {report.new_kek_id}; re-wrapped {report.rewrapped} data key(s)")
+        console.print(
+            f"retired {', '.join(report.retired_kek_ids)}: kept for unwrapping until "
+            "`handover keys rotate-kek --purge-retired` (run it in a minute, once in-flight writes have committed)"
+        )
+        return 0
+
+    return _with_database(settings, run)
 
 
 def _cmd_send(args: argparse.Namespace, settings: Settings) -> int:

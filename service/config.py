@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from service.crypto.retention import RetentionPolicy
 
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 
@@ -39,6 +41,19 @@ class Settings:
     deadline_transfer_response_hours: float = 24
     deadline_discharge_summary_hours: float = 24
     staff_issuer: str = "urn:handover:dev-staff-idp"
+    kek_file: Path | None = None
+    delivery_window_seconds: float = 5 * 24 * 3600
+    push_timeout_seconds: float = 30
+    push_concurrency: int = 4
+    relay_poll_seconds: float = 1.0
+    payload_retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    retention_sweep_seconds: float = 3600
+    background_pool_max: int = 5
+
+    @property
+    def kek_path(self) -> Path:
+        """HANDOVER_KEK_FILE, else `<keys_dir>/kek.key` (created on first start of a new development set-up)."""
+        return self.kek_file if self.kek_file is not None else self.keys_dir / "kek.key"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -63,7 +78,22 @@ class Settings:
             safety_net_seconds=_positive_number(env, "HANDOVER_SAFETY_NET_SECONDS", 60),
             staff_jwks_path=Path(env["HANDOVER_STAFF_JWKS"]) if env.get("HANDOVER_STAFF_JWKS") else None,
             staff_issuer=env.get("HANDOVER_STAFF_ISSUER") or "urn:handover:dev-staff-idp",
+            kek_file=Path(env["HANDOVER_KEK_FILE"]) if env.get("HANDOVER_KEK_FILE") else None,
+            delivery_window_seconds=_positive_number(env, "HANDOVER_DELIVERY_WINDOW_SECONDS", 5 * 24 * 3600),
+            push_timeout_seconds=_positive_number(env, "HANDOVER_PUSH_TIMEOUT_SECONDS", 30),
+            push_concurrency=int(_positive_number(env, "HANDOVER_PUSH_CONCURRENCY", 4)),
+            relay_poll_seconds=_positive_number(env, "HANDOVER_RELAY_POLL_SECONDS", 1.0),
+            payload_retention=_retention(env.get("HANDOVER_PAYLOAD_RETENTION") or "30d"),
+            retention_sweep_seconds=_positive_number(env, "HANDOVER_RETENTION_SWEEP_SECONDS", 3600),
+            background_pool_max=int(_positive_number(env, "HANDOVER_BACKGROUND_POOL_MAX", 5)),
         )
+
+
+def _retention(text: str) -> RetentionPolicy:
+    try:
+        return RetentionPolicy.parse(text)
+    except ValueError as err:
+        raise ConfigError(f"HANDOVER_PAYLOAD_RETENTION: {err}") from None
 
 
 def _parse_listen(value: str) -> tuple[str, int]:

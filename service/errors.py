@@ -40,6 +40,7 @@ class Code(StrEnum):
     INVALID_TRANSITION = "invalid-transition"
     RATE_LIMITED = "rate-limited"
     UNAVAILABLE = "unavailable"
+    UNDELIVERABLE = "undeliverable"
     INTERNAL = "internal"
 
     @property
@@ -74,6 +75,9 @@ _STATUS: dict[Code, int] = {
     Code.INVALID_TRANSITION: 422,
     Code.RATE_LIMITED: 429,
     Code.UNAVAILABLE: 503,
+    # Only ever inside a non-delivery report (never an HTTP answer of the hub's own): the hub, as a gateway,
+    # could not hand the message on, so the gateway-timeout status and BaRS's receiver-timeout code.
+    Code.UNDELIVERABLE: 504,
     Code.INTERNAL: 500,
 }
 
@@ -100,6 +104,7 @@ _NHS_CODE: dict[Code, str] = {
     Code.INVALID_TRANSITION: "SEND_UNPROCESSABLE_ENTITY",
     Code.RATE_LIMITED: "SEND_TOO_MANY_REQUESTS",
     Code.UNAVAILABLE: "REC_UNAVAILABLE",
+    Code.UNDELIVERABLE: "REC_TIMEOUT",
     Code.INTERNAL: "REC_SERVER_ERROR",
 }
 
@@ -127,6 +132,7 @@ _ISSUE_TYPE: dict[Code, str] = {
     Code.INVALID_TRANSITION: "business-rule",
     Code.RATE_LIMITED: "throttled",
     Code.UNAVAILABLE: "transient",
+    Code.UNDELIVERABLE: "timeout",
     Code.INTERNAL: "exception",
 }
 

@@ -11,6 +11,7 @@ import asyncpg
 
 from service.auditlog.events import AuditEvent, EventType
 from service.clock import Clock, utc_now
+from service.crypto.vault import PayloadShreddedError, PayloadUnreadableError, PayloadVault
 from service.errors import Code, HandoverError
 from service.staff import StaffIdentity
 from service.store import audit, db, messages
@@ -19,7 +20,13 @@ MIN_REASON, MAX_REASON = 10, 500
 
 
 async def read_payload(
-    pool: asyncpg.Pool, message_id: UUID, reader: StaffIdentity, reason: str, clock: Clock = utc_now
+    pool: asyncpg.Pool,
+    message_id: UUID,
+    reader: StaffIdentity,
+    reason: str,
+    clock: Clock = utc_now,
+    *,
+    vault: PayloadVault,
 ) -> bytes:
     """The message's original bytes for `reader`, who must state why (10-500 characters)."""
     reason = reason.strip()
@@ -30,9 +37,15 @@ async def read_payload(
             f"{MAX_REASON} characters, one line); the reason is kept in the audit log",
         )
     async with db.transaction(pool) as conn:
-        payload = await messages.fetch_payload_for_governance(conn, message_id)
-        if payload is None:
+        stored = await messages.fetch_payload_for_governance(conn, message_id)
+        if stored is None:
             raise HandoverError(Code.NOT_FOUND, "No such message")
+        try:
+            payload = await vault.open(stored)  # KEK unavailable: 503, and no read is audited
+        except PayloadShreddedError:
+            raise HandoverError(Code.NOT_FOUND, "This payload was deleted at the end of its retention") from None
+        except PayloadUnreadableError:
+            raise HandoverError(Code.INTERNAL, "The hub's stored copy of this message cannot be read") from None
         await audit.append_event(
             conn,
             AuditEvent(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,6 +24,8 @@ import asyncpg
 
 from service.auditlog.events import AuditEvent, EventType
 from service.clock import Clock, utc_now
+from service.crypto.envelope import PayloadIdentity
+from service.crypto.vault import PayloadVault
 from service.episodes.tracker import EpisodeTracker, StoredMessage
 from service.errors import Code, HandoverError
 from service.messagefacts import MessageFacts, read_message_facts
@@ -76,6 +78,8 @@ class Intake:
         hub_private_jwk: Mapping[str, Any],
         events: CodeSystem,
         *,
+        vault: PayloadVault,
+        on_accepted: Callable[[str], None] | None = None,
         freshness: Freshness | None = None,
         keys: KeyLookup | None = None,
         episodes: EpisodeTracker | None = None,
@@ -83,6 +87,8 @@ class Intake:
         clock: Clock = utc_now,
     ) -> None:
         self._episodes = episodes
+        self._vault = vault
+        self._on_accepted = on_accepted
         self._validator = validator or load_validator()
         self._pool = pool
         self._registry = registry
@@ -176,15 +182,20 @@ class Intake:
     ) -> Accepted:
         sha256 = payload_sha256(doc)
         now = self._clock()
+        message_id = uuid.uuid4()
+        # Sealed before the transaction: with the KEK unavailable this refuses (503) having stored nothing.
+        sealed = await self._vault.seal(
+            submission.body, PayloadIdentity(message_id, facts.sender_ods, facts.recipient_ods)
+        )
         message = messages.NewMessage(
-            id=uuid.uuid4(),
+            id=message_id,
             sender_ods=facts.sender_ods,
             recipient_ods=facts.recipient_ods,
             event=facts.event,
             bundle_identifier=facts.bundle_identifier,
             message_header_id=facts.message_header_id,
             payload_sha256=sha256,
-            payload=submission.body,
+            sealed=sealed,
             request_id=submission.request_id,
             correlation_id=submission.correlation_id,
             accepted_at=now,
@@ -243,6 +254,8 @@ class Intake:
             "message accepted",
             extra={"message_id": str(message.id), "sender": facts.sender_ods, "event": facts.event},
         )
+        if self._on_accepted is not None:
+            self._on_accepted(facts.recipient_ods)  # e.g. wake the push relay now rather than at its next poll
         return Accepted(message.id, facts.event, receipt, replayed=False)
 
     async def _replay(self, conn: asyncpg.Connection, facts: MessageFacts, request_id: UUID, sha256: str) -> Accepted:

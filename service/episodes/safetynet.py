@@ -17,6 +17,8 @@ import asyncpg
 
 from service.auditlog.events import AuditEvent, EventType
 from service.clock import Clock, utc_now
+from service.crypto.envelope import PayloadIdentity
+from service.crypto.vault import PayloadVault
 from service.episodes.alerts import build_alert
 from service.errors import HandoverError
 from service.signing import payload_sha256
@@ -29,8 +31,15 @@ BATCH = 50
 
 class SafetyNet:
     def __init__(
-        self, pool: asyncpg.Pool, hub_private_jwk: Mapping[str, Any], event_system: str, clock: Clock = utc_now
+        self,
+        pool: asyncpg.Pool,
+        hub_private_jwk: Mapping[str, Any],
+        event_system: str,
+        clock: Clock = utc_now,
+        *,
+        vault: PayloadVault,
     ) -> None:
+        self._vault = vault
         self._pool = pool
         self._hub_key = hub_private_jwk
         self._event_system = event_system
@@ -53,6 +62,7 @@ class SafetyNet:
                     hub_private_jwk=self._hub_key,
                 )
                 alert_id = uuid.uuid4()
+                sealed = await self._vault.seal(raw, PayloadIdentity(alert_id, "hub", deadline.waiting))
                 await messages.insert_message(
                     conn,
                     messages.NewMessage(
@@ -63,7 +73,7 @@ class SafetyNet:
                         bundle_identifier=bundle["identifier"]["value"],
                         message_header_id=bundle["entry"][0]["resource"]["id"],
                         payload_sha256=payload_sha256(bundle),
-                        payload=raw,
+                        sealed=sealed,
                         request_id=uuid.uuid4(),
                         correlation_id=None,
                         accepted_at=now,

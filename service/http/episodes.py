@@ -82,7 +82,8 @@ async def governance_read_payload(request: web.Request) -> web.Response:
     except ValueError:
         raise HandoverError(Code.NOT_FOUND, "No such message") from None
     hub = services(request)
-    payload = await read_payload(hub.pool, message_id, reader, request.rel_url.query.get("reason", ""), hub.clock)
+    reason = request.rel_url.query.get("reason", "")
+    payload = await read_payload(hub.pool, message_id, reader, reason, hub.clock, vault=hub.mailboxes.vault)
     return web.Response(body=payload, content_type="application/fhir+json")
 
 

@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import re
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from importlib import resources
 
@@ -73,7 +73,10 @@ async def connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
             conn.terminate()  # never hand a broken connection to the next caller
         raise unavailable() from exc
     finally:
-        await pool.release(conn)
+        # A connection that died with the operation (or while being reset) is dropped by the pool; the
+        # caller's outcome (503, or a committed result) stands instead of turning into a 500.
+        with suppress(*CONNECTION_ERRORS):
+            await pool.release(conn)
 
 
 @asynccontextmanager

@@ -1,4 +1,5 @@
-"""Pull delivery: a participant's inbox of messages not yet acknowledged, and acknowledgement."""
+"""Pull delivery: a participant's inbox of messages not yet delivered, the encrypted payload for the domain layer
+to open, and acknowledgement (which marks the delivery done unless push or a dead letter got there first)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from datetime import datetime
 from uuid import UUID
 
 import asyncpg
+
+from service.store.messages import StoredPayload, stored_payload
 
 
 @dataclass(frozen=True)
@@ -54,22 +57,27 @@ async def list_inbox(conn: asyncpg.Connection, recipient_ods: str, *, limit: int
     ]
 
 
-async def fetch_payload(conn: asyncpg.Connection, recipient_ods: str, message_id: UUID) -> bytes | None:
-    """The original signed bytes of a message addressed to `recipient_ods`; None if there is no such message.
+async def fetch_payload(conn: asyncpg.Connection, recipient_ods: str, message_id: UUID) -> StoredPayload | None:
+    """The encrypted payload of a message addressed to `recipient_ods` (with its wrapped data key, for the domain
+    layer to open); None if there is no such message. `encrypted` is None once the payload has been shredded.
 
     The first fetch is remembered (`fetched_at`); fetching does not deliver: acknowledging does.
     """
     row = await conn.fetchrow(
         """
-        UPDATE deliveries d SET fetched_at = coalesce(d.fetched_at, now())
-        FROM messages m
-        WHERE m.id = d.message_id AND d.message_id = $2 AND d.recipient_ods = $1
-        RETURNING m.payload
+        WITH fetched AS (
+            UPDATE deliveries SET fetched_at = coalesce(fetched_at, now())
+            WHERE message_id = $2 AND recipient_ods = $1
+            RETURNING message_id
+        )
+        SELECT m.id, m.sender_ods, m.recipient_ods, m.payload_ciphertext, m.payload_nonce, m.payload_aad_version,
+               k.kek_id, k.wrapped_key
+        FROM fetched f JOIN messages m ON m.id = f.message_id LEFT JOIN data_keys k ON k.message_id = m.id
         """,
         recipient_ods,
         message_id,
     )
-    return None if row is None else bytes(row["payload"])
+    return None if row is None else stored_payload(row)
 
 
 async def acknowledge(conn: asyncpg.Connection, recipient_ods: str, message_id: UUID) -> Acknowledgement | None:

@@ -1,4 +1,10 @@
-"""Accepted messages and their idempotency keys: the rows written by the acceptance transaction."""
+"""Accepted messages, their encrypted payloads and data keys, and their idempotency keys: the rows written by the
+acceptance transaction.
+
+A payload is stored only encrypted (`EncryptedPayload`: AES-256-GCM ciphertext and nonce in ``messages``, the
+wrapped data key in ``data_keys``); this module never sees a key-encryption key or a plaintext payload, except the
+legacy plaintext of rows written before migration 0003, which it hands out once to be sealed.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +16,30 @@ import asyncpg
 
 
 @dataclass(frozen=True)
+class EncryptedPayload:
+    """A payload as stored: ciphertext ‖ tag, nonce, AAD version, and its data key wrapped under KEK `kek_id`."""
+
+    ciphertext: bytes
+    nonce: bytes
+    aad_version: int
+    kek_id: str
+    wrapped_key: bytes
+
+
+@dataclass(frozen=True)
+class StoredPayload:
+    """The encrypted payload of one message with the identity it is bound to; `encrypted` is None once the
+    payload has been shredded at the end of its retention."""
+
+    message_id: UUID
+    sender_ods: str
+    recipient_ods: str
+    encrypted: EncryptedPayload | None
+
+
+@dataclass(frozen=True)
 class NewMessage:
-    """Everything stored about an accepted message; `payload` is the original signed bytes."""
+    """Everything stored about an accepted message; `sealed` is the original signed bytes, encrypted."""
 
     id: UUID
     sender_ods: str
@@ -20,7 +48,7 @@ class NewMessage:
     bundle_identifier: str
     message_header_id: str | None
     payload_sha256: str
-    payload: bytes
+    sealed: EncryptedPayload
     request_id: UUID
     correlation_id: UUID | None
     accepted_at: datetime
@@ -31,6 +59,16 @@ class IdempotencyRecord:
     payload_sha256: str
     message_id: UUID
     receipt: bytes
+
+
+@dataclass(frozen=True)
+class LegacyPayload:
+    """A payload stored in plaintext before migration 0003, to be sealed and replaced."""
+
+    message_id: UUID
+    sender_ods: str
+    recipient_ods: str
+    plaintext: bytes
 
 
 async def claim_idempotency_key(
@@ -69,12 +107,15 @@ async def find_idempotency_record(
 
 
 async def insert_message(conn: asyncpg.Connection, message: NewMessage) -> bool:
-    """Store the message and its delivery job. False if this sender already sent this Bundle.identifier."""
+    """Store the message, its encrypted payload, its data key and its delivery job. False (nothing stored) if
+    this sender already sent this Bundle.identifier."""
+    sealed = message.sealed
     inserted = await conn.fetchval(
         """
         INSERT INTO messages (id, sender_ods, recipient_ods, event, bundle_identifier, message_header_id,
-                              payload_sha256, payload, request_id, correlation_id, accepted_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                              payload_sha256, payload_ciphertext, payload_nonce, payload_aad_version,
+                              request_id, correlation_id, accepted_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
         ON CONFLICT ON CONSTRAINT messages_sender_bundle_identifier_key DO NOTHING
         RETURNING true
         """,
@@ -85,13 +126,22 @@ async def insert_message(conn: asyncpg.Connection, message: NewMessage) -> bool:
         message.bundle_identifier,
         message.message_header_id,
         message.payload_sha256,
-        message.payload,
+        sealed.ciphertext,
+        sealed.nonce,
+        sealed.aad_version,
         message.request_id,
         message.correlation_id,
         message.accepted_at,
     )
     if not inserted:
         return False
+    await conn.execute(
+        "INSERT INTO data_keys (message_id, kek_id, wrapped_key, created_at) VALUES ($1, $2, $3, $4)",
+        message.id,
+        sealed.kek_id,
+        sealed.wrapped_key,
+        message.accepted_at,
+    )
     await conn.execute(
         "INSERT INTO deliveries (message_id, recipient_ods, created_at, next_attempt_at) VALUES ($1, $2, $3, $3)",
         message.id,
@@ -114,7 +164,66 @@ async def count_messages(conn: asyncpg.Connection) -> int:
     return int(await conn.fetchval("SELECT count(*) FROM messages"))
 
 
-async def fetch_payload_for_governance(conn: asyncpg.Connection, message_id: UUID) -> bytes | None:
-    """The stored bytes of any message, for an audited governance read; None if there is no such message."""
-    row = await conn.fetchrow("SELECT payload FROM messages WHERE id = $1", message_id)
-    return None if row is None else bytes(row["payload"])
+async def legacy_plaintext_payloads(conn: asyncpg.Connection, *, limit: int) -> list[LegacyPayload]:
+    """Rows still holding a pre-0003 plaintext payload, locked for this transaction (others skip them)."""
+    rows = await conn.fetch(
+        """
+        SELECT id, sender_ods, recipient_ods, payload FROM messages
+        WHERE payload IS NOT NULL
+        ORDER BY accepted_at, id
+        LIMIT $1
+        FOR UPDATE SKIP LOCKED
+        """,
+        limit,
+    )
+    return [LegacyPayload(r["id"], r["sender_ods"], r["recipient_ods"], bytes(r["payload"])) for r in rows]
+
+
+async def replace_legacy_payload(conn: asyncpg.Connection, message_id: UUID, sealed: EncryptedPayload) -> None:
+    """Swap a legacy plaintext payload for its encrypted form (and data key), in the caller's transaction."""
+    await conn.execute(
+        """
+        UPDATE messages SET payload = NULL, payload_ciphertext = $2, payload_nonce = $3, payload_aad_version = $4
+        WHERE id = $1
+        """,
+        message_id,
+        sealed.ciphertext,
+        sealed.nonce,
+        sealed.aad_version,
+    )
+    await conn.execute(
+        "INSERT INTO data_keys (message_id, kek_id, wrapped_key) VALUES ($1, $2, $3)",
+        message_id,
+        sealed.kek_id,
+        sealed.wrapped_key,
+    )
+
+
+def stored_payload(row: asyncpg.Record) -> StoredPayload:
+    """A `StoredPayload` from a row with id, sender_ods, recipient_ods, payload_ciphertext, payload_nonce,
+    payload_aad_version, kek_id and wrapped_key (the last two from ``LEFT JOIN data_keys``)."""
+    encrypted = None
+    if row["payload_ciphertext"] is not None and row["wrapped_key"] is not None:
+        encrypted = EncryptedPayload(
+            bytes(row["payload_ciphertext"]),
+            bytes(row["payload_nonce"]),
+            int(row["payload_aad_version"]),
+            str(row["kek_id"]),
+            bytes(row["wrapped_key"]),
+        )
+    return StoredPayload(row["id"], row["sender_ods"], row["recipient_ods"], encrypted)
+
+
+async def fetch_payload_for_governance(conn: asyncpg.Connection, message_id: UUID) -> StoredPayload | None:
+    """The encrypted payload of any message (with its wrapped data key), for an audited governance read that
+    the domain layer opens with the vault; None if there is no such message."""
+    row = await conn.fetchrow(
+        """
+        SELECT m.id, m.sender_ods, m.recipient_ods, m.payload_ciphertext, m.payload_nonce, m.payload_aad_version,
+               k.kek_id, k.wrapped_key
+        FROM messages m LEFT JOIN data_keys k ON k.message_id = m.id
+        WHERE m.id = $1
+        """,
+        message_id,
+    )
+    return None if row is None else stored_payload(row)

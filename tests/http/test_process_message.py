@@ -77,7 +77,7 @@ async def test_stored_message_keeps_the_original_bytes_and_metadata(hub: Running
         leaf = await conn.fetchrow("SELECT leaf, leaf_hash FROM audit_events WHERE seq = 0")
     finally:
         await conn.close()
-    assert bytes(row["payload"]) == raw
+    assert row["payload"] is None and raw not in bytes(row["payload_ciphertext"]), "encrypted at rest (issue 8)"
     assert (row["sender_ods"], row["recipient_ods"], row["event"]) == ("RM1", "RGT", "referral")
     assert row["bundle_identifier"] == bundle["identifier"]["value"]
     assert row["payload_sha256"] == payload_sha256(bundle)

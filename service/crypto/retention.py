@@ -1,0 +1,134 @@
+"""Retention of payloads: once every delivery of a message has ended (delivered or dead-lettered) longer ago than
+the retention for its type, its data key and ciphertext are deleted (crypto-shred). The message's metadata row,
+its delivery rows and its audit entries stay; an audit event records each shredding.
+
+Policy (``HANDOVER_PAYLOAD_RETENTION``): one duration for every type, or comma-separated ``type=duration`` rules
+with ``*`` for the rest, a duration being a whole number and a unit ``d``, ``h``, ``m`` or ``s``::
+
+    HANDOVER_PAYLOAD_RETENTION=30d                                   # default: 30 days (as MESH)
+    HANDOVER_PAYLOAD_RETENTION=referral=90d,discharge-summary=365d,*=30d
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import asyncpg
+
+from service.auditlog.events import AuditEvent, EventType
+from service.clock import Clock, utc_now
+from service.errors import HandoverError
+from service.store import audit, datakeys, db
+
+log = logging.getLogger("handover.retention")
+DEFAULT_RETENTION = timedelta(days=30)
+_DURATION = re.compile(r"([0-9]{1,6})([dhms])", re.ASCII)
+_EVENT = re.compile(r"[a-z][a-z0-9-]{0,63}", re.ASCII)
+_UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """How long a payload is kept after its last delivery ended: `by_event` per message type, else `default`."""
+
+    default: timedelta = DEFAULT_RETENTION
+    by_event: Mapping[str, timedelta] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str) -> RetentionPolicy:
+        """Parse the ``HANDOVER_PAYLOAD_RETENTION`` format; ValueError names what is wrong."""
+        text = text.strip()
+        if "=" not in text:
+            return cls(_duration(text))
+        default, by_event = DEFAULT_RETENTION, {}
+        for rule in text.split(","):
+            name, sep, value = (part.strip() for part in rule.partition("="))
+            if not sep:
+                raise ValueError(f"retention rule {rule.strip()!r} must be type=duration")
+            if name == "*":
+                default = _duration(value)
+            elif _EVENT.fullmatch(name) and name not in by_event:
+                by_event[name] = _duration(value)
+            else:
+                raise ValueError(f"retention rule names {name!r}: a message type (once each) or *")
+        return cls(default, by_event)
+
+    def retention_for(self, event: str) -> timedelta:
+        return self.by_event.get(event, self.default)
+
+
+def _duration(text: str) -> timedelta:
+    match = _DURATION.fullmatch(text)
+    if match is None:
+        raise ValueError(f"retention {text!r} must be a whole number and a unit d, h, m or s (e.g. 30d)")
+    value = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    if value <= timedelta(0):
+        raise ValueError("a retention must be positive")
+    return value
+
+
+class PayloadRetention:
+    """Shreds payloads past their retention. Arguments: the pool, the policy, a clock."""
+
+    def __init__(self, pool: asyncpg.Pool, policy: RetentionPolicy, *, clock: Clock = utc_now) -> None:
+        self._pool = pool
+        self._policy = policy
+        self._clock = clock
+
+    async def shred_expired(self, *, batch: int = 200) -> int:
+        """Shred every payload now past its retention; returns how many."""
+        rules: list[tuple[str | None, timedelta]] = [*self._policy.by_event.items(), (None, self._policy.default)]
+        total = 0
+        for event, keep in rules:
+            while True:
+                now = self._clock()
+                async with db.transaction(self._pool) as conn:
+                    shredded = await datakeys.shred_finished_payloads(
+                        conn,
+                        event=event,
+                        other_than=list(self._policy.by_event),
+                        finished_before=now - keep,
+                        now=now,
+                        limit=batch,
+                    )
+                    for item in shredded:
+                        await audit.append_event(
+                            conn,
+                            AuditEvent(
+                                type=EventType.KEY_CHANGED,
+                                outcome="shredded",
+                                actor="hub",
+                                at=now,
+                                message_id=item.message_id,
+                                details={
+                                    "owner": "data-key",
+                                    "change": "shred",
+                                    "status": "destroyed",
+                                    "event": item.event,
+                                    "sender": item.sender_ods,
+                                    "recipient": item.recipient_ods,
+                                },
+                            ),
+                        )
+                total += len(shredded)
+                if len(shredded) < batch:
+                    break
+        if total:
+            log.info("payloads shredded at the end of retention", extra={"count": total})
+        return total
+
+    async def run(self, stopping: asyncio.Event, *, every_seconds: float = 3600.0) -> None:
+        """Shred now and then every `every_seconds` until `stopping` is set; a store outage only delays it."""
+        while not stopping.is_set():
+            try:
+                await self.shred_expired()
+            except HandoverError:
+                log.warning("retention run skipped: store unavailable")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=every_seconds)

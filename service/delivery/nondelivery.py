@@ -1,0 +1,217 @@
+"""Dead letters and their non-delivery reports.
+
+A delivery that can never succeed (the recipient refused it with a 4xx, or it was not delivered within the
+delivery window) is dead-lettered, and in the same transaction the hub writes a non-delivery report to the
+original sender: a hub-signed `acknowledgement` message (``MessageHeader.response.code`` = ``fatal-error``,
+``details`` → an OperationOutcome with our ``undeliverable`` code) stored, encrypted, in the sender's mailbox and
+pushed too if the sender has an endpoint. ``non_delivery_reports`` allows exactly one report per dead letter, and
+the dead-lettering itself only happens to a pending delivery, so a report is written exactly once however many
+relays race. A message the hub itself sent (a report) that dies gets no report of its own.
+
+Reports carry ids, ODS codes and status codes only, never a payload value.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from service.auditlog.events import AuditEvent, EventType
+from service.clock import Clock, utc_now
+from service.crypto.envelope import PayloadIdentity
+from service.crypto.vault import PayloadVault
+from service.errors import Code, Issue, operation_outcome
+from service.hubmessages import hub_header, signed_hub_message
+from service.signing import payload_sha256
+from service.store import audit, db, messages, outbox
+from service.store.outbox import DeadLetter
+
+log = logging.getLogger("handover.delivery")
+HUB = "hub"
+_REPORT_NAMESPACE = uuid.UUID("b0b5ad1e-3c5e-4d0b-8a8f-68616e646f76")
+
+
+class DeadLetterReason(StrEnum):
+    RECIPIENT_REFUSED = "recipient-refused"
+    WINDOW_EXPIRED = "delivery-window-expired"
+    PAYLOAD_UNREADABLE = "payload-unreadable"
+
+
+@dataclass(frozen=True)
+class NonDeliveryReport:
+    message_id: UUID
+    bundle_identifier: str
+    header_id: str
+    body: bytes
+    sha256: str
+
+
+def report_text(dead: DeadLetter, reason: DeadLetterReason, status: int | None, window: timedelta) -> str:
+    """Plain English for the sender: which message, to whom, why; ids and codes only."""
+    what = f"The message {dead.bundle_identifier} to {dead.recipient_ods} was not delivered"
+    if reason is DeadLetterReason.RECIPIENT_REFUSED:
+        return f"{what}: the recipient refused it (HTTP {status}). It will not be retried; send a corrected message."
+    if reason is DeadLetterReason.WINDOW_EXPIRED:
+        days = window.total_seconds() / 86400
+        span = f"{days:g} days" if days >= 1 else f"{window.total_seconds():g} seconds"
+        return f"{what} within {span} of acceptance: the recipient could not be reached. Contact the recipient."
+    return f"{what}: the hub could not read its stored copy. Send the message again."
+
+
+def build_non_delivery_report(
+    dead: DeadLetter,
+    text: str,
+    *,
+    event_system: str,
+    hub_private_jwk: Mapping[str, Any],
+    now: datetime,
+) -> NonDeliveryReport:
+    """The hub-signed `acknowledgement` (fatal-error, OperationOutcome `undeliverable`) for `dead`, as bytes."""
+    outcome: dict[str, Any] = {"id": str(uuid.uuid4()), **operation_outcome([Issue(Code.UNDELIVERABLE, text)])}
+    header = hub_header(
+        event_system=event_system,
+        event="acknowledgement",
+        to_ods=dead.sender_ods,
+        response={
+            "identifier": dead.message_header_id or str(dead.message_id),
+            "code": "fatal-error",
+            "details": {"reference": f"urn:uuid:{outcome['id']}"},
+        },
+    )
+    signed, body = signed_hub_message([header, outcome], at=now, hub_private_jwk=hub_private_jwk)
+    identifier = signed["identifier"]["value"]
+    return NonDeliveryReport(uuid.uuid4(), identifier, header["id"], body, payload_sha256(signed))
+
+
+class DeadLetters:
+    """Dead-letters deliveries with their reports, each in one transaction. Arguments: the pool, the vault (to
+    store the report encrypted), the hub's private key (to sign it), the handover-event CodeSystem url, the
+    delivery window (for the report's text) and a clock."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        vault: PayloadVault,
+        hub_private_jwk: Mapping[str, Any],
+        event_system: str,
+        *,
+        window: timedelta,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._pool = pool
+        self._vault = vault
+        self._hub_key = hub_private_jwk
+        self._event_system = event_system
+        self._window = window
+        self._clock = clock
+
+    async def dead_letter(
+        self,
+        delivery_id: int,
+        reason: DeadLetterReason,
+        *,
+        lease_token: UUID | None,
+        status: int | None = None,
+        created_before: datetime | None = None,
+    ) -> DeadLetter | None:
+        """Dead-letter the delivery and report it to the sender; None if it was no longer ours to dead-letter.
+        Raises HandoverError(UNAVAILABLE) (nothing changed) if the store or the KEK is unavailable."""
+        now = self._clock()
+        error = f"{reason.value} (HTTP {status})" if status is not None else reason.value
+        async with db.transaction(self._pool) as conn:
+            dead = await outbox.mark_dead_letter(
+                conn,
+                delivery_id,
+                lease_token=lease_token,
+                now=now,
+                error=error,
+                status=status,
+                created_before=created_before,
+            )
+            if dead is None:
+                return None
+            report = None
+            if dead.sender_ods != HUB:
+                report = await self._store_report(conn, dead, reason, status, now)
+            await audit.append_event(conn, _dead_letter_event(dead, reason, status, report, now))
+            if report is not None:
+                await audit.append_event(conn, _report_event(dead, report, now))
+        log.warning(
+            "delivery dead-lettered",
+            extra={"message_id": str(dead.message_id), "recipient": dead.recipient_ods, "code": reason.value},
+        )
+        return dead
+
+    async def _store_report(
+        self, conn: asyncpg.Connection, dead: DeadLetter, reason: DeadLetterReason, status: int | None, now: datetime
+    ) -> NonDeliveryReport:
+        text = report_text(dead, reason, status, self._window)
+        report = build_non_delivery_report(
+            dead, text, event_system=self._event_system, hub_private_jwk=self._hub_key, now=now
+        )
+        sealed = await self._vault.seal(report.body, PayloadIdentity(report.message_id, HUB, dead.sender_ods))
+        await messages.insert_message(
+            conn,
+            messages.NewMessage(
+                id=report.message_id,
+                sender_ods=HUB,
+                recipient_ods=dead.sender_ods,
+                event="acknowledgement",
+                bundle_identifier=report.bundle_identifier,
+                message_header_id=report.header_id,
+                payload_sha256=report.sha256,
+                sealed=sealed,
+                request_id=uuid.uuid5(_REPORT_NAMESPACE, f"request/{dead.delivery_id}"),
+                correlation_id=None,
+                accepted_at=now,
+            ),
+        )
+        await outbox.record_non_delivery_report(conn, dead.delivery_id, report.message_id, reason=reason.value, now=now)
+        return report
+
+
+def _dead_letter_event(
+    dead: DeadLetter, reason: DeadLetterReason, status: int | None, report: NonDeliveryReport | None, now: datetime
+) -> AuditEvent:
+    details = {"channel": "none", "recipient": dead.recipient_ods, "reason": reason.value}
+    details["attempts"] = str(dead.attempts)
+    if status is not None:
+        details["status"] = str(status)
+    if report is not None:
+        details["report_message_id"] = str(report.message_id)
+    # A dedicated EventType (message-dead-lettered) would read better; until the audit log has one, a
+    # dead letter is the delivery event with outcome "dead-letter".
+    return AuditEvent(
+        type=EventType.MESSAGE_DELIVERED,
+        outcome="dead-letter",
+        actor=HUB,
+        at=now,
+        message_id=dead.message_id,
+        details=details,
+    )
+
+
+def _report_event(dead: DeadLetter, report: NonDeliveryReport, now: datetime) -> AuditEvent:
+    return AuditEvent(
+        type=EventType.MESSAGE_ACCEPTED,
+        outcome="accepted",
+        actor=HUB,
+        at=now,
+        message_id=report.message_id,
+        details={
+            "sender": HUB,
+            "recipient": dead.sender_ods,
+            "event": "acknowledgement",
+            "bundle_identifier": report.bundle_identifier,
+            "payload_sha256": report.sha256,
+            "reports_on": str(dead.message_id),
+        },
+    )
