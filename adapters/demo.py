@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from adapters import builders
+from adapters.epr_simulator import EprSimulator
 from adapters.pathway import Pathway
 from adapters.trust_client import TrustClient
 from service.auditlog.verify_cli import verify_database
@@ -95,7 +96,7 @@ class _Demo:
             await client.acknowledge(item["id"])
             received.append(bundle)
             if item["event"] != "acknowledgement":
-                ack = builders.acknowledgement(self.event_system, ods, self._name(ods), bundle)
+                ack = builders.acknowledgement(self.event_system, ods, self.name(ods), bundle)
                 await self.send(ods, ack, f"acknowledges {item['event']} from {signature.owner_ods}")
         return received
 
@@ -109,13 +110,20 @@ class _Demo:
         episode = episodes[0]
         return episode["responsible"]["ods"], episode["responsible"]["clinician"], episode["state"]
 
-    def _name(self, ods: str) -> str:
+    def name(self, ods: str) -> str:
         participant = self.registry.participant(ods)
         return participant.name if participant else ods
 
 
 async def play_scenario(
-    base_url: str, registry: Registry, keys_dir: Path, event_system: str, dsn: str | None = None
+    base_url: str,
+    registry: Registry,
+    keys_dir: Path,
+    event_system: str,
+    *,
+    dsn: str | None = None,
+    pushed: EprSimulator | None = None,
+    pushed_port: int | None = None,
 ) -> DemoReport:
     """Play the scenario against the hub at `base_url`; a failed check is recorded, never raised. With `dsn`
     the audit log is verified offline at the end."""
@@ -130,6 +138,8 @@ async def play_scenario(
         await _referrals(demo)
         await demo.collect(centre.ods)
         await _outcomes(demo)
+        if pushed is not None and pushed_port is not None:
+            await _recipient_down_then_delivered(demo, pushed, pushed_port)
         first = registry.referrers()[0].ods
         await _journey(demo, demo.stories[first])
         for referrer in registry.referrers():
@@ -207,6 +217,33 @@ async def _outcomes(demo: _Demo) -> None:
             state == expected and ods == referrer.ods,
             f"{state}; responsible: {clinician} at {ods}",
         )
+
+
+async def _recipient_down_then_delivered(demo: _Demo, epr: EprSimulator, port: int) -> None:
+    """The trust with a push endpoint has been down all along: its messages wait in the outbox, retried with
+    backoff. Its EPR comes back; the relay delivers everything, each message once."""
+    async with demo.session.get(f"{demo.base_url}/metrics") as resp:
+        waiting = _metric(await resp.text(), "handover_messages_undelivered")
+    demo.report.check(epr.ods, "EPR down: messages wait in the outbox", waiting >= 2, f"{waiting:g} undelivered")
+    await epr.start(port)
+    await epr.wait_for(2, within_seconds=90)
+    events = sorted(b["entry"][0]["resource"]["eventCoding"]["code"] for b in epr.received)
+    identifiers = [b["identifier"]["value"] for b in epr.received]
+    once = len(set(identifiers)) == len(identifiers)
+    demo.report.check(epr.ods, "EPR back: pushed, each once", len(events) >= 2 and once, ", ".join(events))
+    outcome = next(
+        (b for b in epr.received if b["entry"][0]["resource"]["eventCoding"]["code"] == "referral-outcome"), None
+    )
+    if outcome is not None:
+        ack = builders.acknowledgement(demo.event_system, epr.ods, demo.name(epr.ods), outcome)
+        await demo.send(epr.ods, ack, "acknowledges the SMDT outcome (from its EPR)")
+
+
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return float("nan")
 
 
 async def _journey(demo: _Demo, story: Pathway) -> None:

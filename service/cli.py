@@ -210,14 +210,23 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     if created:
         console.print(f"made dev keys for {', '.join(created)} in {settings.keys_dir}")
 
+    # One referring trust receives by push, at an EPR that is down until the demo brings it up.
+    settings, epr, epr_port = _demo_network_with_push_endpoint(settings)
+
     async def scenario(dsn: str) -> int:
-        report = await play_scenario(
-            f"http://{settings.host}:{settings.port}",
-            load_registry(settings.network_path),
-            settings.keys_dir,
-            load_code_system("handover-event").url,
-            dsn,
-        )
+        try:
+            report = await play_scenario(
+                f"http://{settings.host}:{settings.port}",
+                load_registry(settings.network_path),
+                settings.keys_dir,
+                load_code_system("handover-event").url,
+                dsn=dsn,
+                pushed=epr,
+                pushed_port=epr_port,
+            )
+        finally:
+            if args.once:
+                await epr.stop()
         print_report(report, Console())
         if not args.once:
             console.print("serving until Ctrl-C")
@@ -226,6 +235,28 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return _with_database(
         settings, lambda dsn: _serve_until_stopped(settings, dsn, lambda: scenario(dsn), exit_after=args.once)
     )
+
+
+def _demo_network_with_push_endpoint(settings: Settings) -> tuple[Settings, Any, int]:
+    """A copy of the network registry under var/demo in which the last referrer has a push endpoint on a free
+    local port, served by an EPR simulator; the demo's service uses the copy."""
+    import dataclasses
+    import socket
+
+    from adapters.epr_simulator import EprSimulator
+    from service.registry import load_registry
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    doc = json.loads(settings.network_path.read_text(encoding="utf-8"))
+    pushed = load_registry(settings.network_path).referrers()[-1].ods
+    doc["participants"][pushed]["endpoint"] = f"http://127.0.0.1:{port}"
+    path = settings.var_dir / "demo" / "network.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2), encoding="utf-8")
+    demo_settings = dataclasses.replace(settings, network_path=path)
+    return demo_settings, EprSimulator(pushed, load_registry(path)), port
 
 
 def _cmd_keys_init(args: argparse.Namespace, settings: Settings) -> int:
