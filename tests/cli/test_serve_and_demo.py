@@ -114,6 +114,11 @@ def test_demo_once_plays_the_scenario_and_exits_zero(network: Network, database:
     logs = out.stderr.decode() + stdout
     assert not [n for n in demo_nhs_numbers if n in logs], "no NHS numbers in the logs or the report"
     assert not [name for name in SURNAMES if name in logs], "no patient names in the logs or the report"
+    pg_dump = shutil.which("pg_dump") or "/usr/lib/postgresql/15/bin/pg_dump"
+    dump = subprocess.run([pg_dump, "--dbname", database], capture_output=True, check=True, timeout=60).stdout
+    assert b"episodes" in dump, "the dump is of the demo's database"
+    assert not [n for n in demo_nhs_numbers if n.encode() in dump], "D1: no NHS number at rest in clear"
+    assert not [name for name in SURNAMES if name.encode() in dump], "D1: no patient name at rest in clear"
 
 
 def test_keys_init_does_not_overwrite_without_force(tmp_path: Path) -> None:
