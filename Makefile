@@ -52,6 +52,7 @@ profiles: $(STAMP)
 # Benchmarks report ratios against a baseline measured in the same run (never timed assertions in tests).
 bench: $(STAMP)
 	$(BIN)/python bench/audit_verify.py --entries 1000000
+	$(BIN)/python bench/validation.py
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

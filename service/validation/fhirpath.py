@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import fhirpathpy
@@ -20,6 +20,8 @@ from fhirpathpy.engine.nodes import ResourceNode
 from fhirpathpy.models import models
 from fhirpathpy.parser.generated.FHIRPathLexer import FHIRPathLexer
 from fhirpathpy.parser.generated.FHIRPathParser import FHIRPathParser
+
+from service.validation.fastpath import Fallback, Fast, compile_fast
 
 Resolver = Callable[[dict[str, Any]], dict[str, Any] | None]
 _resolver: ContextVar[Resolver | None] = ContextVar("handover_fhirpath_resolver", default=None)
@@ -75,7 +77,10 @@ class InvariantError(Exception):
 @dataclass(frozen=True)
 class Invariant:
     """A StructureDefinition constraint: `key`, `severity` (error | warning), plain-English `human`, and the
-    FHIRPath `expression`, compiled for elements of type `base` (a resource, data type or element path)."""
+    FHIRPath `expression`, compiled for elements of type `base` (a resource, data type or element path).
+
+    Evaluation takes the fast path (service/validation/fastpath.py) when the expression compiled to it and the
+    data is within what it handles; otherwise, and always when `fast` is None, fhirpathpy evaluates it."""
 
     key: str
     severity: str
@@ -83,6 +88,7 @@ class Invariant:
     expression: str
     base: str
     _compiled: Callable[..., list[Any]]
+    fast: Fast | None = field(default=None, compare=False)
 
     @classmethod
     def compile(cls, key: str, severity: str, human: str, expression: str, base: str) -> Invariant:
@@ -92,7 +98,8 @@ class Invariant:
             compiled = fhirpathpy.compile(expression, _MODEL, _OPTIONS)
         except Exception as exc:  # the FHIRPath parser raises bare Exceptions for syntax errors
             raise ValueError(f"invariant {key}: the expression is not valid FHIRPath") from exc
-        return cls(key, "warning" if severity == "warning" else "error", human, expression, base, compiled)
+        fast = compile_fast(expression, base, _MODEL, _resolve)
+        return cls(key, "warning" if severity == "warning" else "error", human, expression, base, compiled, fast)
 
     def holds(self, value: Any, resource: Any) -> bool:
         """True when the invariant evaluates to exactly `true` on `value` (an element of `resource`).
@@ -101,6 +108,17 @@ class Invariant:
         Exceptions whose messages quote the data, so they are caught here, at the library's boundary, and never
         passed on.
         """
+        if self.fast is not None:
+            try:
+                return self.fast([value], {"resource": resource}) == [True]
+            except Fallback:
+                pass  # outside the fast path's domain: fhirpathpy decides
+            except Exception:  # noqa: BLE001, S110 - never expected (see test_fastpath.py); fhirpathpy decides
+                pass
+        return self.holds_by_fhirpathpy(value, resource)
+
+    def holds_by_fhirpathpy(self, value: Any, resource: Any) -> bool:
+        """`holds`, always evaluated by fhirpathpy (the reference the fast path is tested against)."""
         node = _create_node(value, self.base)
         try:
             result = self._compiled(node, {"resource": resource, "rootResource": resource})
