@@ -81,28 +81,11 @@ class Pathway:
         return self.sent["referral-outcome"]
 
     def transfer_to_centre(self) -> dict[str, Any]:
-        self.sent["transfer-to-centre"] = builders.transfer_of_care(
-            self.event_system,
-            sender_ods=self.referrer_ods,
-            sender_name=self.referrer_name,
-            receiver_ods=self.centre_ods,
-            receiver_name=self.centre_name,
-            patient=self.patient,
-            from_clinician=self.local_clinician,
-            to_clinician=self.surgeon,
-            referral_identifier=self.referral_identifier,
-        )
-        return self.sent["transfer-to-centre"]
+        """The local clinician hands the patient to the centre's surgeon."""
+        return self._transfer("transfer-to-centre", to_centre=True)
 
     def centre_answers(self, *, accepted: bool = True) -> dict[str, Any]:
-        return builders.transfer_of_care_response(
-            self.event_system,
-            self.centre_ods,
-            self.centre_name,
-            self.sent["transfer-to-centre"],
-            accepted=accepted,
-            reason=None if accepted else "No bed this week; please re-send on Monday.",
-        )
+        return self._answer("transfer-to-centre", accepted, "No bed this week; please re-send on Monday.")
 
     def discharge_summary(self) -> dict[str, Any]:
         today = date.today()
@@ -126,27 +109,42 @@ class Pathway:
         )
 
     def transfer_back(self) -> dict[str, Any]:
-        self.sent["transfer-back"] = builders.transfer_of_care(
-            self.event_system,
-            sender_ods=self.centre_ods,
-            sender_name=self.centre_name,
-            receiver_ods=self.referrer_ods,
-            receiver_name=self.referrer_name,
-            patient=self.patient,
-            from_clinician=self.surgeon,
-            to_clinician=self.local_clinician,
-            referral_identifier=self.referral_identifier,
-        )
-        return self.sent["transfer-back"]
+        """The centre's surgeon hands the patient back to the named local clinician."""
+        return self._transfer("transfer-back", to_centre=False)
 
     def referrer_answers(self, *, accepted: bool = True) -> dict[str, Any]:
+        return self._answer("transfer-back", accepted, "Named clinician on leave.")
+
+    def _transfer(self, name: str, *, to_centre: bool) -> dict[str, Any]:
+        local = (self.referrer_ods, self.referrer_name, self.local_clinician)
+        centre = (self.centre_ods, self.centre_name, self.surgeon)
+        (from_ods, from_name, from_clinician), (to_ods, to_name, to_clinician) = (
+            (local, centre) if to_centre else (centre, local)
+        )
+        self.sent[name] = builders.transfer_of_care(
+            self.event_system,
+            sender_ods=from_ods,
+            sender_name=from_name,
+            receiver_ods=to_ods,
+            receiver_name=to_name,
+            patient=self.patient,
+            from_clinician=from_clinician,
+            to_clinician=to_clinician,
+            referral_identifier=self.referral_identifier,
+        )
+        return self.sent[name]
+
+    def _answer(self, name: str, accepted: bool, rejection: str) -> dict[str, Any]:
+        request = self.sent[name]
+        answering = request["entry"][0]["resource"]["destination"][0]["receiver"]["identifier"]["value"]
+        answering_name = self.centre_name if answering == self.centre_ods else self.referrer_name
         return builders.transfer_of_care_response(
             self.event_system,
-            self.referrer_ods,
-            self.referrer_name,
-            self.sent["transfer-back"],
+            answering,
+            answering_name,
+            request,
             accepted=accepted,
-            reason=None if accepted else "Named clinician on leave.",
+            reason=None if accepted else rejection,
         )
 
     def acknowledge(self, message: dict[str, Any], by_ods: str, by_name: str) -> dict[str, Any]:

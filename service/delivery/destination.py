@@ -26,7 +26,8 @@ from service.crypto.envelope import PayloadUnreadableError
 from service.crypto.vault import PayloadShreddedError, PayloadVault
 from service.delivery.backoff import retry_delay
 from service.delivery.circuit import CircuitBreaker
-from service.delivery.nondelivery import HUB, DeadLetterReason, DeadLetters
+from service.delivery.hubmail import HUB
+from service.delivery.nondelivery import DeadLetterReason, DeadLetters
 from service.delivery.push import PushClient, PushOutcome, PushRequest, Verdict
 from service.delivery.relay_settings import RelaySettings
 from service.errors import Code, HandoverError

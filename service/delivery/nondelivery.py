@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -26,16 +26,15 @@ import asyncpg
 
 from service.auditlog.events import AuditEvent, EventType
 from service.clock import Clock, utc_now
-from service.crypto.envelope import PayloadIdentity
 from service.crypto.vault import PayloadVault
+from service.delivery.hubmail import HUB, post_hub_message
 from service.errors import Code, Issue, operation_outcome
 from service.hubmessages import hub_header, signed_hub_message
 from service.signing import payload_sha256
-from service.store import audit, db, messages, outbox
+from service.store import audit, db, outbox
 from service.store.outbox import DeadLetter
 
 log = logging.getLogger("handover.delivery")
-HUB = "hub"
 _REPORT_NAMESPACE = uuid.UUID("b0b5ad1e-3c5e-4d0b-8a8f-68616e646f76")
 
 
@@ -52,6 +51,7 @@ class NonDeliveryReport:
     header_id: str
     body: bytes
     sha256: str
+    bundle: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 def report_text(dead: DeadLetter, reason: DeadLetterReason, status: int | None, window: timedelta) -> str:
@@ -88,7 +88,7 @@ def build_non_delivery_report(
     )
     signed, body = signed_hub_message([header, outcome], at=now, hub_private_jwk=hub_private_jwk)
     identifier = signed["identifier"]["value"]
-    return NonDeliveryReport(uuid.uuid4(), identifier, header["id"], body, payload_sha256(signed))
+    return NonDeliveryReport(uuid.uuid4(), identifier, header["id"], body, payload_sha256(signed), signed)
 
 
 class DeadLetters:
@@ -157,22 +157,15 @@ class DeadLetters:
         report = build_non_delivery_report(
             dead, text, event_system=self._event_system, hub_private_jwk=self._hub_key, now=now
         )
-        sealed = await self._vault.seal(report.body, PayloadIdentity(report.message_id, HUB, dead.sender_ods))
-        await messages.insert_message(
+        await post_hub_message(
             conn,
-            messages.NewMessage(
-                id=report.message_id,
-                sender_ods=HUB,
-                recipient_ods=dead.sender_ods,
-                event="acknowledgement",
-                bundle_identifier=report.bundle_identifier,
-                message_header_id=report.header_id,
-                payload_sha256=report.sha256,
-                sealed=sealed,
-                request_id=uuid.uuid5(_REPORT_NAMESPACE, f"request/{dead.delivery_id}"),
-                correlation_id=None,
-                accepted_at=now,
-            ),
+            self._vault,
+            message_id=report.message_id,
+            recipient_ods=dead.sender_ods,
+            bundle=report.bundle,
+            raw=report.body,
+            at=now,
+            request_id=uuid.uuid5(_REPORT_NAMESPACE, f"request/{dead.delivery_id}"),
         )
         await outbox.record_non_delivery_report(conn, dead.delivery_id, report.message_id, reason=reason.value, now=now)
         return report

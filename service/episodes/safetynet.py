@@ -17,12 +17,11 @@ import asyncpg
 
 from service.auditlog.events import AuditEvent, EventType
 from service.clock import Clock, utc_now
-from service.crypto.envelope import PayloadIdentity
 from service.crypto.vault import PayloadVault
+from service.delivery.hubmail import post_hub_message
 from service.episodes.alerts import build_alert
 from service.errors import HandoverError
-from service.signing import payload_sha256
-from service.store import audit, db, messages
+from service.store import audit, db
 from service.store import episodes as store
 
 log = logging.getLogger("handover.safetynet")
@@ -62,22 +61,14 @@ class SafetyNet:
                     hub_private_jwk=self._hub_key,
                 )
                 alert_id = uuid.uuid4()
-                sealed = await self._vault.seal(raw, PayloadIdentity(alert_id, "hub", deadline.waiting))
-                await messages.insert_message(
+                await post_hub_message(
                     conn,
-                    messages.NewMessage(
-                        id=alert_id,
-                        sender_ods="hub",
-                        recipient_ods=deadline.waiting,
-                        event="acknowledgement",
-                        bundle_identifier=bundle["identifier"]["value"],
-                        message_header_id=bundle["entry"][0]["resource"]["id"],
-                        payload_sha256=payload_sha256(bundle),
-                        sealed=sealed,
-                        request_id=uuid.uuid4(),
-                        correlation_id=None,
-                        accepted_at=now,
-                    ),
+                    self._vault,
+                    message_id=alert_id,
+                    recipient_ods=deadline.waiting,
+                    bundle=bundle,
+                    raw=raw,
+                    at=now,
                 )
                 await store.add_message(
                     conn,
