@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -19,6 +20,7 @@ import asyncpg
 
 from service.errors import Code, HandoverError
 
+log = logging.getLogger("handover.store")
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _MIGRATION_LOCK_KEY = 0x68616E646F766572  # "handover": one migrator at a time across processes
 RETRY_AFTER_SECONDS = 5
@@ -65,10 +67,12 @@ async def connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
     try:
         conn = await pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS)
     except (*CONNECTION_ERRORS, asyncpg.PostgresError) as exc:  # any failure to connect: not the caller's fault
+        log.warning("store unavailable: cannot connect", extra={"code": type(exc).__name__})
         raise unavailable() from exc
     try:
         yield conn
     except CONNECTION_ERRORS as exc:
+        log.warning("store unavailable", extra={"code": type(exc).__name__})  # e.g. DiskFullError, AdminShutdownError
         with contextlib.suppress(asyncpg.InterfaceError):  # already detached from the pool if it closed itself
             conn.terminate()  # never hand a broken connection to the next caller
         raise unavailable() from exc
