@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from service.terminology import NHS_NUMBER_SYSTEM, ODS_SYSTEM, RFC3986_SYSTEM
+from service.terminology import NHS_NUMBER_SYSTEM, ODS_SYSTEM, RFC3986_SYSTEM, nhs_number_check_digit
 
 SNOMED = "http://snomed.info/sct"
 GMC_SYSTEM = "https://fhir.hl7.org.uk/Id/gmc-number"
@@ -30,9 +30,8 @@ def synthetic_nhs_number(seed: int) -> str:
     """A Modulus-11-valid NHS number in the 999 test range, different for each seed."""
     while True:
         base = f"999{seed % 10**6:06d}"
-        total = sum(int(d) * w for d, w in zip(base, range(10, 1, -1), strict=True))
-        check = (11 - total % 11) % 11
-        if check != 10:
+        check = nhs_number_check_digit(base)
+        if check is not None:
             return base + str(check)
         seed += 1
 

@@ -33,12 +33,15 @@ def is_ods_code(value: object) -> bool:
     return isinstance(value, str) and ODS_CODE.fullmatch(value) is not None
 
 
+def nhs_number_check_digit(first_nine: str) -> int | None:
+    """The Modulus 11 check digit of nine ASCII digits; None when the remainder makes no valid NHS number."""
+    total = sum(int(digit) * weight for digit, weight in zip(first_nine, range(10, 1, -1), strict=True))
+    check = (11 - total % 11) % 11
+    return None if check == 10 else check
+
+
 def is_nhs_number(value: object) -> bool:
     """Ten ASCII digits whose tenth is the Modulus 11 check digit of the first nine."""
     if not isinstance(value, str) or re.fullmatch(r"[0-9]{10}", value, re.ASCII) is None:
         return False
-    total = sum(int(digit) * weight for digit, weight in zip(value[:9], range(10, 1, -1), strict=True))
-    check = 11 - total % 11
-    if check == 11:
-        check = 0
-    return check != 10 and check == int(value[9])
+    return nhs_number_check_digit(value[:9]) == int(value[9])

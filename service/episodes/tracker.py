@@ -145,42 +145,33 @@ class EpisodeTracker:
         self, conn: asyncpg.Connection, episode_id: UUID, fact: Fact, message: StoredMessage, outcome: Outcome
     ) -> None:
         at, d = message.accepted_at, self._deadlines
-        await store.add_deadline(
-            conn,
-            episode_id=episode_id,
-            kind="acknowledgement",
-            message_id=message.id,
-            owed_by=message.recipient_ods,
-            waiting=message.sender_ods,
-            due_at=at + d.acknowledgement,
-        )
+
+        async def recipient_owes(kind: str, within: timedelta) -> None:
+            await store.add_deadline(
+                conn,
+                episode_id=episode_id,
+                kind=kind,
+                message_id=message.id,
+                owed_by=message.recipient_ods,
+                waiting=message.sender_ods,
+                due_at=at + within,
+            )
+
+        async def met(kind: str) -> None:
+            await store.meet_deadlines(conn, episode_id=episode_id, kind=kind, at=at)
+
+        await recipient_owes("acknowledgement", d.acknowledgement)
         if not outcome.changed:
             return
-        state = outcome.episode.state
         if fact.kind is Kind.REFERRAL:
-            await store.add_deadline(
-                conn,
-                episode_id=episode_id,
-                kind="smdt-outcome",
-                message_id=message.id,
-                owed_by=message.recipient_ods,
-                waiting=message.sender_ods,
-                due_at=at + d.smdt_outcome,
-            )
+            await recipient_owes("smdt-outcome", d.smdt_outcome)
         elif fact.kind in (Kind.OUTCOME_ACCEPTED, Kind.OUTCOME_DECLINED, Kind.OUTCOME_MORE_INFORMATION):
-            await store.meet_deadlines(conn, episode_id=episode_id, kind="smdt-outcome", at=at)
+            await met("smdt-outcome")
         elif fact.kind is Kind.TRANSFER_REQUESTED:
-            await store.add_deadline(
-                conn,
-                episode_id=episode_id,
-                kind="transfer-response",
-                message_id=message.id,
-                owed_by=message.recipient_ods,
-                waiting=message.sender_ods,
-                due_at=at + d.transfer_response,
-            )
-            if state is State.TRANSFER_BACK_REQUESTED and outcome.episode.discharge_summary_at is None:
-                # Handing the patient back is the discharge from the centre: the summary is due within 24 h.
+            await recipient_owes("transfer-response", d.transfer_response)
+            episode = outcome.episode
+            if episode.state is State.TRANSFER_BACK_REQUESTED and episode.discharge_summary_at is None:
+                # Handing the patient back is the discharge from the centre: the centre owes the summary.
                 await store.add_deadline(
                     conn,
                     episode_id=episode_id,
@@ -191,9 +182,9 @@ class EpisodeTracker:
                     due_at=at + d.discharge_summary,
                 )
         elif fact.kind in (Kind.TRANSFER_ACCEPTED, Kind.TRANSFER_REJECTED):
-            await store.meet_deadlines(conn, episode_id=episode_id, kind="transfer-response", at=at)
+            await met("transfer-response")
         elif fact.kind is Kind.DISCHARGE_SUMMARY:
-            await store.meet_deadlines(conn, episode_id=episode_id, kind="discharge-summary", at=at)
+            await met("discharge-summary")
 
     async def _acknowledgement(self, conn: asyncpg.Connection, doc: dict[str, Any], message: StoredMessage) -> None:
         ack = read_acknowledgement(doc)
