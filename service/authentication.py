@@ -25,7 +25,7 @@ class TrustAuthenticator:
 
     async def authenticate(self, token: str) -> str:
         claims = verify_bearer_token(token, self._keys, now=self._clock())
-        async with db.transaction(self._pool) as conn:
+        async with db.connection(self._pool) as conn:  # one statement, committed on its own: one round trip
             fresh = await tokens.remember_token_id(conn, claims.issuer, claims.jti, claims.expires_at)
         if not fresh:
             raise HandoverError(Code.UNAUTHENTICATED, "this bearer token was already used: mint a new one (new jti)")

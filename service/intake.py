@@ -31,7 +31,7 @@ from service.errors import Code, HandoverError
 from service.messagefacts import MessageFacts, read_message_facts
 from service.receipts import ReceiptFacts, build_signed_receipt
 from service.registry import RegistryReader
-from service.signing import KeyLookup, VerifiedSignature, payload_sha256, verify_bundle_signature
+from service.signing import KeyLookup, VerifiedSignature, verify_bundle_signature
 from service.store import audit, db, messages
 from service.strictjson import parse_strict_json
 from service.terminology import CodeSystem
@@ -113,7 +113,7 @@ class Intake:
         self._check_fresh(signature.signed_at, facts.timestamp)
         self._check_routing(facts)
         self._check_profiles(doc)
-        return await self._commit(submission, facts, doc, handover_form)
+        return await self._commit(submission, facts, signature.payload_sha256, handover_form)
 
     def _check_profiles(self, doc: dict[str, Any]) -> None:
         """Every error against fhir_profiles/ at once (422 profile-violation); warnings never block."""
@@ -178,9 +178,8 @@ class Intake:
             )
 
     async def _commit(
-        self, submission: Submission, facts: MessageFacts, doc: dict[str, Any], handover_form: dict[str, Any]
+        self, submission: Submission, facts: MessageFacts, sha256: str, handover_form: dict[str, Any]
     ) -> Accepted:
-        sha256 = payload_sha256(doc)
         now = self._clock()
         message_id = uuid.uuid4()
         # Sealed before the transaction: with the KEK unavailable this refuses (503) having stored nothing.
