@@ -12,7 +12,6 @@ import shutil
 import signal
 import socket
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -109,8 +108,8 @@ async def running_hub(network: BenchNetwork, dsn: str, *, workers: int, log_name
     }
     log_path = network.directory / f"{log_name}.log"
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [HANDOVER, "serve", "--workers", str(workers)], env=env, stdout=log, stderr=log, cwd=ROOT
+        proc = await asyncio.create_subprocess_exec(
+            HANDOVER, "serve", "--workers", str(workers), env=env, stdout=log, stderr=log, cwd=ROOT
         )
         try:
             base = f"http://127.0.0.1:{port}"
@@ -119,17 +118,17 @@ async def running_hub(network: BenchNetwork, dsn: str, *, workers: int, log_name
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
+                await asyncio.wait_for(proc.wait(), timeout=30)
+            except TimeoutError:
                 proc.kill()
-                proc.wait()
+                await proc.wait()
 
 
-async def _wait_ready(base: str, proc: subprocess.Popen[bytes], within: float = 90.0) -> None:
+async def _wait_ready(base: str, proc: asyncio.subprocess.Process, within: float = 90.0) -> None:
     deadline = time.monotonic() + within
     async with aiohttp.ClientSession() as session:
         while time.monotonic() < deadline:
-            if proc.poll() is not None:
+            if proc.returncode is not None:
                 raise RuntimeError(f"handover serve exited with {proc.returncode}; see its log")
             try:
                 async with session.get(f"{base}/readyz") as resp:

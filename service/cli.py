@@ -27,7 +27,7 @@ from service.config import Settings
 from service.logs import configure_logging
 from service.store.embedded import EmbeddedCluster, ensure_cluster
 from service.tls import server_ssl_context, tls_settings_from_env
-from service.workers import REUSE_PORT_ENV, Supervisor, default_workers
+from service.workers import REUSE_PORT_ENV, Supervisor, default_workers, prepare_shared_files
 
 console = Console(stderr=True)
 _background: set[asyncio.Task[int]] = set()  # tasks started from signal handlers, kept until done
@@ -210,9 +210,7 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         return _with_database(settings, lambda dsn: _serve_until_stopped(settings, dsn, None, exit_after=False))
 
     async def supervise(dsn: str) -> int:
-        from service.store import db
-
-        await db.migrate(dsn)  # once, before any worker starts
+        await prepare_shared_files(settings, dsn)  # once, before any worker starts
         supervisor = Supervisor(workers, dsn, say=lambda line: console.print(f"[dim]{line}[/]"))
         return await supervisor.run()
 

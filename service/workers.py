@@ -21,10 +21,26 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from service.config import Settings
+from service.crypto.vault import open_vault
+from service.pseudonyms import Pseudonymiser
+from service.store import db
+
 REUSE_PORT_ENV = "HANDOVER_REUSE_PORT"
 _HANDOVER = [sys.executable, "-m", "service.cli"]
 _MAX_PAUSE_SECONDS = 30.0
 _PR_SET_PDEATHSIG = 1
+
+
+async def prepare_shared_files(settings: Settings, dsn: str) -> None:
+    """Migrate, and make the development key files every worker must share, once, before any worker starts."""
+    await db.migrate(dsn)
+    Pseudonymiser.from_keys_dir(settings.keys_dir)
+    pool = await db.create_pool(dsn, max_size=1)
+    try:
+        await open_vault(pool, settings.kek_path, create_if_missing=settings.kek_file is None)
+    finally:
+        await pool.close()
 
 
 def _die_with_parent() -> None:
