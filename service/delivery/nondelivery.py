@@ -180,10 +180,8 @@ def _dead_letter_event(
         details["status"] = str(status)
     if report is not None:
         details["report_message_id"] = str(report.message_id)
-    # A dedicated EventType (message-dead-lettered) would read better; until the audit log has one, a
-    # dead letter is the delivery event with outcome "dead-letter".
     return AuditEvent(
-        type=EventType.MESSAGE_DELIVERED,
+        type=EventType.MESSAGE_DEAD_LETTERED,
         outcome="dead-letter",
         actor=HUB,
         at=now,
