@@ -52,9 +52,7 @@ _REST = {
 }
 _INTERACTION = "http://hl7.org/fhir/restful-interaction"
 _ODS = re.compile(r"[A-Z0-9]{3,5}")
-_SUCCESS = frozenset(
-    {"accepted", "delivered", "fetched", "read", "ok", "success", "changed", "logged-in", "shredded"}
-)
+_SUCCESS = frozenset({"accepted", "delivered", "fetched", "read", "ok", "success", "changed", "logged-in", "shredded"})
 # event type -> (AuditEvent.type, restful-interaction subtype or None, action)
 _KINDS: dict[str, tuple[dict[str, str], str | None, str]] = {
     "message-accepted": (_REST, "operation", "C"),
