@@ -24,8 +24,8 @@ from service.errors import HandoverError
 from service.http import audit, episodes, mailbox, messaging, metadata, onboarding, ops, profiles_ui, validate
 from service.http.context import SERVICES, Services
 from service.http.middleware import outcome_middleware
+from service.identity.hubkey import HubSigningKey
 from service.intake import Freshness, Intake
-from service.keystore import load_private_jwk
 from service.metrics import Metrics
 from service.pseudonyms import Pseudonymiser
 from service.registry import RegistryHolder
@@ -68,7 +68,7 @@ def _resources(settings: Settings, dsn: str, clock: Clock) -> Callable[[web.Appl
     async def context(app: web.Application) -> AsyncIterator[None]:
         await db.migrate(dsn)
         registry = RegistryHolder.from_file(settings.network_path)
-        hub_key = load_private_jwk(settings.keys_dir, "hub")
+        hub_key = HubSigningKey(settings.keys_dir, registry)  # follows the registry's active hub key on reload
         pool = await db.create_pool(dsn, max_size=settings.db_pool_max)
         freshness = Freshness(
             max_age=timedelta(seconds=settings.max_message_age_seconds),

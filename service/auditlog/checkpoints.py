@@ -22,7 +22,7 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -208,15 +208,17 @@ def verify_checkpoint(note: str, keys: Keyring) -> Checkpoint:
 class CheckpointSigner:
     """Signs checkpoints of the audit log held in `tree` (the process's mirror) with `signer`.
 
-    Arguments: the pool, the tree, the note signer, the longest wait between checkpoints while entries
-    arrive, the entry count that triggers one sooner, and a clock for the stored signing times.
+    Arguments: the pool, the tree, the note signer (or a function giving the one to use now, so that a rotated
+    hub key signs from the moment it is active; each stored checkpoint records its signer's kid), the longest
+    wait between checkpoints while entries arrive, the entry count that triggers one sooner, and a clock for the
+    stored signing times.
     """
 
     def __init__(
         self,
         pool: asyncpg.Pool,
         tree: AuditTree,
-        signer: NoteSigner,
+        signer: NoteSigner | Callable[[], NoteSigner],
         *,
         interval_seconds: float,
         max_entries: int = 1000,
@@ -245,10 +247,9 @@ class CheckpointSigner:
             root = self._tree.tree.root(size)
             now = self._clock()
             signed_at = now if latest is None else max(now, latest.signed_at)
-            note = self._signer.sign(size, root)
-            stored = await store.insert_checkpoint(
-                conn, StoredCheckpoint(size, root, signed_at, self._signer.kid, note)
-            )
+            signer = self._signer() if callable(self._signer) else self._signer
+            note = signer.sign(size, root)
+            stored = await store.insert_checkpoint(conn, StoredCheckpoint(size, root, signed_at, signer.kid, note))
         self._last_signed = time.monotonic()
         log.info("audit checkpoint signed", extra={"tree_size": stored.tree_size})
         return stored

@@ -19,7 +19,6 @@ import contextlib
 import logging
 import random
 from collections.abc import Callable, Mapping
-from typing import Any
 
 import aiohttp
 import asyncpg
@@ -31,6 +30,7 @@ from service.delivery.nondelivery import DeadLetterReason, DeadLetters
 from service.delivery.push import PushClient
 from service.delivery.relay_settings import RelaySettings
 from service.errors import HandoverError
+from service.identity.hubkey import HubKey
 from service.registry import Registry
 from service.store import db, outbox
 
@@ -55,7 +55,7 @@ class Relay:
         self,
         pool: asyncpg.Pool,
         vault: PayloadVault,
-        hub_private_jwk: Mapping[str, Any],
+        hub_private_jwk: HubKey,
         event_system: str,
         *,
         endpoints: Endpoints,
