@@ -92,6 +92,7 @@ def _resources(settings: Settings, dsn: str, clock: Clock) -> Callable[[web.Appl
         except HandoverError:
             log.error("legacy plaintext payloads not sealed yet: store or keys unavailable")
         events = load_code_system("handover-event")
+        metrics = Metrics()
         relay = Relay(
             background_pool,
             vault,
@@ -105,7 +106,9 @@ def _resources(settings: Settings, dsn: str, clock: Clock) -> Callable[[web.Appl
                 window=timedelta(seconds=settings.delivery_window_seconds),
             ),
             clock=clock,
+            on_push=metrics.operations.observe_push,
         )
+        metrics.operations.circuits = relay.circuit_states
         intake = Intake(
             pool,
             registry,
@@ -125,7 +128,7 @@ def _resources(settings: Settings, dsn: str, clock: Clock) -> Callable[[web.Appl
         )
         mailboxes = Mailboxes(pool, vault, clock)
         app[SERVICES] = Services(
-            settings, pool, registry, intake, mailboxes, Metrics(), authenticator, staff, pseudonyms, clock
+            settings, pool, registry, intake, mailboxes, metrics, authenticator, staff, pseudonyms, clock
         )
         safety_net = SafetyNet(pool, hub_key, intake.events.url, clock, vault=vault)
         app[SAFETY_NET] = safety_net
