@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -156,3 +157,28 @@ def test_the_key_in_service_changes_only_when_the_registry_in_service_names_it(t
     assert holder.reload(network.network_path).ok
     assert key.kid == report.new_kid, "without the active key's private part, the key in use stays"
     assert second.new_kid != report.new_kid
+
+
+async def test_t7_alerts_after_the_reload_are_signed_with_the_new_hub_key(database: str, tmp_path: Path) -> None:
+    from adapters.trust_client import TrustClient
+    from service.app import SAFETY_NET
+    from tests.episodes.test_episodes_api import Clock
+
+    network = Network.create(tmp_path / "network")
+    clock = Clock()
+    async with running_hub(network, database, clock=clock) as hub:
+        client = hub.trust("RM1")
+        assert (await client.send(client.sign(referral("RM1", "RGT")))).accepted
+        report = rotate_key(network.network_path, network.keys_dir, "hub")
+        async with hub.session.post(
+            f"{hub.base_url}/ops/reload-registry", headers={"Authorization": f"Bearer {hub.staff_token('ops')}"}
+        ) as resp:
+            assert resp.status == 200
+        clock.offset = timedelta(hours=5)  # the acknowledgement is overdue: the safety net alerts RM1
+        assert await hub.app[SAFETY_NET].sweep() == 1
+        registry = load_registry(network.network_path)
+        referrer = TrustClient(hub.session, hub.base_url, "RM1", network.private_key("RM1"), registry)
+        [item] = await referrer.inbox()
+        alert, signature = await referrer.fetch(item["id"])
+    assert signature.owner_ods == "hub" and signature.kid == report.new_kid
+    assert verify_bundle_signature(alert, registry.hub_key).kid == report.new_kid
