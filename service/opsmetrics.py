@@ -27,7 +27,12 @@ from prometheus_client.registry import Collector
 
 from service.store.ops_figures import OperationsFigures
 
-PROCESS = f"{socket.gethostname()}:{os.getpid()}"
+
+def process_label() -> str:
+    """``<host>:<pid>`` of this process, read at use (a worker forked after import gets its own)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 CIRCUIT_STATES = ("closed", "half-open", "open")
 PUSH_SECONDS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -59,8 +64,9 @@ class OperationsMetrics:
         registry.register(self._collector)
 
     def observe_push(self, recipient: str, outcome: str, seconds: float) -> None:
-        self.push_attempts.labels(recipient, outcome, PROCESS).inc()
-        self.push_seconds.labels(recipient, PROCESS).observe(seconds)
+        process = process_label()
+        self.push_attempts.labels(recipient, outcome, process).inc()
+        self.push_seconds.labels(recipient, process).observe(seconds)
 
     def refresh(self, figures: OperationsFigures | None, now: datetime) -> None:
         self._collector.figures, self._collector.now = figures, now
@@ -83,9 +89,10 @@ class _DatabaseFigures(Collector):
             "1 for the state this process's circuit breaker to a recipient is in (closed, half-open, open)",
             labels=["recipient", "state", "process"],
         )
+        process = process_label()
         for recipient, current in sorted(self._owner.circuits().items()):
             for state in CIRCUIT_STATES:
-                circuits.add_metric([recipient, state, PROCESS], 1.0 if state == current else 0.0)
+                circuits.add_metric([recipient, state, process], 1.0 if state == current else 0.0)
         yield circuits
         up = GaugeMetricFamily("handover_database_up", "1 if this scrape's database reads succeeded, else 0")
         up.add_metric([], 0.0 if self.figures is None else 1.0)
