@@ -287,7 +287,7 @@ async def test_without_c_utf8_or_client_programs_it_falls_back(
         f'exec {BINDIR / "initdb"} "$@"\n'
     )
     (fake / "initdb").chmod(0o755)
-    monkeypatch.setattr(embedded, "find_postgres_bindir", lambda: fake)
+    monkeypatch.setattr(embedded.start, "find_postgres_bindir", lambda: fake)
 
     cluster = clusters.ensure(clusters.var_dir())  # the event loop is running: the probe must not use it
 
@@ -300,7 +300,7 @@ async def test_pgserver_fallback_when_there_are_no_binaries(
     clusters: Clusters, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("pgserver")
-    monkeypatch.setattr(embedded, "find_postgres_bindir", lambda: None)
+    monkeypatch.setattr(embedded.start, "find_postgres_bindir", lambda: None)
     var_dir = clusters.var_dir()
 
     first = clusters.ensure(var_dir)
