@@ -255,16 +255,30 @@ def test_a_failed_start_raises_with_the_tail_of_the_server_log(clusters: Cluster
 
 
 @needs_binaries
-def test_as_root_an_unreachable_var_dir_is_refused_and_left_alone(clusters: Clusters) -> None:
+async def test_as_root_a_private_checkout_keeps_its_cluster_in_a_system_directory(
+    clusters: Clusters, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15 item 1: a root checkout in a mode-700 home works, its permissions untouched, and the cluster
+    placed where the `postgres` user can reach it is found again on the next start."""
     if not ROOT:
         pytest.skip("only root hands the cluster to another user")
+    system_root = clusters.var_dir() / "clusters"  # a stand-in for /var/lib/handover/clusters
+    monkeypatch.setenv("HANDOVER_EMBEDDED_ROOT", str(system_root))
     private = clusters.var_dir()
     private.chmod(0o700)
+    var_dir = private / "checkout" / "var"
 
-    with pytest.raises(EmbeddedPostgresError, match="HANDOVER_DATABASE_URL"):
-        clusters.ensure(private / "var")
+    first = clusters.ensure(var_dir)
+    assert first.started_here
+    assert first.data_dir.is_relative_to(system_root), "the cluster lives under the system directory"
+    assert clusters.log[0].startswith(f"embedded PostgreSQL: cluster in {first.data_dir.parent}"), "said first"
+    assert await _fetchval(first.dsn, "SELECT current_database()") == "handover"
+    assert stat.S_IMODE(private.stat().st_mode) == 0o700, "the user's own directory is left as it was"
+    assert (var_dir / "pg-location").read_text().strip() == str(first.data_dir.parent)
 
-    assert stat.S_IMODE(private.stat().st_mode) == 0o700
+    again = clusters.ensure(var_dir)
+    assert again.data_dir == first.data_dir
+    assert not again.started_here, "reused, not started twice"
 
 
 @needs_binaries

@@ -9,6 +9,7 @@ T = TypeVar("T")
 
 DATABASE = "handover"
 SUPERUSER = "handover"
+SYSTEM_CLUSTERS_ROOT = "/var/lib/handover/clusters"
 SERVER_USER = "postgres"  # the system user the server runs as when we are root
 HOST = "127.0.0.1"
 START_TIMEOUT_SECONDS = 60

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import pwd
+import re
 import socket
 import stat
 import tempfile
@@ -18,14 +20,15 @@ from service.store.embedded._common import (
     _CONF_END,
     _SOCKET_PATH_MAX,
     HOST,
+    SYSTEM_CLUSTERS_ROOT,
     EmbeddedPostgresError,
 )
 
 # --------------------------------------------------------------------------------------------- files and permissions
 
 
-def _check_traversable(var_dir: Path, user: pwd.struct_passwd) -> None:
-    """Fail clearly unless `user` can search var_dir and every directory above it (we change none of them)."""
+def unreachable_directory(var_dir: Path, user: pwd.struct_passwd) -> Path | None:
+    """The first of var_dir and the directories above it that `user` cannot search (we change none of them)."""
     groups = set(os.getgrouplist(user.pw_name, user.pw_gid))
     for directory in (var_dir, *var_dir.parents):
         info = directory.stat()
@@ -36,13 +39,32 @@ def _check_traversable(var_dir: Path, user: pwd.struct_passwd) -> None:
         else:
             searchable = info.st_mode & stat.S_IXOTH
         if not searchable:
-            raise EmbeddedPostgresError(
-                f"The embedded PostgreSQL runs as the system user {user.pw_name!r} (it refuses to run as root), "
-                f"but {user.pw_name!r} cannot get to {var_dir}: {directory} (mode {stat.filemode(info.st_mode)}) "
-                "is not searchable by it, and Handover does not change permissions outside its var directory. "
-                "Set HANDOVER_DATABASE_URL to use an existing PostgreSQL, or move the checkout / HANDOVER_VAR_DIR "
-                f"somewhere {user.pw_name!r} can reach (e.g. under /srv or /tmp)."
-            )
+            return directory
+    return None
+
+
+def system_cluster_dir(var_dir: Path, user: pwd.struct_passwd) -> Path:
+    """Where a checkout the server user cannot reach (a root checkout in a mode-700 home) keeps its cluster:
+    one directory per var directory under HANDOVER_EMBEDDED_ROOT (default /var/lib/handover/clusters), named
+    after the checkout and a hash of its path, so it is found again on every start. The directories made here
+    are searchable (0755) and the cluster's own `pg/` inside is given to the server user as usual; the user's
+    own directories are left as they are."""
+    root = Path(os.environ.get("HANDOVER_EMBEDDED_ROOT") or SYSTEM_CLUSTERS_ROOT)
+    digest = hashlib.sha256(str(var_dir).encode("utf-8")).hexdigest()[:12]
+    checkout = re.sub(r"[^A-Za-z0-9_.-]", "_", var_dir.parent.name)[:40] or "checkout"
+    place = root / f"{checkout}-{digest}"
+    for directory in (root, place):
+        directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+    blocking = unreachable_directory(place, user)
+    if blocking is not None:
+        raise EmbeddedPostgresError(
+            f"The embedded PostgreSQL runs as the system user {user.pw_name!r} (it refuses to run as root), and "
+            f"neither {var_dir} nor {place} is reachable by it ({blocking} is not searchable). Set "
+            "HANDOVER_DATABASE_URL to use an existing PostgreSQL, or HANDOVER_EMBEDDED_ROOT to a directory "
+            f"{user.pw_name!r} can reach."
+        )
+    (var_dir / "pg-location").write_text(f"{place / 'pg'}\n", encoding="utf-8")  # for people: where it went
+    return place
 
 
 def _chown_tree(pg_dir: Path, user: pwd.struct_passwd) -> None:

@@ -27,7 +27,6 @@ from service.store.embedded._common import (
 )
 from service.store.embedded.cluster import EmbeddedCluster
 from service.store.embedded.files import (
-    _check_traversable,
     _chown_tree,
     _exclusive,
     _free_port,
@@ -37,6 +36,8 @@ from service.store.embedded.files import (
     _socket_dir_setting,
     _write_file,
     _write_settings,
+    system_cluster_dir,
+    unreachable_directory,
 )
 from service.store.embedded.pgserver import _ensure_pgserver
 from service.store.embedded.programs import (
@@ -63,9 +64,13 @@ def ensure_cluster(var_dir: Path, *, log: Callable[[str], None] = print) -> Embe
         return _ensure_pgserver(var_dir, log)
     user = _server_user()
     var_dir.mkdir(parents=True, exist_ok=True)
-    if user is not None:
-        _check_traversable(var_dir, user)
     pg_dir = var_dir / "pg"
+    if user is not None and (blocking := unreachable_directory(var_dir, user)) is not None:
+        pg_dir = system_cluster_dir(var_dir, user) / "pg"
+        log(
+            f"embedded PostgreSQL: cluster in {pg_dir}, because the server user {user.pw_name!r} cannot reach "
+            f"{var_dir} ({blocking} is private); reused on every start from this checkout"
+        )
     pg_dir.mkdir(mode=0o700, exist_ok=True)
     pg_dir.chmod(0o700)  # it holds the password
     data_dir = pg_dir / "data"
