@@ -56,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="play the East Anglia scenario, then keep serving")
     demo.add_argument("--once", action="store_true", help="exit after the scenario: 0 only if every step checked out")
+    demo.add_argument("-v", "--verbose", action="store_true", help="show the service's JSON logs here as well")
     demo.set_defaults(run=_cmd_demo)
 
     keys = commands.add_parser("keys", help="network keys").add_subparsers(title="keys commands")
@@ -224,7 +225,9 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from service.registry import load_registry
     from service.terminology import load_code_system
 
-    configure_logging()
+    log_file = settings.var_dir / "demo" / "handover.log"
+    configure_logging(file=log_file, also_stderr=args.verbose)
+    console.print(f"[dim]service logs: {log_file}{'' if args.verbose else ' (-v shows them here too)'}[/]")
     from service.staff import ensure_dev_staff_key
 
     created = init_keys(settings.network_path, settings.keys_dir).created

@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 SAFE_FIELDS = (
     "request_id",
@@ -53,11 +54,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def configure_logging(level: int = logging.INFO) -> None:
-    """Send JSON lines to stderr; call once per process."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+def configure_logging(level: int = logging.INFO, *, file: Path | None = None, also_stderr: bool = False) -> None:
+    """Send JSON lines to stderr, or to `file` (appended; and to stderr too with `also_stderr`); call once per
+    process. The demo logs to a file so that its narrative is what the terminal shows."""
+    handlers: list[logging.Handler] = []
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(file, encoding="utf-8"))
+    if file is None or also_stderr:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    for handler in handlers:
+        handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = handlers
     root.setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

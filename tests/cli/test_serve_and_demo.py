@@ -101,17 +101,22 @@ def test_db_migrate_applies_once(network: Network, database: str) -> None:
     assert "none pending" in out.stderr.decode()  # the test database was migrated from the template
 
 
-def test_demo_once_plays_the_scenario_and_exits_zero(network: Network, database: str) -> None:
+def test_demo_once_plays_the_scenario_and_exits_zero(network: Network, database: str, tmp_path: Path) -> None:
     port = free_port()
-    env = env_for(network, port, HANDOVER_DATABASE_URL=database)
+    env = env_for(network, port, HANDOVER_DATABASE_URL=database, HANDOVER_VAR_DIR=str(tmp_path))
     out = subprocess.run([HANDOVER, "demo", "--once"], env=env, cwd=ROOT, capture_output=True, timeout=300, check=False)
     stdout = out.stdout.decode()
+    log_file = tmp_path / "demo" / "handover.log"
     assert out.returncode == 0, stdout[-3000:] + out.stderr.decode()[-3000:]
     assert "every step checked out" in stdout
     for ods in ("RM1", "RDE", "RGN", "RC9", "RGP", "RCX", "RGR"):
         assert ods in stdout
+    terminal = out.stderr.decode() + stdout
+    assert str(log_file) in terminal, "the demo says where its logs went"
+    assert '"level": "info"' not in terminal, "the terminal shows the narrative, not the JSON logs"
+    assert '"message": "request"' in log_file.read_text(), "the service's logs are in the file"
     demo_nhs_numbers = [synthetic_nhs_number(seed * 7919) for seed in range(1, 8)]
-    logs = out.stderr.decode() + stdout
+    logs = terminal + log_file.read_text()
     assert not [n for n in demo_nhs_numbers if n in logs], "no NHS numbers in the logs or the report"
     assert not [name for name in SURNAMES if name in logs], "no patient names in the logs or the report"
     pg_dump = shutil.which("pg_dump") or "/usr/lib/postgresql/15/bin/pg_dump"
