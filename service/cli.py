@@ -25,7 +25,8 @@ from service.auditlog import export as audit_export
 from service.auditlog import verify_cli
 from service.config import Settings
 from service.logs import configure_logging
-from service.store.embedded import EmbeddedCluster, ensure_cluster
+from service.store import db
+from service.store.embedded import EMBEDDED_PG_DIR_ENV, EmbeddedCluster, ensure_cluster, following_port
 from service.tls import server_ssl_context, tls_settings_from_env
 from service.workers import REUSE_PORT_ENV, Supervisor, default_workers, prepare_shared_files
 
@@ -145,6 +146,9 @@ def _with_database(settings: Settings, body: Callable[[str], Coroutine[Any, Any,
         if dsn is None:
             cluster = ensure_cluster(settings.var_dir.resolve(), log=lambda line: console.print(f"[dim]{line}[/]"))
             dsn = cluster.dsn
+            os.environ[EMBEDDED_PG_DIR_ENV] = str(cluster.data_dir.parent)  # for workers started from here
+        if os.environ.get(EMBEDDED_PG_DIR_ENV):  # the embedded cluster may come back on another port
+            db.follow_moves(dsn, following_port(dsn, Path(os.environ[EMBEDDED_PG_DIR_ENV])))
         return asyncio.run(body(dsn))
     except KeyboardInterrupt:
         return 130

@@ -32,7 +32,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress
 
 from service.hubmessages import HUB_IDENTIFIER_SYSTEM
-from service.store import audit_reads
+from service.store import audit_reads, db
 from service.store import checkpoints as checkpoint_store
 from service.terminology import ODS_SYSTEM
 
@@ -240,7 +240,7 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def export_command(args: argparse.Namespace, dsn: str, console: Console) -> int:
     """Run `handover audit export DIR` against `dsn`; print what was written; exit code."""
-    conn = await asyncpg.connect(dsn)
+    conn = await db.connect(dsn)
     try:
         with Progress(BarColumn(), MofNCompleteColumn(), console=console, transient=True) as progress:
             task = progress.add_task("exporting", total=await audit_reads.log_size(conn))

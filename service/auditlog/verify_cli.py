@@ -31,7 +31,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TimeRemainingColumn
 
@@ -43,7 +42,7 @@ from service.errors import HandoverError
 from service.receipts import receipt_parameters
 from service.registry import Registry, RegistryError, load_registry
 from service.signing import verify_bundle_signature
-from service.store import audit_reads
+from service.store import audit_reads, db
 from service.store import checkpoints as checkpoint_store
 from service.store.checkpoints import StoredCheckpoint
 
@@ -275,7 +274,7 @@ async def verify_database(
     console: Console | None = None,
 ) -> VerifyReport:
     """Check the log in the database at `dsn`, read as one consistent snapshot."""
-    conn = await asyncpg.connect(dsn)
+    conn = await db.connect(dsn)
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             check = LogCheck(registry, await checkpoint_store.all_checkpoints(conn), trusted, receipts)

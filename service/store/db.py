@@ -11,10 +11,11 @@ import contextlib
 import hashlib
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 import asyncpg
 
@@ -52,10 +53,30 @@ def unavailable() -> HandoverError:
     )
 
 
+_MOVING: dict[str, Callable[[], str]] = {}
+
+
+def follow_moves(dsn: str, current: Callable[[], str]) -> None:
+    """From now on, every new connection to `dsn` goes where `current()` says: the embedded cluster may come
+    back on another port (its old one taken), and a running hub must reach it there without a restart."""
+    _MOVING[dsn] = current
+
+
+def resolve(dsn: str) -> str:
+    """Where `dsn` is now (itself, unless `follow_moves` was told otherwise)."""
+    current = _MOVING.get(dsn)
+    return current() if current is not None else dsn
+
+
+async def connect(dsn: str, **options: Any) -> asyncpg.Connection:
+    """`asyncpg.connect` to wherever `dsn` is now."""
+    return await asyncpg.connect(resolve(dsn), **options)
+
+
 async def create_pool(dsn: str, *, max_size: int = 20) -> asyncpg.Pool:
-    """A pool that reconnects by itself; it may be created while the database is down."""
+    """A pool that reconnects by itself, to wherever the database is now; it may be created while it is down."""
     pool = await asyncpg.create_pool(
-        dsn, min_size=0, max_size=max_size, command_timeout=30, max_inactive_connection_lifetime=60
+        dsn, min_size=0, max_size=max_size, command_timeout=30, max_inactive_connection_lifetime=60, connect=connect
     )
     assert pool is not None
     return pool
@@ -124,7 +145,7 @@ async def migrate(dsn: str) -> list[Migration]:
 
     Safe to run from several processes at once: a session advisory lock admits one migrator at a time.
     """
-    conn = await asyncpg.connect(dsn)
+    conn = await connect(dsn)
     try:
         if await _nothing_pending(conn):
             return []  # no DDL at all, so a service role without CREATE rights starts fine
@@ -174,7 +195,7 @@ async def wait_until_reachable(dsn: str, *, within_seconds: float = 30.0) -> Non
     deadline = loop.time() + within_seconds
     while True:
         try:
-            conn = await asyncpg.connect(dsn, timeout=5)
+            conn = await connect(dsn, timeout=5)
         except (*CONNECTION_ERRORS, asyncpg.exceptions.InvalidCatalogNameError):
             if loop.time() >= deadline:
                 raise

@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 
+from service.store import db
 from service.store.db import CONNECTION_ERRORS
 
 log = logging.getLogger("handover.store.notifications")
@@ -65,7 +66,7 @@ class Listener:
 
     async def _listen_until_lost(self, *, reconnected: bool) -> None:
         lost = asyncio.Event()
-        conn = await asyncpg.connect(self._dsn)
+        conn = await db.connect(self._dsn)
         try:
             conn.add_termination_listener(lambda _conn: lost.set())
             await conn.add_listener(self._channel, self._deliver)

@@ -26,8 +26,15 @@ its cluster lives in `<var>/pg/pgserver`, trusts local connections and is reache
 """
 
 from service.store.embedded._common import EmbeddedPostgresError
-from service.store.embedded.cluster import EmbeddedCluster
+from service.store.embedded.cluster import EMBEDDED_PG_DIR_ENV, EmbeddedCluster, following_port
 from service.store.embedded.programs import find_postgres_bindir
 from service.store.embedded.start import ensure_cluster
 
-__all__ = ["EmbeddedCluster", "EmbeddedPostgresError", "ensure_cluster", "find_postgres_bindir"]
+__all__ = [
+    "EMBEDDED_PG_DIR_ENV",
+    "EmbeddedCluster",
+    "EmbeddedPostgresError",
+    "ensure_cluster",
+    "find_postgres_bindir",
+    "following_port",
+]

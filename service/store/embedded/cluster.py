@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from service.store.embedded._common import STOP_TIMEOUT_SECONDS, EmbeddedPostgresError
-from service.store.embedded.files import _pid_alive, _read_postmaster_pid
+from service.store.embedded.files import _pid_alive, _read_port, _read_postmaster_pid
 from service.store.embedded.programs import _default_runner, _describe, _log_file_for, _Runner
 
 # --------------------------------------------------------------------------------------------- the cluster
@@ -62,3 +64,21 @@ class EmbeddedCluster:
 
 def _stop_args(data_dir: Path, mode: str) -> list[str]:
     return ["stop", "-D", str(data_dir), "-m", mode, "-w", "-t", str(STOP_TIMEOUT_SECONDS)]
+
+
+EMBEDDED_PG_DIR_ENV = "HANDOVER_EMBEDDED_PG_DIR"
+
+
+def following_port(dsn: str, pg_dir: Path) -> Callable[[], str]:
+    """`dsn` with the port the cluster under `pg_dir` listens on now (its `port` file): a cluster that had to
+    come back on another port is found there by every new connection."""
+
+    def current() -> str:
+        port = _read_port(pg_dir)
+        parts = urlsplit(dsn)
+        if port is None or parts.port is None or parts.port == port:
+            return dsn
+        netloc = parts.netloc.rsplit(":", 1)[0] + f":{port}"
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+    return current
