@@ -32,7 +32,16 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskProgressColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
 from service.auditlog import verifier
 from service.auditlog.checkpoints import CheckpointError, Keyring, hub_note_keys, log_origin, verify_checkpoint
@@ -406,8 +415,15 @@ def print_report(report: VerifyReport, console: Console) -> int:
 
 
 def _progress(console: Console | None) -> Progress:
-    columns = (BarColumn(), MofNCompleteColumn(), TaskProgressColumn(), TimeRemainingColumn())
+    columns = (BarColumn(), MofNCompleteColumn(), TaskProgressColumn(), _RateColumn(), TimeRemainingColumn())
     return Progress(*columns, console=console, disable=console is None, transient=True)
+
+
+class _RateColumn(ProgressColumn):
+    """Entries verified per second, as the bar moves."""
+
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed:,.0f} entries/s" if task.speed else "", style="progress.data.speed")
 
 
 def _stored_checkpoint(row: dict[str, Any]) -> StoredCheckpoint:
