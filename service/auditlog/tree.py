@@ -115,8 +115,12 @@ class AuditTree:
         missing, or a stored checkpoint's root differs from the recomputed one (or is beyond the log).
         """
         audit_tree = cls()
+        # Checkpoints first: each was signed over entries already committed, so the log read next covers them
+        # all, even while other hub processes append and sign meanwhile (read the other way round, a checkpoint
+        # signed between the two reads would look "beyond the log" and stop this process from starting).
+        checkpoints = await checkpoint_store.all_checkpoints(conn)
         await audit_tree.sync(conn)
-        for checkpoint in await checkpoint_store.all_checkpoints(conn):
+        for checkpoint in checkpoints:
             audit_tree.check_root(checkpoint.tree_size, checkpoint.root_hash)
         return audit_tree
 

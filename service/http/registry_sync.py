@@ -1,7 +1,8 @@
 """One registry in every hub process: a reload made in one process (`POST /ops/reload-registry`) is announced
 on PostgreSQL, and every other process sharing the database (the workers of `handover serve --workers N`, and
 replicas on other machines) reloads the registry file itself. Only the process that made the change audits
-it; the others log what they loaded. A process whose notification connection was lost reloads on reconnecting.
+it; the others log what they loaded. A process reloads whenever it starts listening (at start-up, and after
+its notification connection was lost), so an announcement made before it listened is not missed.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def registry_sync_context(dsn: str) -> Callable[[web.Application], AsyncIterator
             result = hub.registry.reload(hub.settings.network_path)
             log.log(logging.INFO if result.ok else logging.ERROR, "registry reloaded on notice: " + result.describe())
 
-        listener = Listener(dsn, CHANNEL, reload, on_reconnect=lambda: reload("reconnected"))
+        listener = Listener(dsn, CHANNEL, reload, on_listening=lambda: reload("listening"))
         app[LISTENER] = listener
         listener.start()
         try:

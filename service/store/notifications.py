@@ -1,8 +1,8 @@
 """PostgreSQL LISTEN/NOTIFY: how hub processes sharing one database tell each other that something changed.
 
 `announce` sends a notification inside the caller's transaction (delivered at COMMIT, never if it rolls back);
-`Listener` keeps one dedicated connection listening on a channel, reconnecting after it is lost and calling
-`on_reconnect` then, because notifications sent while it was away are gone.
+`Listener` keeps one dedicated connection listening on a channel, reconnecting after it is lost, and calls
+`on_listening` each time it starts listening (the first time too): notifications sent before that are gone.
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ class Listener:
         channel: str,
         on_message: Callable[[str], Coroutine[Any, Any, None]],
         *,
-        on_reconnect: Callable[[], Coroutine[Any, Any, None]] | None = None,
+        on_listening: Callable[[], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
         self._dsn, self._channel = dsn, channel
-        self._on_message, self._on_reconnect = on_message, on_reconnect
+        self._on_message, self._on_listening = on_message, on_listening
         self._task: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
         self.listening = asyncio.Event()
@@ -56,23 +56,21 @@ class Listener:
             task.cancel()
 
     async def _run(self) -> None:
-        first = True
         while True:
             with contextlib.suppress(*CONNECTION_ERRORS, asyncpg.PostgresError):
-                await self._listen_until_lost(reconnected=not first)
-                first = False
+                await self._listen_until_lost()
             self.listening.clear()
             await asyncio.sleep(RECONNECT_SECONDS)
 
-    async def _listen_until_lost(self, *, reconnected: bool) -> None:
+    async def _listen_until_lost(self) -> None:
         lost = asyncio.Event()
         conn = await db.connect(self._dsn)
         try:
             conn.add_termination_listener(lambda _conn: lost.set())
             await conn.add_listener(self._channel, self._deliver)
             self.listening.set()
-            if reconnected and self._on_reconnect is not None:
-                await self._on_reconnect()
+            if self._on_listening is not None:
+                await self._on_listening()
             await lost.wait()
             log.warning("notification connection lost; reconnecting", extra={"code": self._channel})
         finally:

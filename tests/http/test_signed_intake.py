@@ -125,7 +125,7 @@ async def test_token_replay_is_401(hub: RunningHub) -> None:
 def token_for(hub: RunningHub, ods: str, **overrides: Any) -> str:
     now = int(time.time())
     claims = {"iss": ods, "sub": ods, "aud": "handover", "iat": now, "exp": now + 240, "jti": str(uuid.uuid4())}
-    claims.update(overrides)
+    claims.update({k: v(now) if callable(v) else v for k, v in overrides.items()})  # times relative to now
     claims = {k: v for k, v in claims.items() if v is not None}
     return sign_compact_jwt(claims, hub.network.private_key(ods))
 
@@ -133,14 +133,14 @@ def token_for(hub: RunningHub, ods: str, **overrides: Any) -> str:
 @pytest.mark.parametrize(
     ("overrides", "code"),
     [
-        ({"exp": int(time.time()) - 10, "iat": int(time.time()) - 100}, "unauthenticated"),
+        ({"exp": lambda now: now - 10, "iat": lambda now: now - 100}, "unauthenticated"),
         ({"aud": "someone-else"}, "unauthenticated"),
         ({"aud": None}, "unauthenticated"),
-        ({"exp": int(time.time()) + 3600}, "unauthenticated"),
+        ({"exp": lambda now: now + 3600}, "unauthenticated"),
         ({"iss": "RDE"}, "unauthenticated"),
         ({"sub": "RDE"}, "unauthenticated"),
         ({"jti": None}, "unauthenticated"),
-        ({"iat": int(time.time()) + 900, "exp": int(time.time()) + 1000}, "stale-message"),
+        ({"iat": lambda now: now + 900, "exp": lambda now: now + 1000}, "stale-message"),
     ],
     ids=[
         "expired",
