@@ -25,7 +25,7 @@ def sandbox(tmp_path: Path) -> Iterator[MeshSandbox]:
     try:
         yield running
     finally:
-        running.stop()
+        running.close()
 
 
 @pytest.fixture

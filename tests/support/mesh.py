@@ -47,6 +47,7 @@ class MeshSandbox:
     mailboxes: tuple[str, ...]
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    clients: list[mesh_client.MeshClient] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -100,7 +101,18 @@ class MeshSandbox:
 
     def client(self, mailbox: str) -> mesh_client.MeshClient:
         """The official client, as a trust's own MESH integration would use it."""
-        return mesh_client.MeshClient(self.url, mailbox, PASSWORD, shared_key=SHARED_KEY.encode(), max_retries=0)
+        client = mesh_client.MeshClient(self.url, mailbox, PASSWORD, shared_key=SHARED_KEY.encode(), max_retries=0)
+        self.clients.append(client)
+        return client
+
+    def inbox(self, mailbox: str) -> list[str]:
+        return list(self.client(mailbox).list_messages())
+
+    def close(self) -> None:
+        """Stop the sandbox and close every client made for the test."""
+        self.stop()
+        for client in self.clients:
+            client.close()  # type: ignore[no-untyped-call]
 
     def expire(self, message_id: str, *, sender_mailbox: str, workflow: str) -> None:
         """What MESH does to a message its recipient never collects: mark it undeliverable and put a
