@@ -48,21 +48,22 @@ class MeshBridge:
     poll_seconds: float
 
     async def run_once(self) -> None:
-        """One pass: read the inbox, then deliver what is due. Raises MeshUnavailableError / HandoverError."""
-        await self.inbound.poll_once()
-        await self.outbound.run_once()
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """Pass after pass until `stop`; an unreachable MESH or store is logged and tried again next pass."""
-        while not stop.is_set():
+        """One pass: read the inbox, then deliver what is due, each on its own (one failing does not hold up
+        the other). MESH or the store being unavailable is logged; the next pass tries again."""
+        for step in (self.inbound.poll_once, self.outbound.run_once):
             try:
-                await self.run_once()
+                await step()
             except MeshUnavailableError as err:
                 log.warning("MESH unreachable: will try again", extra={"code": str(err)})
             except HandoverError as err:
                 log.warning("store or keys unavailable: will try again", extra={"code": err.code.value})
             except Exception:  # the bridge's loop: log the fault's type and place, keep going
                 log.exception("MESH bridge fault")
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Pass after pass, every `poll_seconds`, until `stop`."""
+        while not stop.is_set():
+            await self.run_once()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.poll_seconds)
 
