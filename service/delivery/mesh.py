@@ -94,7 +94,12 @@ class MeshDelivery:
             while True:
                 jobs = await self._lease(ods)
                 for job in jobs:
-                    await self.process(job, mailbox)
+                    try:
+                        await self.process(job, mailbox)
+                    except HandoverError:
+                        raise  # the store or the KEK: end the pass; leases expire and the jobs come back
+                    except Exception:  # one job's fault must not stop the others; its lease expires, it returns
+                        log.exception("MESH delivery attempt failed unexpectedly", extra={"recipient": ods})
                 total += len(jobs)
                 if len(jobs) < _BATCH:
                     break

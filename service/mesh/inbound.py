@@ -24,7 +24,7 @@ from enum import StrEnum
 
 from service.errors import Code, HandoverError, operation_outcome
 from service.intake import Intake, Submission
-from service.mesh.mailbox import MeshMailbox, ReceivedMessage
+from service.mesh.mailbox import MeshMailbox, MeshRefusedError, MeshUnavailableError, ReceivedMessage
 from service.mesh.settings import OUTCOME_WORKFLOW, RECEIPT_WORKFLOW
 from service.registry import Participant, Registry
 
@@ -85,13 +85,22 @@ class MeshInbound:
         self._max_body_bytes = max_body_bytes
 
     async def poll_once(self) -> list[Handled]:
-        """Handle every message now in the inbox. MeshUnavailableError / HandoverError(UNAVAILABLE) propagate: what
-        was not acknowledged is read again next time."""
-        return [await self.handle(message_id) for message_id in await self._mailbox.inbox()]
+        """Handle every message now in the inbox. MeshUnavailableError and HandoverError(UNAVAILABLE) end the pass:
+        what was not acknowledged is read again next time. Any other fault is logged and leaves that one message
+        in the inbox, without holding up the others."""
+        handled = []
+        for message_id in await self._mailbox.inbox():
+            try:
+                handled.append(await self.handle(message_id))
+            except (MeshUnavailableError, HandoverError):
+                raise
+            except Exception:  # one message's fault must not stop the inbox: it stays there, unacknowledged
+                log.exception("MESH message not handled; left in the inbox")
+        return handled
 
     async def handle(self, mesh_message_id: str, *, acknowledge: bool = True) -> Handled:
         """Read, submit, reply, then (unless `acknowledge` is False) acknowledge one MESH message."""
-        message = await self._mailbox.retrieve(mesh_message_id)
+        message = await self._mailbox.retrieve(mesh_message_id, limit=self._max_body_bytes)
         if message.message_type == "REPORT":
             settled = await self._on_report(message)
             log.info("MESH report read", extra={"code": "settled" if settled else "no-pending-delivery"})
@@ -101,13 +110,16 @@ class MeshInbound:
             if message.sender:
                 workflow = OUTCOME_WORKFLOW if handled.outcome is Outcome.REFUSED else RECEIPT_WORKFLOW
                 assert handled.reply is not None
-                await self._mailbox.send(
-                    message.sender,
-                    handled.reply,
-                    workflow_id=workflow,
-                    local_id=mesh_message_id,  # the trust matches the reply to what it sent by this
-                    subject=f"Handover {handled.outcome.value}",
-                )
+                try:
+                    await self._mailbox.send(
+                        message.sender,
+                        handled.reply,
+                        workflow_id=workflow,
+                        local_id=mesh_message_id,  # the trust matches the reply to what it sent by this
+                        subject=f"Handover {handled.outcome.value}",
+                    )
+                except MeshRefusedError:  # e.g. the sender's mailbox closed since: the outcome stands, unreported
+                    log.warning("MESH refused the reply to a message", extra={"code": handled.outcome.value})
         if acknowledge:
             await self._mailbox.acknowledge(mesh_message_id)
         return handled

@@ -84,8 +84,9 @@ class MeshMailbox:
         """Ids of the messages waiting in the inbox (a page of up to 500, oldest first)."""
         return await self._call(lambda: list(self._client.list_messages()))
 
-    async def retrieve(self, message_id: str) -> ReceivedMessage:
-        return await self._call(lambda: self._retrieve(message_id))
+    async def retrieve(self, message_id: str, *, limit: int = MAX_MESSAGE_BYTES) -> ReceivedMessage:
+        """The message with at most `limit` + 1 bytes of its body read (so a longer one shows as too long)."""
+        return await self._call(lambda: self._retrieve(message_id, limit))
 
     async def acknowledge(self, message_id: str) -> None:
         """Tell MESH the message is dealt with (it leaves the inbox and its sender sees `acknowledged`)."""
@@ -110,11 +111,11 @@ class MeshMailbox:
 
     # ------------------------------------------------------------------------------------------- internals
 
-    def _retrieve(self, message_id: str) -> ReceivedMessage:
+    def _retrieve(self, message_id: str, limit: int) -> ReceivedMessage:
         # Not `with message:` - leaving that block acknowledges, and we acknowledge only after our commit.
         message = self._client.retrieve_message(message_id)
         try:
-            body = message.read(MAX_MESSAGE_BYTES + 1)
+            body = message.read(limit + 1)
         finally:
             message.close()  # type: ignore[no-untyped-call]
         return ReceivedMessage(

@@ -5,13 +5,17 @@ and the MESH message is acknowledged only once its outcome is durable."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 
-from service.mesh.bridge import MeshBridge
+from service.mesh.bridge import MeshBridge, open_bridge
 from service.mesh.inbound import Outcome, request_id_for
 from service.signing import verify_bundle_signature
+from tests.delivery.test_relay_crash import via
+from tests.support.faultproxy import FaultProxy
 from tests.support.hub import RunningHub
 from tests.support.mesh import HUB_MAILBOX, MAILBOXES, UNREGISTERED, MeshSandbox, in_thread, mesh_trust
 from tests.support.messages import error_codes, referral
@@ -138,3 +142,41 @@ async def test_duplicate_mesh_delivery_is_accepted_once_and_answered_with_the_or
     [resent] = await bridge.inbound.poll_once()
     assert (resent.outcome, resent.code and resent.code.value) == (Outcome.REFUSED, "duplicate-message")
     assert await count(mesh_hub.dsn, "SELECT count(*) FROM messages WHERE sender_ods = 'RM1'") == 1
+
+
+async def test_nothing_is_acknowledged_while_the_database_is_down_and_the_message_is_taken_when_it_is_back(
+    mesh_hub: RunningHub, sandbox: MeshSandbox
+) -> None:
+    parts = urlsplit(mesh_hub.dsn)
+    async with (
+        FaultProxy(parts.hostname or "127.0.0.1", parts.port or 5432) as db_proxy,
+        open_bridge(mesh_hub.settings, sandbox.settings(HUB_MAILBOX), via(mesh_hub.dsn, db_proxy.port)) as bridge,
+    ):
+        rm1 = mesh_trust(sandbox, mesh_hub.network, "RM1")
+        mesh_id = await in_thread(rm1.send, rm1.sign(referral("RM1", "RGT")))
+        db_proxy.reset(refuse=True)  # the bridge's database connections die and new ones are refused
+        await bridge.run_once()  # logged, not raised: the bridge keeps running
+        assert await in_thread(sandbox.inbox, HUB_MAILBOX) == [mesh_id], "not acknowledged: nothing is durable"
+        assert await in_thread(rm1.receive) == [], "and nothing answered"
+
+        db_proxy.heal()
+        db_proxy.refuse = False
+        [handled] = await bridge.inbound.poll_once()
+        assert handled.outcome is Outcome.ACCEPTED
+        assert await in_thread(sandbox.inbox, HUB_MAILBOX) == []
+        assert [r.kind for r in await in_thread(rm1.receive)] == ["receipt"]
+        assert await count(mesh_hub.dsn, "SELECT count(*) FROM messages") == 1
+
+
+async def test_a_message_over_the_hubs_size_limit_is_refused_and_reported_back(
+    mesh_hub: RunningHub, sandbox: MeshSandbox
+) -> None:
+    small = replace(mesh_hub.settings, max_body_bytes=2048)
+    async with open_bridge(small, sandbox.settings(HUB_MAILBOX), mesh_hub.dsn) as bridge:
+        rm1 = mesh_trust(sandbox, mesh_hub.network, "RM1")
+        await in_thread(rm1.send, rm1.sign(referral("RM1", "RGT")))
+        [handled] = await bridge.inbound.poll_once()
+        assert (handled.outcome, handled.code and handled.code.value) == (Outcome.REFUSED, "payload-too-large")
+        [reply] = await in_thread(rm1.receive)
+        assert error_codes(reply.body)[0] == "payload-too-large"
+        assert await count(mesh_hub.dsn, "SELECT count(*) FROM messages") == 0
