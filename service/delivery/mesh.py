@@ -25,12 +25,11 @@ from datetime import timedelta
 
 import asyncpg
 
-from service.auditlog.events import AuditEvent, EventType
 from service.clock import Clock, utc_now
 from service.crypto.envelope import PayloadUnreadableError
 from service.crypto.vault import PayloadShreddedError, PayloadVault
 from service.delivery.backoff import retry_delay
-from service.delivery.hubmail import HUB
+from service.delivery.destination import delivered_event
 from service.delivery.nondelivery import DeadLetterReason, DeadLetters
 from service.delivery.push import delivery_request_id
 from service.delivery.relay_settings import RelaySettings
@@ -234,19 +233,7 @@ class MeshDelivery:
         now = self._clock()
         async with db.transaction(self._pool) as conn:
             if await mesh_store.mark_delivered(conn, job.delivery_id, now=now):
-                await audit.append_event(
-                    conn,
-                    AuditEvent(
-                        type=EventType.MESSAGE_DELIVERED,
-                        outcome="delivered",
-                        actor=HUB,
-                        at=now,
-                        message_id=job.message_id,
-                        details={
-                            "channel": "mesh",
-                            "recipient": job.recipient_ods,
-                            "mesh_mailbox": sent.recipient_mailbox,
-                            "mesh_message_id": sent.mesh_message_id,
-                        },
-                    ),
+                event = delivered_event(
+                    job, now, channel="mesh", mesh_mailbox=sent.recipient_mailbox, mesh_message_id=sent.mesh_message_id
                 )
+                await audit.append_event(conn, event)

@@ -99,11 +99,8 @@ async def open_bridge(
             hub_key,
             events,
             vault=vault,
-            freshness=Freshness(
-                max_age=timedelta(seconds=settings.max_message_age_seconds),
-                max_ahead=timedelta(seconds=settings.max_clock_skew_seconds),
-            ),
-            episodes=EpisodeTracker(Pseudonymiser.from_keys_dir(settings.keys_dir), _deadlines(settings)),
+            freshness=Freshness.from_settings(settings),
+            episodes=EpisodeTracker(Pseudonymiser.from_keys_dir(settings.keys_dir), Deadlines.from_settings(settings)),
             validator=load_validator(),
             clock=clock,
         )
@@ -118,12 +115,3 @@ async def open_bridge(
     finally:
         mailbox.close()
         await pool.close()
-
-
-def _deadlines(settings: Settings) -> Deadlines:
-    return Deadlines(
-        acknowledgement=timedelta(hours=settings.deadline_acknowledgement_hours),
-        smdt_outcome=timedelta(days=settings.deadline_smdt_outcome_days),
-        transfer_response=timedelta(hours=settings.deadline_transfer_response_hours),
-        discharge_summary=timedelta(hours=settings.deadline_discharge_summary_hours),
-    )

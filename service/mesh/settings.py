@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.config import ConfigError
+from service.config import ConfigError, _positive_number
 
 RECEIPT_WORKFLOW = "HANDOVER_RECEIPT"
 OUTCOME_WORKFLOW = "HANDOVER_OUTCOME"
@@ -62,8 +62,8 @@ class MeshSettings:
             client_cert=cert,
             client_key=key,
             ca_cert=_file(env, "HANDOVER_MESH_CA_CERT"),
-            poll_seconds=_seconds(env, "HANDOVER_MESH_POLL_SECONDS", 5.0),
-            track_seconds=_seconds(env, "HANDOVER_MESH_TRACK_SECONDS", 30.0),
+            poll_seconds=_positive_number(env, "HANDOVER_MESH_POLL_SECONDS", 5.0),
+            track_seconds=_positive_number(env, "HANDOVER_MESH_TRACK_SECONDS", 30.0),
         )
 
 
@@ -75,16 +75,3 @@ def _file(env: Mapping[str, str], name: str) -> Path | None:
     if not path.is_file():
         raise ConfigError(f"{name} must name a readable file, got {raw!r}")
     return path
-
-
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive, got {raw!r}")
-    return value

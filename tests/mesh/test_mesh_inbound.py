@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from typing import Any
 from urllib.parse import urlsplit
-
-import asyncpg
 
 from service.mesh.bridge import MeshBridge, open_bridge
 from service.mesh.inbound import Outcome, request_id_for
@@ -17,27 +14,17 @@ from service.signing import verify_bundle_signature
 from tests.delivery.test_relay_crash import via
 from tests.support.faultproxy import FaultProxy
 from tests.support.hub import RunningHub
-from tests.support.mesh import HUB_MAILBOX, MAILBOXES, UNREGISTERED, MeshSandbox, in_thread, mesh_trust
+from tests.support.mesh import (
+    HUB_MAILBOX,
+    MAILBOXES,
+    UNREGISTERED,
+    MeshSandbox,
+    audit_events,
+    count,
+    in_thread,
+    mesh_trust,
+)
 from tests.support.messages import error_codes, referral
-
-
-async def audit_of(dsn: str, message_id: object) -> list[tuple[str, str, dict[str, Any]]]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        rows = await conn.fetch(
-            "SELECT event_type, outcome, leaf FROM audit_events WHERE message_id = $1 ORDER BY seq", message_id
-        )
-    finally:
-        await conn.close()
-    return [(r["event_type"], r["outcome"], json.loads(bytes(r["leaf"]))) for r in rows]
-
-
-async def count(dsn: str, sql: str, *args: object) -> int:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return int(await conn.fetchval(sql, *args))
-    finally:
-        await conn.close()
 
 
 async def test_a_referral_sent_by_mesh_is_accepted_receipted_by_mesh_and_verifies_when_pulled(
@@ -62,7 +49,7 @@ async def test_a_referral_sent_by_mesh_is_accepted_receipted_by_mesh_and_verifie
     assert signature.owner_ods == "RM1"
     assert bundle["identifier"] == signed["identifier"]
     assert verify_bundle_signature(bundle, mesh_hub.network.registry.key).owner_ods == "RM1"
-    audit = await audit_of(mesh_hub.dsn, item["id"])
+    audit = await audit_events(mesh_hub.dsn, item["id"])
     kind, outcome, leaf = audit[0]
     assert (kind, outcome) == ("message-accepted", "accepted")
     assert str(request_id_for(MAILBOXES["RM1"], mesh_id)) in json.dumps(leaf), "keyed by the MESH message id"

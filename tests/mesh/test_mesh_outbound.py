@@ -16,7 +16,7 @@ from adapters.pathway import Pathway
 from service.mesh.bridge import MeshBridge, open_bridge
 from service.mesh.inbound import Outcome
 from tests.support.hub import RunningHub, running_hub
-from tests.support.mesh import HUB_MAILBOX, MeshSandbox, in_thread, mesh_trust
+from tests.support.mesh import HUB_MAILBOX, MeshSandbox, audit_events, in_thread, mesh_trust
 from tests.support.messages import error_codes
 from tests.support.pathways import story_for
 from tests.support.recipient import Recipient
@@ -37,17 +37,6 @@ async def delivery_to(dsn: str, ods: str) -> dict[str, Any]:
         await conn.close()
     assert row is not None
     return dict(row)
-
-
-async def events_of(dsn: str, message_id: object) -> list[tuple[str, str, dict[str, Any]]]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        rows = await conn.fetch(
-            "SELECT event_type, outcome, leaf FROM audit_events WHERE message_id = $1 ORDER BY seq", message_id
-        )
-    finally:
-        await conn.close()
-    return [(r["event_type"], r["outcome"], json.loads(bytes(r["leaf"]))) for r in rows]
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], within: float = 30.0) -> None:
@@ -94,7 +83,7 @@ async def test_a_message_to_a_mesh_only_trust_goes_by_mesh_and_is_delivered_on_i
     await bridge.outbound.run_once()
     row = await delivery_to(mesh_hub.dsn, "RM1")
     assert (row["state"], row["channel"]) == ("delivered", "mesh")
-    events = await events_of(mesh_hub.dsn, row["message_id"])
+    events = await audit_events(mesh_hub.dsn, row["message_id"])
     assert [(kind, outcome) for kind, outcome, _ in events] == [
         ("message-accepted", "accepted"),
         ("message-delivered", "delivered"),

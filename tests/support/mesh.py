@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import mesh_client
 
 from adapters.mesh_trust import MeshTrust
@@ -151,3 +152,22 @@ def mesh_trust(sandbox: MeshSandbox, network: Network, ods: str, mailbox: str | 
 async def in_thread(call: Any, *args: Any) -> Any:
     """The trust side is synchronous (mesh-client); run it off the event loop."""
     return await asyncio.to_thread(call, *args)
+
+
+async def audit_events(dsn: str, message_id: object) -> list[tuple[str, str, dict[str, Any]]]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT event_type, outcome, leaf FROM audit_events WHERE message_id = $1 ORDER BY seq", message_id
+        )
+    finally:
+        await conn.close()
+    return [(r["event_type"], r["outcome"], json.loads(bytes(r["leaf"]))) for r in rows]
+
+
+async def count(dsn: str, sql: str, *args: object) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(await conn.fetchval(sql, *args))
+    finally:
+        await conn.close()
