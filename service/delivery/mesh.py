@@ -94,7 +94,7 @@ class MeshDelivery:
                 jobs = await self._lease(ods)
                 for job in jobs:
                     try:
-                        await self.process(job, mailbox)
+                        await self.attempt(job, mailbox)
                     except HandoverError:
                         raise  # the store or the KEK: end the pass; leases expire and the jobs come back
                     except Exception:  # one job's fault must not stop the others; its lease expires, it returns
@@ -104,7 +104,8 @@ class MeshDelivery:
                     break
         return total
 
-    async def process(self, job: LeasedJob, recipient_mailbox: str) -> None:
+    async def attempt(self, job: LeasedJob, recipient_mailbox: str) -> None:
+        """Send the job by MESH if nothing carries it yet, else ask MESH what became of the message that does."""
         async with db.connection(self._pool) as conn:
             sent = await mesh_store.find_send(conn, job.delivery_id)
         if sent is None:

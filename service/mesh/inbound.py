@@ -42,7 +42,7 @@ class Outcome(StrEnum):
 
 
 @dataclass(frozen=True)
-class Handled:
+class InboundResult:
     """What became of one MESH message; `reply` is what was sent back to its sender (None for reports)."""
 
     mesh_message_id: str
@@ -84,47 +84,47 @@ class MeshInbound:
         self._on_report = on_report
         self._max_body_bytes = max_body_bytes
 
-    async def poll_once(self) -> list[Handled]:
-        """Handle every message now in the inbox. MeshUnavailableError and HandoverError(UNAVAILABLE) end the pass:
-        what was not acknowledged is read again next time. Any other fault is logged and leaves that one message
-        in the inbox, without holding up the others."""
-        handled = []
+    async def poll_once(self) -> list[InboundResult]:
+        """Read and answer every message now in the inbox. MeshUnavailableError and HandoverError(UNAVAILABLE) end
+        the pass: what was not acknowledged is read again next time. Any other fault is logged and leaves that one
+        message in the inbox, without holding up the others."""
+        results = []
         for message_id in await self._mailbox.inbox():
             try:
-                handled.append(await self.handle(message_id))
+                results.append(await self.read_and_answer(message_id))
             except (MeshUnavailableError, HandoverError):
                 raise
             except Exception:  # one message's fault must not stop the inbox: it stays there, unacknowledged
-                log.exception("MESH message not handled; left in the inbox")
-        return handled
+                log.exception("MESH message not answered; left in the inbox")
+        return results
 
-    async def handle(self, mesh_message_id: str, *, acknowledge: bool = True) -> Handled:
+    async def read_and_answer(self, mesh_message_id: str, *, acknowledge: bool = True) -> InboundResult:
         """Read, submit, reply, then (unless `acknowledge` is False) acknowledge one MESH message."""
         message = await self._mailbox.retrieve(mesh_message_id, limit=self._max_body_bytes)
         if message.message_type == "REPORT":
             settled = await self._on_report(message)
             log.info("MESH report read", extra={"code": "settled" if settled else "no-pending-delivery"})
-            handled = Handled(mesh_message_id, Outcome.REPORT, None)
+            result = InboundResult(mesh_message_id, Outcome.REPORT, None)
         else:
-            handled = await self._submit(message)
+            result = await self._submit(message)
             if message.sender:
-                workflow = OUTCOME_WORKFLOW if handled.outcome is Outcome.REFUSED else RECEIPT_WORKFLOW
-                assert handled.reply is not None
+                workflow = OUTCOME_WORKFLOW if result.outcome is Outcome.REFUSED else RECEIPT_WORKFLOW
+                assert result.reply is not None
                 try:
                     await self._mailbox.send(
                         message.sender,
-                        handled.reply,
+                        result.reply,
                         workflow_id=workflow,
                         local_id=mesh_message_id,  # the trust matches the reply to what it sent by this
-                        subject=f"Handover {handled.outcome.value}",
+                        subject=f"Handover {result.outcome.value}",
                     )
                 except MeshRefusedError:  # e.g. the sender's mailbox closed since: the outcome stands, unreported
-                    log.warning("MESH refused the reply to a message", extra={"code": handled.outcome.value})
+                    log.warning("MESH refused the reply to a message", extra={"code": result.outcome.value})
         if acknowledge:
             await self._mailbox.acknowledge(mesh_message_id)
-        return handled
+        return result
 
-    async def _submit(self, message: ReceivedMessage) -> Handled:
+    async def _submit(self, message: ReceivedMessage) -> InboundResult:
         sender = participant_by_mailbox(self._registry(), message.sender)
         request_id = request_id_for(message.sender or "", message.message_id)
         try:
@@ -145,7 +145,7 @@ class MeshInbound:
             await self._intake.record_refusal(sender.ods if sender else None, request_id, message.body, err.code)
             log.info("MESH message refused", extra={"code": err.code.value})
             outcome = operation_outcome(err.issues)
-            return Handled(message.message_id, Outcome.REFUSED, json.dumps(outcome).encode(), err.code)
+            return InboundResult(message.message_id, Outcome.REFUSED, json.dumps(outcome).encode(), err.code)
         verdict = Outcome.REPLAYED if accepted.replayed else Outcome.ACCEPTED
         log.info("MESH message accepted", extra={"message_id": str(accepted.message_id), "sender": sender.ods})
-        return Handled(message.message_id, verdict, accepted.receipt)
+        return InboundResult(message.message_id, verdict, accepted.receipt)

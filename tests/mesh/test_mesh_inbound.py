@@ -108,7 +108,7 @@ async def test_duplicate_mesh_delivery_is_accepted_once_and_answered_with_the_or
     signed = rm1.sign(referral("RM1", "RGT"))
     mesh_id = await in_thread(rm1.send, signed)
 
-    first = await bridge.inbound.handle(mesh_id, acknowledge=False)  # the crash: committed, not acknowledged
+    first = await bridge.inbound.read_and_answer(mesh_id, acknowledge=False)  # the crash: committed, not acknowledged
     assert first.outcome is Outcome.ACCEPTED
     assert await in_thread(sandbox.inbox, HUB_MAILBOX) == [mesh_id], "still in the inbox"
 
