@@ -24,6 +24,7 @@ from service.errors import HandoverError
 from service.http import audit, episodes, mailbox, messaging, metadata, onboarding, ops, profiles_ui, validate
 from service.http.context import SERVICES, Services
 from service.http.middleware import outcome_middleware
+from service.http.registry_sync import registry_sync_context
 from service.intake import Freshness, Intake
 from service.keystore import load_private_jwk
 from service.metrics import Metrics
@@ -44,6 +45,7 @@ def build_app(settings: Settings, dsn: str, *, clock: Clock = utc_now) -> web.Ap
     app = web.Application(middlewares=[outcome_middleware])
     app.cleanup_ctx.append(_resources(settings, dsn, clock))
     audit.install(app, settings)  # /audit/* routes, tree rebuild and self-check, checkpoint signer
+    app.cleanup_ctx.append(registry_sync_context(dsn))  # a registry reload in one process reaches them all
     app.router.add_post("/fhir/$process-message", messaging.process_message)
     app.router.add_post("/fhir/$canonicalize", onboarding.canonicalize)
     app.router.add_get("/fhir/metadata", metadata.metadata)
