@@ -24,8 +24,8 @@ from service.delivery.nondelivery import DeadLetters
 from service.delivery.relay_settings import RelaySettings
 from service.episodes.tracker import Deadlines, EpisodeTracker
 from service.errors import HandoverError
+from service.identity.hubkey import HubSigningKey
 from service.intake import Freshness, Intake
-from service.keystore import load_private_jwk
 from service.mesh.inbound import MeshInbound
 from service.mesh.mailbox import MeshMailbox, MeshUnavailableError
 from service.mesh.settings import MeshSettings
@@ -75,7 +75,7 @@ async def open_bridge(
     """The bridge with its database pool, vault and MESH client; closed on exit."""
     await db.migrate(dsn)
     registry = RegistryHolder.from_file(settings.network_path)
-    hub_key = load_private_jwk(settings.keys_dir, "hub")
+    hub_key = HubSigningKey(settings.keys_dir, registry)  # follows the registry's active hub key
     pool = await db.create_pool(dsn, max_size=settings.background_pool_max)
     mailbox = MeshMailbox(mesh)
     try:
