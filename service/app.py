@@ -72,20 +72,9 @@ def _resources(settings: Settings, dsn: str, clock: Clock) -> Callable[[web.Appl
         registry = RegistryHolder.from_file(settings.network_path)
         hub_key = HubSigningKey(settings.keys_dir, registry)  # follows the registry's active hub key on reload
         pool = await db.create_pool(dsn, max_size=settings.db_pool_max)
-        freshness = Freshness(
-            max_age=timedelta(seconds=settings.max_message_age_seconds),
-            max_ahead=timedelta(seconds=settings.max_clock_skew_seconds),
-        )
+        freshness = Freshness.from_settings(settings)
         pseudonyms = Pseudonymiser.from_keys_dir(settings.keys_dir)
-        tracker = EpisodeTracker(
-            pseudonyms,
-            Deadlines(
-                acknowledgement=timedelta(hours=settings.deadline_acknowledgement_hours),
-                smdt_outcome=timedelta(days=settings.deadline_smdt_outcome_days),
-                transfer_response=timedelta(hours=settings.deadline_transfer_response_hours),
-                discharge_summary=timedelta(hours=settings.deadline_discharge_summary_hours),
-            ),
-        )
+        tracker = EpisodeTracker(pseudonyms, Deadlines.from_settings(settings))
         # Push relay and retention get their own small pool: background work never starves request handling.
         background_pool = await db.create_pool(dsn, max_size=settings.background_pool_max)
         vault = await open_vault(background_pool, settings.kek_path, create_if_missing=settings.kek_file is None)

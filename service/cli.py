@@ -112,10 +112,23 @@ def _parser() -> argparse.ArgumentParser:
     audit_export.add_export_arguments(audit_export_cmd)
     audit_export_cmd.set_defaults(run=_cmd_audit_export)
 
+    _add_mesh_bridge(commands)
+
+    _add_database(commands)
+    return parser
+
+
+def _add_database(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     database = commands.add_parser("db", help="database").add_subparsers(title="db commands")
     migrate = database.add_parser("migrate", help="apply pending migrations")
     migrate.set_defaults(run=_cmd_db_migrate)
-    return parser
+
+
+def _add_mesh_bridge(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    mesh_bridge = commands.add_parser(
+        "mesh-bridge", help="read the hub's MESH mailbox into the hub and deliver to MESH-only trusts (HANDOVER_MESH_*)"
+    )
+    mesh_bridge.set_defaults(run=_cmd_mesh_bridge)
 
 
 def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -221,6 +234,35 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     console.print(f"Handover listening on http://{settings.host}:{settings.port} with {workers} workers")
     return _with_database(settings, supervise)
+
+
+def _cmd_mesh_bridge(args: argparse.Namespace, settings: Settings) -> int:
+    from service.config import ConfigError
+    from service.mesh.settings import MeshSettings
+
+    try:
+        from service.mesh.bridge import open_bridge
+    except ImportError:
+        console.print("[red]the MESH bridge needs the mesh extra: pip install 'handover[mesh]'[/]")
+        return 2
+    configure_logging()
+    try:
+        mesh = MeshSettings.from_env()
+    except ConfigError as err:
+        console.print(f"[red]{err}[/]")
+        return 2
+
+    async def run(dsn: str) -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        async with open_bridge(settings, mesh, dsn) as bridge:
+            console.print(f"MESH bridge on mailbox {mesh.mailbox} at {mesh.url}; Ctrl-C stops it")
+            await bridge.run(stop)
+        return 0
+
+    return _with_database(settings, run)
 
 
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:

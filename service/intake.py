@@ -25,6 +25,7 @@ import asyncpg
 from service.auditlog.events import AuditEvent, EventType
 from service.authentication import consume_token
 from service.clock import Clock, utc_now
+from service.config import Settings
 from service.crypto.envelope import PayloadIdentity
 from service.crypto.vault import PayloadVault
 from service.episodes.tracker import EpisodeTracker, StoredMessage
@@ -69,6 +70,13 @@ class Freshness:
 
     max_age: timedelta = timedelta(hours=24)
     max_ahead: timedelta = timedelta(minutes=5)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Freshness:
+        return cls(
+            max_age=timedelta(seconds=settings.max_message_age_seconds),
+            max_ahead=timedelta(seconds=settings.max_clock_skew_seconds),
+        )
 
 
 class Intake:

@@ -19,6 +19,8 @@ File layout (UTF-8 JSON, one object; unknown members are refused so typos fail l
           "active": true,                   # optional, default true; false = listed but not in the network
           "note": "optional free text",
           "endpoint": null,                 # optional push base URL (http/https) or null for pull only
+          "mesh_mailbox": "RM1HANDOVER",    # optional MESH mailbox: its messages arrive by MESH, and without an
+                                            # endpoint it is delivered to through MESH (service/mesh/)
           "jwks": {"keys": [KEY, ...]},
           "cert_fingerprints": []           # SHA-256 of the client certificate DER, 64 lowercase hex
         },
@@ -79,7 +81,10 @@ KEY_STATUSES = frozenset({"active", "retiring", "revoked"})
 
 _TOP_FIELDS = frozenset({"network", "description", "hub", "participants"})
 _HUB_FIELDS = frozenset({"name", "jwks"})
-_PARTICIPANT_FIELDS = frozenset({"name", "role", "active", "note", "endpoint", "jwks", "cert_fingerprints"})
+_PARTICIPANT_FIELDS = frozenset(
+    {"name", "role", "active", "note", "endpoint", "jwks", "cert_fingerprints", "mesh_mailbox"}
+)
+_MESH_MAILBOX = re.compile(r"[A-Z0-9]{3,20}")
 _KEY_FIELDS = frozenset({"kid", "kty", "crv", "x", "y", "alg", "use", "status", "retire_after", "revoked_at"})
 _KEY_SHAPES = {  # alg -> (kty, crv, members holding 32-byte base64url coordinates)
     "ES256": ("EC", "P-256", ("x", "y")),
@@ -107,6 +112,7 @@ class Participant:
     keys: tuple[PublicKeyEntry, ...]
     cert_fingerprints: tuple[str, ...]
     active: bool = True
+    mesh_mailbox: str | None = None  # reached through MESH (service/mesh/) when it has no push endpoint
 
 
 @dataclass(frozen=True)
@@ -364,6 +370,9 @@ def _participant(ods: object, value: object) -> Participant:
         isinstance(f, str) and _FINGERPRINT.fullmatch(f) for f in fingerprints
     ):
         raise RegistryError(f"{where}.cert_fingerprints must be a list of SHA-256 hex digests (64 lowercase hex)")
+    mesh_mailbox = raw.get("mesh_mailbox")
+    if mesh_mailbox is not None and not (isinstance(mesh_mailbox, str) and _MESH_MAILBOX.fullmatch(mesh_mailbox)):
+        raise RegistryError(f"{where}.mesh_mailbox must be a MESH mailbox id (3-20 of A-Z, 0-9) or absent")
     return Participant(
         ods=ods,
         name=_text(raw.get("name"), f"{where}.name"),
@@ -372,6 +381,7 @@ def _participant(ods: object, value: object) -> Participant:
         keys=_keys(raw.get("jwks", {"keys": []}), f"{where}.jwks", ods),
         cert_fingerprints=tuple(fingerprints),
         active=active,
+        mesh_mailbox=mesh_mailbox,
     )
 
 

@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 
@@ -58,6 +59,18 @@ class KeyGate:
         if self.paused:
             log.warning("push delivery resumed: the key-encryption key is available again")
         self.paused = False
+
+
+def delivered_event(job: LeasedJob, now: datetime, *, channel: str, **details: str) -> AuditEvent:
+    """The audit event of a job delivered by the relay over `channel` (push, mesh), with further ids/codes."""
+    return AuditEvent(
+        type=EventType.MESSAGE_DELIVERED,
+        outcome="delivered",
+        actor=HUB,
+        at=now,
+        message_id=job.message_id,
+        details={"channel": channel, "recipient": job.recipient_ods, **details},
+    )
 
 
 class DestinationQueue:
@@ -189,17 +202,7 @@ class DestinationQueue:
         now = self._clock()
         async with db.transaction(self._pool) as conn:
             if await outbox.mark_delivered(conn, job.delivery_id, now=now, status=status):
-                await audit.append_event(
-                    conn,
-                    AuditEvent(
-                        type=EventType.MESSAGE_DELIVERED,
-                        outcome="delivered",
-                        actor=HUB,
-                        at=now,
-                        message_id=job.message_id,
-                        details={"channel": "push", "recipient": job.recipient_ods, "status": str(status)},
-                    ),
-                )
+                await audit.append_event(conn, delivered_event(job, now, channel="push", status=str(status)))
 
     # ------------------------------------------------------------------------------------- the running queue
 

@@ -43,6 +43,7 @@ class DeadLetterReason(StrEnum):
     RECIPIENT_REFUSED = "recipient-refused"
     WINDOW_EXPIRED = "delivery-window-expired"
     PAYLOAD_UNREADABLE = "payload-unreadable"
+    MESH_UNDELIVERABLE = "mesh-undeliverable"  # MESH refused it or reported it undeliverable (service/delivery/mesh.py)
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,8 @@ def report_text(dead: DeadLetter, reason: DeadLetterReason, status: int | None, 
         days = window.total_seconds() / 86400
         span = f"{days:g} days" if days >= 1 else f"{window.total_seconds():g} seconds"
         return f"{what} within {span} of acceptance: the recipient could not be reached. Contact the recipient."
+    if reason is DeadLetterReason.MESH_UNDELIVERABLE:
+        return f"{what}: MESH reported it undeliverable to the recipient's mailbox. Contact the recipient."
     return f"{what}: the hub could not read its stored copy. Send the message again."
 
 

@@ -15,6 +15,7 @@ from uuid import UUID
 
 import asyncpg
 
+from service.config import Settings
 from service.episodes import snapshot
 from service.episodes.machine import Episode, Fact, InvalidTransition, Kind, Outcome, State, apply, start
 from service.episodes.reading import NotAnEpisodeMessage, read_acknowledgement, read_episode_message
@@ -31,6 +32,15 @@ class Deadlines:
     smdt_outcome: timedelta = timedelta(days=14)
     transfer_response: timedelta = timedelta(hours=24)
     discharge_summary: timedelta = timedelta(hours=24)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Deadlines:
+        return cls(
+            acknowledgement=timedelta(hours=settings.deadline_acknowledgement_hours),
+            smdt_outcome=timedelta(days=settings.deadline_smdt_outcome_days),
+            transfer_response=timedelta(hours=settings.deadline_transfer_response_hours),
+            discharge_summary=timedelta(hours=settings.deadline_discharge_summary_hours),
+        )
 
 
 @dataclass(frozen=True)
