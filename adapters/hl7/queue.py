@@ -12,11 +12,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from adapters.durable import fsync_directory, write_atomically
 
 
 @dataclass(frozen=True)
@@ -41,25 +42,6 @@ class Entry:
 
 def key_of(facility: str, control_id: str) -> str:
     return hashlib.sha256(f"{facility}|{control_id}".encode()).hexdigest()[:40]
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """`data` at `path`, all or nothing, on disk before this returns."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    temporary.replace(path)
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 class DiskQueue:
@@ -87,7 +69,7 @@ class DiskQueue:
         write_atomically(self.root / "done" / f"{entry.key}.json", json.dumps(asdict(done)).encode())
         for path in (self.root / "pending").glob(f"*-{entry.key}.json"):
             path.unlink()
-        _fsync_directory(self.root / "pending")
+        fsync_directory(self.root / "pending")
 
     def done(self, key: str) -> Entry | None:
         path = self.root / "done" / f"{key}.json"

@@ -13,7 +13,7 @@ from adapters.hl7.inbound import Trusts
 from adapters.hl7.queue import DiskQueue
 from adapters.trust_client import TrustClient
 from tests.hl7.mllp import EprListener
-from tests.support.hub import EVENT_SYSTEM, RunningHub
+from tests.support.hub import EVENT_SYSTEM, Network, RunningHub, running_hub
 
 StartConnector = Callable[..., AbstractAsyncContextManager[tuple[Hl7Connector, int]]]
 
@@ -21,6 +21,13 @@ StartConnector = Callable[..., AbstractAsyncContextManager[tuple[Hl7Connector, i
 def trusts_for(hub: RunningHub, ods: str, queue: DiskQueue) -> Trusts:
     names = {p.ods: p.name for p in hub.network.registry.participants.values()}
     return Trusts(ods, names, EVENT_SYSTEM, queue.received)
+
+
+@pytest.fixture
+async def hub(network: Network, database: str) -> AsyncIterator[RunningHub]:
+    """The real hub, signing audit checkpoints every 0.2 s so a witness sees them promptly."""
+    async with running_hub(network, database, checkpoint_seconds=0.2) as running:
+        yield running
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 
 import hl7
 import hl7.mllp
@@ -70,3 +71,10 @@ class EprListener:
                 writer.writemessage(message.create_ack("AA"))
                 await writer.drain()
         writer.close()
+
+
+async def until(condition: Callable[[], Awaitable[bool]], within: float = 30.0) -> None:
+    """Wait until `condition()` holds (checked every 0.1 s), or fail with TimeoutError after `within` seconds."""
+    async with asyncio.timeout(within):
+        while not await condition():  # noqa: ASYNC110 - the conditions are other processes' state, not events
+            await asyncio.sleep(0.1)
