@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-import rfc8785
+from service.canonical import canonical_json
 
 
 class EventType(StrEnum):
@@ -27,6 +27,10 @@ class EventType(StrEnum):
     STAFF_LOGIN = "staff-login"  # actor: the staff user id; details: role, identity provider
     ALERT_SENT = "alert-sent"  # actor: hub; outcome: <kind>-overdue; details: awaited message, waiting, owed_by
     PAYLOAD_READ = "payload-read"  # actor: the staff user id; message_id; details: reason (as stated)
+    # actor: hub; outcome: dead-letter; message_id; details: channel, recipient, reason, attempts (status, report)
+    MESSAGE_DEAD_LETTERED = "message-dead-lettered"
+    # actor: hub; outcome: shredded; message_id; details: owner data-key, change shred, event, sender, recipient
+    PAYLOAD_SHREDDED = "payload-shredded"
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,7 @@ class AuditEvent:
 
     def leaf(self) -> bytes:
         """The bytes stored in the log: RFC 8785 canonical JSON of the event."""
-        return bytes(rfc8785.dumps(self.as_json()))
+        return canonical_json(self.as_json())
 
 
 def leaf_hash(leaf: bytes) -> bytes:
