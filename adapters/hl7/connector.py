@@ -178,7 +178,11 @@ class Hl7Connector:
         assert self.epr is not None
         delivered = 0
         for item in await self.client.inbox():
-            bundle, _signature = await self.client.fetch(item["id"])
+            try:
+                bundle, _signature = await self.client.fetch(item["id"])
+            except ReceiptError:
+                log.error("a message in the mailbox does not verify; left there, not given to the EPR")
+                continue
             header = bundle["entry"][0]["resource"]
             if header["eventCoding"]["code"] == "transfer-of-care":
                 task = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Task")
