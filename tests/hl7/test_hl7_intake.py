@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 
 import hl7
+import hl7.mllp
 
 from tests.hl7 import samples
 from tests.hl7.conftest import StartConnector
@@ -114,3 +115,20 @@ async def test_a_frame_of_10_mb_is_refused_and_the_connection_closed(
         assert b"MSA|AR|" in answer
         assert not connector.queue.pending()
     assert await centre_inbox(hub) == []
+
+
+async def test_a_frame_without_the_start_block_is_refused_and_the_next_frame_served(
+    hub: RunningHub, start_connector: StartConnector
+) -> None:
+    async with start_connector("RM1") as (_connector, port):
+        reader, writer = await hl7.mllp.open_hl7_connection("127.0.0.1", port)
+        try:
+            writer.write(samples.referral(samples.nhs_number()).encode() + b"\x1c\r")  # no <VT>
+            refused = hl7.parse((await asyncio.wait_for(reader.readblock(), 30)).decode())
+            writer.writeblock(samples.referral(samples.nhs_number()).encode())
+            accepted = hl7.parse((await asyncio.wait_for(reader.readblock(), 30)).decode())
+        finally:
+            writer.close()
+    assert (ack_code(refused), err_location(refused)) == ("AR", "MSH^1")
+    assert ack_code(accepted) == "AA"
+    assert len(await centre_inbox(hub)) == 1
