@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 import hl7
 
@@ -147,10 +147,7 @@ def _referral_or_transfer(message: hl7.Message, trusts: Trusts, receiver: str) -
     if field(message, "RF1", 3) == TRANSFER_TYPE:
         return builders.transfer_of_care(
             trusts.event_system,
-            sender_ods=trusts.ods,
-            sender_name=trusts.names[trusts.ods],
-            receiver_ods=receiver,
-            receiver_name=trusts.names[receiver],
+            **_parties(trusts, receiver),
             patient=patient,
             from_clinician=referrer,
             to_clinician=_provider(message, "RT"),
@@ -160,10 +157,7 @@ def _referral_or_transfer(message: hl7.Message, trusts: Trusts, receiver: str) -
     effective = field(message, "RF1", 7)
     bundle = builders.referral(
         trusts.event_system,
-        sender_ods=trusts.ods,
-        sender_name=trusts.names[trusts.ods],
-        receiver_ods=receiver,
-        receiver_name=trusts.names[receiver],
+        **_parties(trusts, receiver),
         patient=patient,
         referrer=referrer,
         key_worker=_provider(message, "KW"),
@@ -227,14 +221,28 @@ def _discharge(message: hl7.Message, trusts: Trusts, receiver: str) -> dict[str,
     )
     return discharge_summary(
         trusts.event_system,
-        sender_ods=trusts.ods,
-        sender_name=trusts.names[trusts.ods],
-        receiver_ods=receiver,
-        receiver_name=trusts.names[receiver],
+        **_parties(trusts, receiver),
         patient=patient,
         author=author,
         referral_identifier=referral_identifier(referral, field(message, "PV1", 50, component=4) or trusts.ods),
         stay=stay,
+    )
+
+
+class _Parties(TypedDict):
+    sender_ods: str
+    sender_name: str
+    receiver_ods: str
+    receiver_name: str
+
+
+def _parties(trusts: Trusts, receiver: str) -> _Parties:
+    """The builders' sender and receiver arguments: this trust to `receiver`."""
+    return _Parties(
+        sender_ods=trusts.ods,
+        sender_name=trusts.names[trusts.ods],
+        receiver_ods=receiver,
+        receiver_name=trusts.names[receiver],
     )
 
 
