@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,7 +146,7 @@ class Hl7Connector:
     async def _send(self, entry: Entry) -> bool:
         reply = outbound.Reply(self.trusts.ods, entry.epr_application, entry.epr_facility, entry.trigger)
         try:
-            result = await self.client.send(entry.signed, request_id=str(uuid.uuid5(uuid.NAMESPACE_OID, entry.key)))
+            result = await self.client.send(entry.signed, request_id=entry.request_id)
         except (aiohttp.ClientError, TimeoutError, OSError):
             log.warning("hub unreachable; %d message(s) queued", len(self.queue.pending()))
             return False

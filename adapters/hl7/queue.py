@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import time
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,12 @@ class Entry:
     @property
     def key(self) -> str:
         return key_of(self.epr_facility, self.control_id)
+
+    @property
+    def request_id(self) -> str:
+        """The X-Request-ID of every send of this entry: the same each time, so the hub's idempotency rules
+        answer a re-send (after a crash or a lost reply) with the original receipt."""
+        return str(uuid.uuid5(uuid.NAMESPACE_OID, self.key))
 
     @property
     def header_id(self) -> str:
