@@ -1,7 +1,19 @@
-"""The trust client: what a trust's integration engineer uses to talk to the hub.
+"""The trust client: the Python API an EPR vendor or a trust's integration engineer uses to talk to the hub.
 
 Build and sign a Bundle, send it with a fresh bearer token and X-Request-ID, check the hub-signed receipt,
-read the inbox, verify what arrives against the sender's registered key, and acknowledge it.
+read the inbox, verify what arrives against the sender's registered key, and acknowledge it. The HL7 v2
+connector (adapters/hl7) is built on exactly this API; `adapters.witness.Witness` keeps the hub's audit
+checkpoints. Worked examples: adapters/README.md, section "The trust client (Python API for EPR vendors)".
+
+    async with aiohttp.ClientSession() as session:
+        client = TrustClient(session, "https://hub.example", "RM1", private_jwk, load_registry(path))
+        result = await client.send(client.sign(bundle))      # ReceiptError if the receipt does not verify
+        if not result.accepted:
+            print(result.status, result.error_codes)          # the hub's stable OperationOutcome codes
+        for item in await client.inbox():
+            message, signature = await client.fetch(item["id"])  # ReceiptError unless signed by its sender
+            ...                                                # store it in the EPR first, then:
+            await client.acknowledge(item["id"])
 """
 
 from __future__ import annotations
@@ -15,6 +27,7 @@ from typing import Any
 
 import aiohttp
 
+from service.errors import HandoverError
 from service.receipts import receipt_parameters
 from service.registry import Registry
 from service.signing import VerifiedSignature, payload_sha256, sign_bundle, sign_compact_jwt, verify_bundle_signature
@@ -23,21 +36,27 @@ TOKEN_LIFETIME_SECONDS = 240
 
 
 class ReceiptError(Exception):
-    """The hub's receipt does not prove what it should (bad signature, wrong digest)."""
+    """The hub's receipt does not prove what it should (not signed by a hub key, wrong digest), or a fetched
+    message is not signed by its sender."""
 
 
 @dataclass(frozen=True)
 class SendResult:
+    """The hub's answer to a send: HTTP `status`, the JSON `body` (a hub-signed receipt Bundle on 202, an
+    OperationOutcome otherwise) and the X-Request-ID used (re-use it to retry the same message)."""
+
     status: int
     body: dict[str, Any]
     request_id: str
 
     @property
     def accepted(self) -> bool:
+        """True when the hub took the message (202) and its receipt verified."""
         return self.status == 202
 
     @property
     def error_codes(self) -> list[str]:
+        """The stable codes of the hub's OperationOutcome (CONTRACT.md), e.g. `unknown-recipient`."""
         return [
             coding.get("code", "")
             for issue in self.body.get("issue", [])
@@ -46,7 +65,11 @@ class SendResult:
 
 
 class TrustClient:
-    """A trust (`ods`, with its private signing key) talking to the hub at `base_url`."""
+    """A trust (`ods`, with its private signing key) talking to the hub at `base_url`.
+
+    `private_jwk` is the trust's ES256 private key (a JWK dict; keep it in the trust's HSM or key vault),
+    `registry` the network registry (`service.registry.load_registry`) whose keys verify receipts and
+    incoming messages. One client may be shared by many tasks; each call mints its own short-lived token."""
 
     def __init__(
         self,
@@ -63,6 +86,7 @@ class TrustClient:
         self._registry = registry
 
     def bearer_token(self) -> str:
+        """A fresh signed bearer token (JWT, 4 minutes, unique jti) for one request."""
         now = int(time.time())
         return sign_compact_jwt(
             {
@@ -80,6 +104,7 @@ class TrustClient:
         return {"Authorization": f"Bearer {self.bearer_token()}"}
 
     def sign(self, bundle: Mapping[str, Any]) -> dict[str, Any]:
+        """`bundle` with Bundle.signature: a detached JWS over its RFC 8785 canonical form, by this trust."""
         return sign_bundle(bundle, self._key, self.ods)
 
     async def send(self, signed_bundle: Mapping[str, Any], *, request_id: str | None = None) -> SendResult:
@@ -95,7 +120,10 @@ class TrustClient:
 
     def check_receipt(self, receipt: Mapping[str, Any], sent: Mapping[str, Any]) -> dict[str, Any]:
         """The receipt's parameters, after checking it is signed by the hub and names what was sent."""
-        signature = verify_bundle_signature(receipt, self._registry.hub_key)
+        try:
+            signature = verify_bundle_signature(receipt, self._registry.hub_key)
+        except HandoverError as err:
+            raise ReceiptError(f"the receipt's signature does not verify with a hub key: {err.code}") from err
         if signature.owner_ods != "hub":
             raise ReceiptError("the receipt is not signed by the hub")
         params = receipt_parameters(receipt)
@@ -104,6 +132,7 @@ class TrustClient:
         return params
 
     async def inbox(self) -> list[dict[str, Any]]:
+        """The messages waiting for this trust (id, sender, event, sha256, accepted_at, fetched), oldest first."""
         async with self._session.get(f"{self._base}/mailbox/{self.ods}/inbox", headers=self._auth()) as resp:
             resp.raise_for_status()
             messages: list[dict[str, Any]] = (await resp.json())["messages"]
@@ -115,7 +144,12 @@ class TrustClient:
         async with self._session.get(url, headers=self._auth()) as resp:
             resp.raise_for_status()
             bundle: dict[str, Any] = json.loads(await resp.read())
-        signature = verify_bundle_signature(bundle, lambda kid: self._registry.key(kid) or self._registry.hub_key(kid))
+        try:
+            signature = verify_bundle_signature(
+                bundle, lambda kid: self._registry.key(kid) or self._registry.hub_key(kid)
+            )
+        except HandoverError as err:
+            raise ReceiptError(f"the message's signature does not verify: {err.code}") from err
         if signature.owner_ods == "hub":  # the hub's own messages: safety-net alerts, non-delivery reports
             return bundle, signature
         sender = bundle["entry"][0]["resource"].get("sender", {}).get("identifier", {}).get("value")
@@ -124,6 +158,7 @@ class TrustClient:
         return bundle, signature
 
     async def acknowledge(self, message_id: str) -> dict[str, Any]:
+        """Tell the hub the message is safely stored at this trust; it then leaves the inbox as delivered."""
         url = f"{self._base}/mailbox/{self.ods}/inbox/{message_id}/ack"
         async with self._session.post(url, headers=self._auth()) as resp:
             resp.raise_for_status()

@@ -96,6 +96,8 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("file", type=Path)
     send.set_defaults(run=_cmd_send)
 
+    _add_hl7_commands(commands)
+
     check = commands.add_parser("validate", help="check message files against the Handover profiles (offline)")
     check.add_argument("files", nargs="+", type=Path, metavar="FILE", help="message Bundle JSON files")
     check.set_defaults(run=_cmd_validate)
@@ -497,6 +499,35 @@ def _cmd_send(args: argparse.Namespace, settings: Settings) -> int:
         return 0 if result.accepted else 1
 
     return asyncio.run(send())
+
+
+def _add_hl7_commands(commands: Any) -> None:
+    hl7 = commands.add_parser("hl7", help="the trust-side HL7 v2 connector").add_subparsers(title="hl7 commands")
+    hl7_listen = hl7.add_parser("listen", help="MLLP listener for a trust's EPR (mapping: adapters/README.md)")
+    hl7_listen.add_argument("--as", dest="ods", required=True, help="ODS code of the trust whose EPR this serves")
+    hl7_listen.add_argument("--port", type=int, default=2575, help="MLLP port (default 2575)")
+    hl7_listen.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    hl7_listen.add_argument("--url", default=None, help="hub base URL (default: http://HANDOVER_LISTEN)")
+    hl7_listen.add_argument("--queue", type=Path, default=None, help="queue directory (default var/hl7/ODS)")
+    hl7_listen.add_argument("--epr", default=None, help="HOST:PORT of the EPR's MLLP listener for what arrives")
+    hl7_listen.set_defaults(run=_cmd_hl7_listen)
+
+
+def _cmd_hl7_listen(args: argparse.Namespace, settings: Settings) -> int:
+    from adapters.hl7.run import ListenOptions, listen, parse_endpoint
+
+    configure_logging()
+    options = ListenOptions(
+        ods=args.ods,
+        hub_url=args.url or f"http://{settings.host}:{settings.port}",
+        host=args.host,
+        port=args.port,
+        queue_dir=args.queue or Path("var/hl7") / args.ods,
+        network_path=settings.network_path,
+        keys_dir=settings.keys_dir,
+        epr=parse_endpoint(args.epr) if args.epr else None,
+    )
+    return asyncio.run(listen(options))
 
 
 def _cmd_validate(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,0 +1,39 @@
+"""`handover hl7 listen --as ODS --port N` as a real process: an EPR's REF^I12 is answered AA after the receipt,
+and SIGTERM stops it cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+from tests.hl7 import samples
+from tests.hl7.mllp import ack_code, send
+from tests.support.hub import ROOT, RunningHub, free_port
+from tests.support.processes import HANDOVER
+
+
+async def test_the_listen_command_serves_mllp_until_sigterm(hub: RunningHub, tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "HANDOVER_NETWORK": str(hub.network.network_path),
+        "HANDOVER_KEYS_DIR": str(hub.network.keys_dir),
+    }
+    args = ["hl7", "listen", "--as", "RM1", "--port", str(port), "--url", hub.base_url, "--queue", str(tmp_path)]
+    proc = await asyncio.create_subprocess_exec(
+        HANDOVER, *args, env=env, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 60)
+        assert line.decode().strip() == f"listening on 127.0.0.1:{port}"
+        assert ack_code(await send(port, samples.referral(samples.nhs_number()))) == "AA"
+        assert len(await hub.trust("RGT").inbox()) == 1
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
