@@ -31,6 +31,7 @@ KIND_WORDS = {
     "transfer-accepted": "Transfer accepted",
     "transfer-rejected": "Transfer rejected",
     "discharge-summary": "Discharge summary",
+    "acknowledgement": "Acknowledgement",
 }
 
 
@@ -51,6 +52,7 @@ class Arrow:
     acknowledged_at: datetime | None
     sender: str
     recipient: str
+    is_acknowledgement: bool
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,7 @@ def draw_timeline(
             t.acknowledged_at,
             t.sender_ods,
             t.recipient_ods,
+            t.kind == "acknowledgement",
         )
         for t in timeline
     ]
