@@ -142,3 +142,15 @@ async def find_by_nhs_number(conn: asyncpg.Connection, nhs_number_hmac: str, par
         party,
     )
     return [r["id"] for r in records]
+
+
+async def worklist_plan(
+    conn: asyncpg.Connection, where: WorklistFilter, *, now: datetime, today: date, horizon_days: int
+) -> list[str]:
+    """EXPLAIN ANALYZE of the first page's statement (for bench/worklist.py: which indexes it uses)."""
+    filtered = " FROM items i JOIN visible v ON v.id = i.episode_id WHERE (NOT $9::boolean OR i.due <= $4)"
+    records = await conn.fetch(
+        "EXPLAIN (ANALYZE, COSTS OFF) " + _ITEMS + f"SELECT i.*{filtered} ORDER BY i.due, i.episode_id LIMIT 25",
+        *_arguments(where, now, today, horizon_days),
+    )
+    return [str(r[0]) for r in records]
