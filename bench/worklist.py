@@ -209,7 +209,7 @@ async def main(count: int, rounds: int) -> int:
         console.print(table)
         console.print("[bold]Plan of the worklist statement (trust:RM1, first page):[/]")
         for line in await plan(dsn, now):
-            print("  " + line)  # noqa: T201 - the plan as PostgreSQL wrote it, unwrapped
+            print("  " + line)  # the plan as PostgreSQL wrote it, unwrapped
     finally:
         await drop_database(server, dsn)
         shutil.rmtree(keys, ignore_errors=True)
