@@ -50,6 +50,12 @@ items AS (
 """
 
 
+_FILTERED = (
+    " FROM items i JOIN visible v ON v.id = i.episode_id"
+    " WHERE (NOT $9::boolean OR i.due <= $4) AND ($10::text IS NULL OR i.owed_by = $10)"
+)
+
+
 @dataclass(frozen=True)
 class WorklistItem:
     item: str
@@ -72,6 +78,7 @@ class WorklistFilter:
     referrer: str | None
     state: str | None
     overdue_only: bool
+    owed_by: str | None = None  # only what this organisation owes (the centre's queue)
 
 
 def _arguments(where: WorklistFilter, now: datetime, today: date, horizon_days: int) -> list[Any]:
@@ -85,6 +92,7 @@ def _arguments(where: WorklistFilter, now: datetime, today: date, horizon_days: 
         list(UNTREATED_STATES),
         list(AWAITING_SMDT_STATES),
         where.overdue_only,
+        where.owed_by,
     ]
 
 
@@ -100,15 +108,14 @@ async def worklist_page(
 ) -> tuple[list[WorklistItem], int]:
     """One page of items, most urgent first, and how many items there are in all."""
     args = _arguments(where, now, today, horizon_days)
-    filtered = " FROM items i JOIN visible v ON v.id = i.episode_id WHERE (NOT $9::boolean OR i.due <= $4)"
     records = await conn.fetch(
         _ITEMS + "SELECT i.*, v.state, v.referrer_ods, v.centre_ods, v.holder"
-        f"{filtered} ORDER BY i.due, i.episode_id, i.item LIMIT $10 OFFSET $11",
+        f"{_FILTERED} ORDER BY i.due, i.episode_id, i.item LIMIT $11 OFFSET $12",
         *args,
         limit,
         offset,
     )
-    total = await conn.fetchval(_ITEMS + f"SELECT count(*){filtered}", *args)
+    total = await conn.fetchval(_ITEMS + f"SELECT count(*){_FILTERED}", *args)
     return [
         WorklistItem(
             r["item"],
@@ -148,9 +155,8 @@ async def worklist_plan(
     conn: asyncpg.Connection, where: WorklistFilter, *, now: datetime, today: date, horizon_days: int
 ) -> list[str]:
     """EXPLAIN ANALYZE of the first page's statement (for bench/worklist.py: which indexes it uses)."""
-    filtered = " FROM items i JOIN visible v ON v.id = i.episode_id WHERE (NOT $9::boolean OR i.due <= $4)"
     records = await conn.fetch(
-        "EXPLAIN (ANALYZE, COSTS OFF) " + _ITEMS + f"SELECT i.*{filtered} ORDER BY i.due, i.episode_id LIMIT 25",
+        "EXPLAIN (ANALYZE, COSTS OFF) " + _ITEMS + f"SELECT i.*{_FILTERED} ORDER BY i.due, i.episode_id LIMIT 25",
         *_arguments(where, now, today, horizon_days),
     )
     return [str(r[0]) for r in records]

@@ -46,7 +46,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
 
 
 def _queue_of(session: StaffSession, centre: str) -> str | None:
-    """Whose items the role sees: a trust user its own, the SMDT coordinator the centre's, governance all."""
+    """Whose episodes the role sees: a trust user its own, the SMDT coordinator the centre's, governance all."""
     if session.role == SMDT_COORDINATOR:
         return centre
     return session.trust_ods
@@ -72,6 +72,7 @@ async def show_worklist(request: web.Request) -> web.Response:
         referrer=trust if trust in referrers else None,
         state=state if state in {s.value for s in State} else None,
         overdue_only=query.get("overdue") == "yes",
+        owed_by=centre if session.role == SMDT_COORDINATOR else None,
     )
     page = _page_number(query.get("page", "1"))
     now = hub.clock()

@@ -83,6 +83,7 @@ def test_the_smdt_coordinator_sees_the_centres_queue(page: Browser, demo: DemoHu
     assert "SMDT queue at RGT" in page.find("h1").text
     rows = page.find_all("#worklist tbody tr")
     assert any("Awaiting SMDT outcome" in r.text and "owed by RGT" in r.text for r in rows)
+    assert all("owed by RGT" in r.text or "Day " in r.text for r in rows)  # only what the centre owes
     assert_accessible(page)
 
 
