@@ -144,3 +144,34 @@ async def test_sessions_idle_past_the_timeout_are_deleted_at_the_next_sign_in(ui
     finally:
         await conn.close()
     assert subjects == ["jo.whitfield"]
+
+
+async def test_the_worklist_is_paginated_and_filtered(ui_hub: RunningHub, signed_in) -> None:
+    from tests.support.messages import referral
+
+    for number in range(30):
+        sender = "RM1" if number < 27 else "RDE"
+        client = ui_hub.trust(sender)
+        assert (await client.send(client.sign(referral(sender)))).accepted
+    governance = await signed_in("amara.okafor")
+
+    async def rows(query: str) -> tuple[int, str]:
+        async with governance.client.get(f"{ui_hub.base_url}/ui/{query}") as resp:
+            assert resp.status == 200
+            page = await resp.text()
+        return page.count('<tr class="nhsuk-table__row">'), page
+
+    first, page = await rows("")
+    assert first == 25
+    assert "30 items need someone" in page
+    assert 'href="/ui/?page=2"' in page
+    second, _ = await rows("?page=2")
+    assert second == 5
+    only_rde, page = await rows("?trust=RDE")
+    assert only_rde == 3
+    assert "3 items" in page
+    none_overdue, page = await rows("?overdue=yes")
+    assert none_overdue == 0 and "Nothing needs you today" in page
+    trust = await signed_in("priya.shah")  # trust:RDE sees only its own three
+    async with trust.client.get(f"{ui_hub.base_url}/ui/?trust=RM1") as resp:
+        assert (await resp.text()).count('<tr class="nhsuk-table__row">') == 3
