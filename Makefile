@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit conformance serve bench bench-load profiles clean
+.PHONY: demo test lint typecheck unit conformance serve bench bench-load profiles clean screenshots vendor-ui
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
@@ -21,8 +21,9 @@ $(STAMP): pyproject.toml
 		$(BIN)/python -m pip install --quiet -e '.[embedded]'; fi
 	@touch $(STAMP)
 
+# HANDOVER_DEV_IDP=1: the development OIDC provider signs staff in to the pages at /ui/ (its URL is printed).
 demo: $(STAMP)
-	$(BIN)/handover demo
+	HANDOVER_DEV_IDP=$${HANDOVER_DEV_IDP:-1} $(BIN)/handover demo
 
 test: lint typecheck unit
 
@@ -53,11 +54,20 @@ profiles: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/audit_verify.py --entries 1000000
 	$(BIN)/python bench/validation.py
+	$(BIN)/python bench/worklist.py
 
 # Intake load (issue 12): ceiling, hub at 1 and 16 clients with 1 and 2 workers, latency, push, growth, MESH peer.
 bench-load: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench.load --growth
+
+# Every staff page in headless Chromium at 1280x800 into docs/screenshots/ (list: tests/ui/screenshots.py).
+screenshots: $(STAMP)
+	HANDOVER_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -q -p no:cacheprovider tests/ui/test_screenshots.py
+
+# Re-vendor the NHS.UK frontend (service/ui/static/nhsuk) and axe-core (tests/ui/vendor) from npm.
+vendor-ui:
+	scripts/vendor-ui.sh
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,11 @@ from adapters.pathway import Pathway
 from adapters.trust_client import TrustClient
 from service.auditlog.verify_cli import verify_database
 from service.keystore import load_private_jwk
-from service.registry import Registry
+from service.registry import Participant, Registry
 from service.staff import StaffRole, mint_dev_staff_token
 
 SURNAMES = ["Ashdown", "Blakeney", "Cley", "Dersingham", "Elveden", "Felixstowe", "Grantchester", "Hunstanton"]
+AWAITING_SEED = 8  # the patient still awaiting the SMDT (seeds 1..7 are the referrers' patients)
 DECISIONS = {1: "accepted", 2: "declined", 3: "more-information-needed"}  # by referrer's position; else accepted
 
 
@@ -144,6 +146,7 @@ async def play_scenario(
         await _journey(demo, demo.stories[first])
         for referrer in registry.referrers():
             await demo.collect(referrer.ods)
+        await _awaiting_smdt(demo)
         await demo.collect(centre.ods)
         if dsn is not None:
             await _audit(demo, dsn)
@@ -151,26 +154,28 @@ async def play_scenario(
     return report
 
 
-async def _referrals(demo: _Demo) -> None:
+def _story(demo: _Demo, seed: int, referrer: Participant, *, pathway_start: date | None = None) -> Pathway:
+    """Patient number `seed` (a synthetic NHS number and name) referred by `referrer` to the centre."""
     centre = demo.registry.centre()
+    patient = builders.SyntheticPatient(
+        builders.synthetic_nhs_number(seed * 7919), SURNAMES[seed % len(SURNAMES)], "Alex", "1958-03-14", "female"
+    )
+    return Pathway(
+        demo.event_system,
+        referrer.ods,
+        referrer.name,
+        centre.ods,
+        centre.name,
+        patient,
+        builders.Clinician(f"Localdoc{seed}", "Sam", f"70{seed:05d}"),
+        builders.Clinician(f"Keyworker{seed}", "Jo", f"71{seed:05d}"),
+        pathway_start=pathway_start,
+    )
+
+
+async def _referrals(demo: _Demo) -> None:
     for seed, referrer in enumerate(demo.registry.referrers(), start=1):
-        patient = builders.SyntheticPatient(
-            builders.synthetic_nhs_number(seed * 7919),
-            SURNAMES[seed % len(SURNAMES)],
-            "Alex",
-            "1958-03-14",
-            "female",
-        )
-        story = Pathway(
-            demo.event_system,
-            referrer.ods,
-            referrer.name,
-            centre.ods,
-            centre.name,
-            patient,
-            builders.Clinician(f"Localdoc{seed}", "Sam", f"70{seed:05d}"),
-            builders.Clinician(f"Keyworker{seed}", "Jo", f"71{seed:05d}"),
-        )
+        story = _story(demo, seed, referrer)
         demo.stories[referrer.ods] = story
         referral = story.referral()
         client = demo.clients[referrer.ods]
@@ -263,6 +268,16 @@ async def _journey(demo: _Demo, story: Pathway) -> None:
         )
         receiver = centre if sender == local else local
         await demo.collect(receiver)
+
+
+async def _awaiting_smdt(demo: _Demo) -> None:
+    """A referral the SMDT has not discussed yet, whose cancer pathway began 64 days ago: its day-62 treatment
+    target has passed, so the staff pages' worklist has an overdue item to show (and day 38 was missed too)."""
+    referrer = demo.registry.referrers()[0]
+    story = _story(demo, AWAITING_SEED, referrer, pathway_start=date.today() - timedelta(days=64))
+    await demo.send(referrer.ods, story.referral(), "referral (pathway day 64) awaits the SMDT")
+    ods, _, state = await demo.responsible(story)
+    demo.report.check(referrer.ods, "  awaiting the SMDT", state == "referred" and ods == referrer.ods, state)
 
 
 async def _audit(demo: _Demo, dsn: str) -> None:

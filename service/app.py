@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from aiohttp import web
 
+from service import ui
 from service.authentication import StaffAuthenticator, TrustAuthenticator
 from service.clock import Clock, utc_now
 from service.config import Settings
@@ -25,6 +26,7 @@ from service.http import audit, episodes, mailbox, messaging, metadata, onboardi
 from service.http.context import SERVICES, Services
 from service.http.middleware import outcome_middleware
 from service.http.registry_sync import registry_sync_context
+from service.http.security_headers import install as install_security_headers
 from service.identity.hubkey import HubSigningKey
 from service.intake import Freshness, Intake
 from service.metrics import Metrics
@@ -46,6 +48,8 @@ def build_app(settings: Settings, dsn: str, *, clock: Clock = utc_now) -> web.Ap
     app.cleanup_ctx.append(_resources(settings, dsn, clock))
     audit.install(app, settings)  # /audit/* routes, tree rebuild and self-check, checkpoint signer
     app.cleanup_ctx.append(registry_sync_context(dsn))  # a registry reload in one process reaches them all
+    install_security_headers(app)  # nosniff, no-store, Server, HSTS over TLS, CSP on HTML: every response
+    ui.install(app, settings)  # the staff pages under /ui/ (and /dev-idp/ when HANDOVER_DEV_IDP=1)
     app.router.add_post("/fhir/$process-message", messaging.process_message)
     app.router.add_post("/fhir/$canonicalize", onboarding.canonicalize)
     app.router.add_get("/fhir/metadata", metadata.metadata)

@@ -49,6 +49,12 @@ class Settings:
     payload_retention: RetentionPolicy = field(default_factory=RetentionPolicy)
     retention_sweep_seconds: float = 3600
     background_pool_max: int = 5
+    oidc_issuer: str | None = None
+    oidc_client_id: str = "handover"
+    oidc_client_secret: str | None = None
+    oidc_role_claim: str = "roles"
+    dev_idp: bool = False
+    ui_idle_minutes: float = 30
     # Where the record of published checkpoints is kept, outside the database (service/auditlog/published.py);
     # None: no record (the default with the embedded development cluster, which is never backed up or restored).
     checkpoint_record_dir: Path | None = None
@@ -89,8 +95,21 @@ class Settings:
             payload_retention=_retention(env.get("HANDOVER_PAYLOAD_RETENTION") or "30d"),
             retention_sweep_seconds=_positive_number(env, "HANDOVER_RETENTION_SWEEP_SECONDS", 3600),
             background_pool_max=int(_positive_number(env, "HANDOVER_BACKGROUND_POOL_MAX", 5)),
+            oidc_issuer=env.get("HANDOVER_OIDC_ISSUER") or None,
+            oidc_client_id=env.get("HANDOVER_OIDC_CLIENT_ID") or "handover",
+            oidc_client_secret=env.get("HANDOVER_OIDC_CLIENT_SECRET") or None,
+            oidc_role_claim=env.get("HANDOVER_OIDC_ROLE_CLAIM") or "roles",
+            dev_idp=_flag(env, "HANDOVER_DEV_IDP"),
+            ui_idle_minutes=_positive_number(env, "HANDOVER_UI_IDLE_MINUTES", 30),
             checkpoint_record_dir=_checkpoint_record_dir(env),
         )
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(name) or "0").strip().lower()
+    if raw not in ("0", "1", "true", "false", "yes", "no"):
+        raise ConfigError(f"{name} must be 1 or 0, got {raw!r}")
+    return raw in ("1", "true", "yes")
 
 
 def _checkpoint_record_dir(env: Mapping[str, str]) -> Path | None:

@@ -1,1 +1,3 @@
-"""Who-is-who code added after the first wave: the hub's own signing key in service (`hubkey`)."""
+"""Who-is-who code added after the first wave: the hub's own signing key in service (`hubkey`); staff sign-in
+through OpenID Connect (`oidc_client`), the staff roles the pages know (`staff_roles`), and the development OIDC
+provider (`dev_idp`, off unless HANDOVER_DEV_IDP=1)."""
