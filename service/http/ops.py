@@ -27,6 +27,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     hub = services(request)
+    await hub.metrics.housekeeping.refresh(hub.pool)
     try:
         hub.metrics.undelivered.set(await hub.mailboxes.undelivered_count())
         async with db.connection(hub.pool) as conn:
