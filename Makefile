@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit conformance serve bench bench-load profiles clean
+.PHONY: demo test lint typecheck unit conformance serve bench bench-load bench-soak profiles clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
@@ -58,6 +58,12 @@ bench: $(STAMP)
 bench-load: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench.load --growth
+
+# Soak (issue 16, not part of `make test`): half the measured maximum for 30 minutes, then the verdict.
+# SOAK_ARGS="--minutes 6 --hostile 0.1" for a shorter look with 10% hostile requests.
+bench-soak: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -15,7 +15,7 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,8 +96,24 @@ class BenchNetwork:
 @asynccontextmanager
 async def running_hub(network: BenchNetwork, dsn: str, *, workers: int, log_name: str) -> AsyncIterator[str]:
     """`handover serve --workers N` on a free port until the block ends; yields its base URL."""
+    async with hub_process(network, dsn, workers=workers, log_name=log_name) as hub:
+        yield hub.base
+
+
+@dataclass(frozen=True)
+class HubProcess:
+    base: str
+    pid: int
+    log_path: Path
+
+
+@asynccontextmanager
+async def hub_process(
+    network: BenchNetwork, dsn: str, *, workers: int, log_name: str, env: Mapping[str, str] | None = None
+) -> AsyncIterator[HubProcess]:
+    """`running_hub`, with more settings in `env`, yielding the process too (the soak samples its memory)."""
     port = free_port()
-    env = {
+    environment = {
         **os.environ,
         "HANDOVER_DATABASE_URL": dsn,
         "HANDOVER_LISTEN": f"127.0.0.1:{port}",
@@ -105,16 +121,17 @@ async def running_hub(network: BenchNetwork, dsn: str, *, workers: int, log_name
         "HANDOVER_KEYS_DIR": str(network.keys_dir),
         "HANDOVER_VAR_DIR": str(network.directory / "var"),
         "HANDOVER_RELAY_POLL_SECONDS": "1",
+        **(env or {}),
     }
     log_path = network.directory / f"{log_name}.log"
     with log_path.open("wb") as log:
         proc = await asyncio.create_subprocess_exec(
-            HANDOVER, "serve", "--workers", str(workers), env=env, stdout=log, stderr=log, cwd=ROOT
+            HANDOVER, "serve", "--workers", str(workers), env=environment, stdout=log, stderr=log, cwd=ROOT
         )
         try:
             base = f"http://127.0.0.1:{port}"
             await _wait_ready(base, proc)
-            yield base
+            yield HubProcess(base, proc.pid, log_path)
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
