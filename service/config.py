@@ -49,6 +49,9 @@ class Settings:
     payload_retention: RetentionPolicy = field(default_factory=RetentionPolicy)
     retention_sweep_seconds: float = 3600
     background_pool_max: int = 5
+    # Where the record of published checkpoints is kept, outside the database (service/auditlog/published.py);
+    # None: no record (the default with the embedded development cluster, which is never backed up or restored).
+    checkpoint_record_dir: Path | None = None
     housekeeping_seconds: float = 60
 
     @property
@@ -87,8 +90,20 @@ class Settings:
             payload_retention=_retention(env.get("HANDOVER_PAYLOAD_RETENTION") or "30d"),
             retention_sweep_seconds=_positive_number(env, "HANDOVER_RETENTION_SWEEP_SECONDS", 3600),
             background_pool_max=int(_positive_number(env, "HANDOVER_BACKGROUND_POOL_MAX", 5)),
+            checkpoint_record_dir=_checkpoint_record_dir(env),
             housekeeping_seconds=_positive_number(env, "HANDOVER_HOUSEKEEPING_SECONDS", 60),
         )
+
+
+def _checkpoint_record_dir(env: Mapping[str, str]) -> Path | None:
+    """HANDOVER_CHECKPOINT_RECORD_DIR (``off`` for none); by default `<var_dir>/published-checkpoints` when the
+    database is an external one (HANDOVER_DATABASE_URL), none with the embedded development cluster."""
+    configured = env.get("HANDOVER_CHECKPOINT_RECORD_DIR", "")
+    if configured:
+        return None if configured == "off" else Path(configured)
+    if env.get("HANDOVER_DATABASE_URL"):
+        return Path(env.get("HANDOVER_VAR_DIR", "var")) / "published-checkpoints"
+    return None
 
 
 def _retention(text: str) -> RetentionPolicy:

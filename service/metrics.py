@@ -6,6 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from service.housekeeping.metrics import HousekeepingMetrics
+from service.opsmetrics import OperationsMetrics
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 DEADLINE_KINDS = ("acknowledgement", "smdt-outcome", "transfer-response", "discharge-summary")
@@ -34,6 +35,7 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
+        self.operations = OperationsMetrics(self.registry)  # relay, audit and safety-net figures (opsmetrics.py)
         self.housekeeping = HousekeepingMetrics(self.registry)  # lifetimes enforced, per duty (shared figures)
 
     def render(self) -> bytes:

@@ -1,0 +1,1 @@
+"""Who-is-who code added after the first wave: the hub's own signing key in service (`hubkey`)."""
