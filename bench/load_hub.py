@@ -28,6 +28,7 @@ from bench.load_messages import Request
 from service.keystore import init_keys
 from service.registry import Registry, load_registry
 from service.store import db
+from service.store.embedded import EmbeddedCluster, ensure_cluster
 
 ROOT = Path(__file__).resolve().parents[1]
 HANDOVER = str(Path(sys.executable).parent / "handover")
@@ -42,6 +43,16 @@ def free_port() -> int:
 def with_database(dsn: str, name: str) -> str:
     parts = urlsplit(dsn)
     return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+def bench_server() -> tuple[str, EmbeddedCluster | None]:
+    """HANDOVER_BENCH_DATABASE_URL (a server DSN), else the embedded cluster under var/bench (returned, to stop
+    at the end if this run started it)."""
+    server = os.environ.get("HANDOVER_BENCH_DATABASE_URL")
+    if server:
+        return server, None
+    cluster = ensure_cluster(ROOT / "var" / "bench", log=lambda line: None)
+    return cluster.dsn, cluster
 
 
 @asynccontextmanager

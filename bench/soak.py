@@ -36,7 +36,15 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from bench.load_hub import BenchNetwork, HubProcess, closed_loop, free_port, hub_process, scratch_database
+from bench.load_hub import (
+    BenchNetwork,
+    HubProcess,
+    bench_server,
+    closed_loop,
+    free_port,
+    hub_process,
+    scratch_database,
+)
 from bench.load_messages import signed_referrals
 from bench.soak_sample import (
     AUDIT_TREE_BYTES_PER_LEAF,
@@ -49,7 +57,7 @@ from bench.soak_sample import (
     process_rss,
 )
 from bench.soak_traffic import PushRecipient, Sender, Traffic, Window
-from service.store.embedded import ensure_cluster
+from service.crypto.retention import RetentionPolicy
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_BODY = 1024 * 1024  # the soak hub's HANDOVER_MAX_BODY_BYTES: oversized hostile bodies stay cheap to send
@@ -327,19 +335,11 @@ def _print_verdict(soak: Soak, arguments: argparse.Namespace) -> bool:
     return all(ok for _, ok, _ in checks)
 
 
-def _seconds(text: str) -> float:
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    return float(text[:-1]) * units[text[-1]]
-
-
 async def main(arguments: argparse.Namespace) -> int:
     directory = Path(tempfile.mkdtemp(prefix="handover-soak-"))
-    server = os.environ.get("HANDOVER_BENCH_DATABASE_URL")
-    cluster = None
-    if not server:
-        cluster = ensure_cluster(ROOT / "var" / "bench", log=lambda line: None)
-        server = cluster.dsn
-    settings = Settings(arguments.housekeeping_seconds, _seconds(arguments.retention))
+    server, cluster = bench_server()
+    retention = RetentionPolicy.parse(arguments.retention).default.total_seconds()
+    settings = Settings(arguments.housekeeping_seconds, retention)
     soak = Soak(arguments, settings)
     recipient = PushRecipient()
     port = free_port()
