@@ -142,9 +142,7 @@ class Soak:
             for number in range(1, count + 1):
                 await asyncio.sleep(max(0.0, began + number * every - time.monotonic()))
                 window, sender.window = sender.window, Window()
-                sample = await self._sample(
-                    number * every / 60, hub, conn, window, recipient, in_flight=sender.in_flight
-                )
+                sample = await self._sample(number * every / 60, hub, conn, window, recipient, sender=sender)
                 self.samples.append(sample)
                 progress.update(task, advance=1)
                 progress.console.print(_sample_line(sample))
@@ -157,7 +155,7 @@ class Soak:
         window: Window,
         recipient: PushRecipient,
         *,
-        in_flight: int,
+        sender: Sender,
     ) -> Sample:
         self.accepted += window.accepted
         for what, n in window.errors.items():
@@ -183,20 +181,30 @@ class Soak:
             hostile_refused=sum(window.refused_as_expected.values()),
         )
         dead = int(await conn.fetchval("SELECT count(*) FROM deliveries WHERE state = 'dead_letter'"))
-        # Answers still on their way were committed already: the rows may count them before the 202 arrives.
-        context = self._context({**rows, "deliveries_pending": pending, "deliveries_dead": dead}, in_flight)
+        kept = self.settings.retention_seconds + 2 * self.settings.retention_sweep_seconds + 60
+        recent = int(
+            await conn.fetchval(
+                "SELECT count(*) FROM deliveries WHERE coalesce(delivered_at, dead_lettered_at)"
+                " > now() - make_interval(secs => $1)",
+                kept,
+            )
+        )
+        # Counted after the rows: every row seen is by now an answer received or a request still in flight.
+        answered = self.accepted + sender.window.accepted + sender.in_flight
+        derived = {"deliveries_pending": pending, "deliveries_dead": dead, "deliveries_ended_recently": recent}
+        context = self._context({**rows, **derived}, answered)
         for table, (found, bound, ok) in check_tables(context).items():
             if not ok and table not in self.table_failures:
                 self.table_failures[table] = f"minute {minute:.0f}: {found:,} rows, bound {bound}"
         return sample
 
-    def _context(self, rows: dict[str, int], in_flight: int) -> Context:
+    def _context(self, rows: dict[str, int], accepted: int) -> Context:
         s = self.settings
         return Context(
             now=time.monotonic(),
             timeline=self.timeline,
             rows=rows,
-            accepted=self.accepted + in_flight,
+            accepted=accepted,
             refused=sum(self.refused.values()) + sum(self.errors.values()),
             elapsed_seconds=time.monotonic() - self.started,
             housekeeping_seconds=s.housekeeping_seconds,

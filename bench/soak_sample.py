@@ -105,8 +105,8 @@ def _token_ids_bound(c: Context) -> int:
 
 
 def _data_keys_bound(c: Context) -> int:
-    window = c.retention_seconds + 2 * c.retention_sweep_seconds + 60  # 60 s: from acceptance to delivery
-    return Timeline.since(c.timeline.accepted, c.now - window) + c.rows.get("deliveries_pending", 0)
+    """Pending, or delivered within retention plus two sweeps (+60 s): the soak counts those deliveries."""
+    return c.rows.get("deliveries_pending", 0) + c.rows.get("deliveries_ended_recently", 0)
 
 
 def _hub_messages(c: Context) -> int:
@@ -132,7 +132,7 @@ LIFETIMES: dict[str, Lifetime] = {
         "1 per interval + 1 per 1,000 entries",
     ),
     "used_token_ids": Lifetime("until the token expired 5 min ago", _token_ids_bound, "tokens of the last ~11 min"),
-    "data_keys": Lifetime("until retention after delivery", _data_keys_bound, "accepted within retention"),
+    "data_keys": Lifetime("until retention after delivery", _data_keys_bound, "pending + delivered within retention"),
     "non_delivery_reports": Lifetime(
         "forever, one per dead letter", lambda c: c.rows.get("deliveries_dead", 0), "dead letters"
     ),

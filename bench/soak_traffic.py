@@ -77,9 +77,11 @@ class Traffic:
         body = json.dumps(signed, ensure_ascii=False).encode("utf-8")
         return Outgoing("valid", body, bearer_token(trust, self._keys[trust]), trust, signed["identifier"]["value"])
 
-    def _signed(self) -> tuple[dict[str, Any], str]:
+    def _signed(self, sender: str | None = None) -> tuple[dict[str, Any], str]:
         self._number += 1
         trust = self._referrers[self._number % len(self._referrers)]
+        if sender is not None:
+            trust = next(t for t in self._referrers if t.ods == sender)
         patient = SyntheticPatient(synthetic_nhs_number(self._number), "Testpatient", "Alex", "1961-04-12", "female")
         bundle = referral(
             self._events,
@@ -96,7 +98,7 @@ class Traffic:
     def _hostile_request(self, kind: str) -> Outgoing:
         if kind == "replayed-token":
             sender, token = self._rng.choice(list(self.used_tokens))
-            signed, _ = self._signed()
+            signed, _ = self._signed(sender)  # the token's own trust: only the replay is wrong
             return Outgoing(kind, json.dumps(signed).encode(), token, sender)
         sender = self._referrers[self._rng.randrange(len(self._referrers))].ods
         token = bearer_token(sender, self._keys[sender])
