@@ -317,8 +317,13 @@ def _print_verdict(soak: Soak, arguments: argparse.Namespace) -> bool:
                 f"{rss_before / 2**20:.1f} MB -> {rss_after / 2**20:.1f} MB, audit tree +{tree / 2**20:.1f} MB",
             )
         )
+        slope = (last[-1].rss_bytes - last[0].rss_bytes) / max(last[-1].minute - last[0].minute, 1e-9)
         checks.append(
-            ("RSS flat (raw)", rss_after <= 1.10 * rss_before, f"{rss_after / rss_before:.3f} x first window")
+            (
+                "RSS flat (raw)",
+                rss_after <= 1.10 * rss_before,
+                f"{rss_after / rss_before:.3f} x first window; {slope / 2**20:+.2f} MB/min across the last window",
+            )
         )
         note = f"samples {arguments.warmup + 1}-{arguments.warmup + width} vs the last {width}"
         checks.append(("windows compared", True, note))
