@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit conformance serve bench bench-load profiles clean screenshots vendor-ui
+.PHONY: demo test lint typecheck unit conformance serve bench bench-load bench-soak profiles clean screenshots vendor-ui
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
@@ -68,6 +68,12 @@ screenshots: $(STAMP)
 # Re-vendor the NHS.UK frontend (service/ui/static/nhsuk) and axe-core (tests/ui/vendor) from npm.
 vendor-ui:
 	scripts/vendor-ui.sh
+
+# Soak (issue 16, not part of `make test`): half the measured maximum for 30 minutes, then the verdict.
+# SOAK_ARGS="--minutes 6 --hostile 0.1" for a shorter look with 10% hostile requests.
+bench-soak: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

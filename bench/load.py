@@ -35,10 +35,18 @@ from rich.table import Table
 
 from bench.load_ceiling import bare_pipeline
 from bench.load_growth import cost_by_size, linear_fit, throughput_with_log
-from bench.load_hub import BenchNetwork, LoadResult, closed_loop, free_port, open_loop, running_hub, scratch_database
+from bench.load_hub import (
+    BenchNetwork,
+    LoadResult,
+    bench_server,
+    closed_loop,
+    free_port,
+    open_loop,
+    running_hub,
+    scratch_database,
+)
 from bench.load_mesh import mesh_sequential_sends
 from bench.load_messages import signed_referrals
-from service.store.embedded import ensure_cluster
 
 ROOT = Path(__file__).resolve().parents[1]
 console = Console()
@@ -200,11 +208,7 @@ async def mesh_row(directory: Path, network: BenchNetwork, count: int, hub_seque
 
 async def main(arguments: argparse.Namespace) -> int:
     directory = Path(tempfile.mkdtemp(prefix="handover-load-"))
-    server = os.environ.get("HANDOVER_BENCH_DATABASE_URL")
-    cluster = None
-    if not server:
-        cluster = ensure_cluster(ROOT / "var" / "bench", log=lambda line: None)
-        server = cluster.dsn
+    server, cluster = bench_server()
     rows: list[Row] = []
     try:
         network = BenchNetwork.create(directory / "network")

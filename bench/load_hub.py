@@ -15,7 +15,7 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +28,7 @@ from bench.load_messages import Request
 from service.keystore import init_keys
 from service.registry import Registry, load_registry
 from service.store import db
+from service.store.embedded import EmbeddedCluster, ensure_cluster
 
 ROOT = Path(__file__).resolve().parents[1]
 HANDOVER = str(Path(sys.executable).parent / "handover")
@@ -42,6 +43,16 @@ def free_port() -> int:
 def with_database(dsn: str, name: str) -> str:
     parts = urlsplit(dsn)
     return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+def bench_server() -> tuple[str, EmbeddedCluster | None]:
+    """HANDOVER_BENCH_DATABASE_URL (a server DSN), else the embedded cluster under var/bench (returned, to stop
+    at the end if this run started it)."""
+    server = os.environ.get("HANDOVER_BENCH_DATABASE_URL")
+    if server:
+        return server, None
+    cluster = ensure_cluster(ROOT / "var" / "bench", log=lambda line: None)
+    return cluster.dsn, cluster
 
 
 @asynccontextmanager
@@ -96,8 +107,24 @@ class BenchNetwork:
 @asynccontextmanager
 async def running_hub(network: BenchNetwork, dsn: str, *, workers: int, log_name: str) -> AsyncIterator[str]:
     """`handover serve --workers N` on a free port until the block ends; yields its base URL."""
+    async with hub_process(network, dsn, workers=workers, log_name=log_name) as hub:
+        yield hub.base
+
+
+@dataclass(frozen=True)
+class HubProcess:
+    base: str
+    pid: int
+    log_path: Path
+
+
+@asynccontextmanager
+async def hub_process(
+    network: BenchNetwork, dsn: str, *, workers: int, log_name: str, env: Mapping[str, str] | None = None
+) -> AsyncIterator[HubProcess]:
+    """`running_hub`, with more settings in `env`, yielding the process too (the soak samples its memory)."""
     port = free_port()
-    env = {
+    environment = {
         **os.environ,
         "HANDOVER_DATABASE_URL": dsn,
         "HANDOVER_LISTEN": f"127.0.0.1:{port}",
@@ -105,16 +132,17 @@ async def running_hub(network: BenchNetwork, dsn: str, *, workers: int, log_name
         "HANDOVER_KEYS_DIR": str(network.keys_dir),
         "HANDOVER_VAR_DIR": str(network.directory / "var"),
         "HANDOVER_RELAY_POLL_SECONDS": "1",
+        **(env or {}),
     }
     log_path = network.directory / f"{log_name}.log"
     with log_path.open("wb") as log:
         proc = await asyncio.create_subprocess_exec(
-            HANDOVER, "serve", "--workers", str(workers), env=env, stdout=log, stderr=log, cwd=ROOT
+            HANDOVER, "serve", "--workers", str(workers), env=environment, stdout=log, stderr=log, cwd=ROOT
         )
         try:
             base = f"http://127.0.0.1:{port}"
             await _wait_ready(base, proc)
-            yield base
+            yield HubProcess(base, proc.pid, log_path)
         finally:
             proc.send_signal(signal.SIGTERM)
             try:

@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
+import asyncpg
 from aiohttp import web
 
 from service import ui
@@ -22,6 +23,8 @@ from service.delivery.relay_settings import RelaySettings
 from service.episodes.safetynet import SafetyNet
 from service.episodes.tracker import Deadlines, EpisodeTracker
 from service.errors import HandoverError
+from service.housekeeping.duties import ForgetExpiredTokenIds, ShredExpiredPayloads
+from service.housekeeping.scheduler import Housekeeping
 from service.http import audit, episodes, mailbox, messaging, metadata, onboarding, ops, profiles_ui, validate
 from service.http.context import SERVICES, Services
 from service.http.middleware import outcome_middleware
@@ -129,19 +132,17 @@ def _resources(settings: Settings, dsn: str, clock: Clock) -> Callable[[web.Appl
         app[SAFETY_NET] = safety_net
         sweeper = asyncio.create_task(safety_net.run(settings.safety_net_seconds), name="safety-net")
         await relay.start()
-        stop_retention = asyncio.Event()
-        retention = asyncio.create_task(
-            PayloadRetention(background_pool, settings.payload_retention, clock=clock).run(
-                stop_retention, every_seconds=settings.retention_sweep_seconds
-            )
+        stop_housekeeping = asyncio.Event()
+        housekeeping = asyncio.create_task(
+            _housekeeping(settings, background_pool, clock).run(stop_housekeeping), name="housekeeping"
         )
         log.info("service ready", extra={"count": len(registry.current.participants)})
         try:
             yield
         finally:
-            stop_retention.set()
+            stop_housekeeping.set()
             await relay.stop()  # pushes in flight finish (bounded by the grace period) or their jobs are released
-            await retention
+            await housekeeping
             await background_pool.close()
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -149,3 +150,17 @@ def _resources(settings: Settings, dsn: str, clock: Clock) -> Callable[[web.Appl
             await pool.close()
 
     return context
+
+
+def _housekeeping(settings: Settings, pool: asyncpg.Pool, clock: Clock) -> Housekeeping:
+    """Every duty that enforces a table's lifetime (docs/operations.md, "Table lifetimes")."""
+    return Housekeeping(
+        pool,
+        [
+            ForgetExpiredTokenIds(timedelta(seconds=settings.housekeeping_seconds)),
+            ShredExpiredPayloads(
+                PayloadRetention(pool, settings.payload_retention, clock=clock),
+                timedelta(seconds=settings.retention_sweep_seconds),
+            ),
+        ],
+    )

@@ -35,10 +35,6 @@ class TrustAuthenticator:
         records what the request did (an acceptance or a refusal), so a request costs one commit, not two."""
         return verify_bearer_token(token, self._keys, now=self._clock())
 
-    async def forget_expired(self) -> int:
-        async with db.transaction(self._pool) as conn:
-            return await tokens.forget_expired_token_ids(conn, self._clock())
-
 
 async def consume_token(conn: asyncpg.Connection, claims: TokenClaims) -> None:
     """Record the token's jti; 401 `unauthenticated` if it was used before (a replay). A concurrent use of the

@@ -58,6 +58,7 @@ class Settings:
     # Where the record of published checkpoints is kept, outside the database (service/auditlog/published.py);
     # None: no record (the default with the embedded development cluster, which is never backed up or restored).
     checkpoint_record_dir: Path | None = None
+    housekeeping_seconds: float = 60
 
     @property
     def kek_path(self) -> Path:
@@ -102,6 +103,7 @@ class Settings:
             dev_idp=_flag(env, "HANDOVER_DEV_IDP"),
             ui_idle_minutes=_positive_number(env, "HANDOVER_UI_IDLE_MINUTES", 30),
             checkpoint_record_dir=_checkpoint_record_dir(env),
+            housekeeping_seconds=_positive_number(env, "HANDOVER_HOUSEKEEPING_SECONDS", 60),
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from service.housekeeping.metrics import HousekeepingMetrics
 from service.opsmetrics import OperationsMetrics
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -35,6 +36,7 @@ class Metrics:
             registry=self.registry,
         )
         self.operations = OperationsMetrics(self.registry)  # relay, audit and safety-net figures (opsmetrics.py)
+        self.housekeeping = HousekeepingMetrics(self.registry)  # lifetimes enforced, per duty (shared figures)
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))

@@ -11,8 +11,6 @@ with ``*`` for the rest, a duration being a whole number and a unit ``d``, ``h``
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import re
 from collections.abc import Mapping
@@ -23,7 +21,6 @@ import asyncpg
 
 from service.auditlog.events import AuditEvent, EventType
 from service.clock import Clock, utc_now
-from service.errors import HandoverError
 from service.store import audit, datakeys, db
 
 log = logging.getLogger("handover.retention")
@@ -74,7 +71,8 @@ def _duration(text: str) -> timedelta:
 
 
 class PayloadRetention:
-    """Shreds payloads past their retention. Arguments: the pool, the policy, a clock."""
+    """Shreds payloads past their retention. Arguments: the pool, the policy, a clock. Scheduled by housekeeping
+    (service/housekeeping/duties.py), one process at a time."""
 
     def __init__(self, pool: asyncpg.Pool, policy: RetentionPolicy, *, clock: Clock = utc_now) -> None:
         self._pool = pool
@@ -122,13 +120,3 @@ class PayloadRetention:
         if total:
             log.info("payloads shredded at the end of retention", extra={"count": total})
         return total
-
-    async def run(self, stopping: asyncio.Event, *, every_seconds: float = 3600.0) -> None:
-        """Shred now and then every `every_seconds` until `stopping` is set; a store outage only delays it."""
-        while not stopping.is_set():
-            try:
-                await self.shred_expired()
-            except HandoverError:
-                log.warning("retention run skipped: store unavailable")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), timeout=every_seconds)

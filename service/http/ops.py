@@ -29,6 +29,7 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     hub = services(request)
     await _refresh_operations(hub)
+    await hub.metrics.housekeeping.refresh(hub.pool)
     try:
         hub.metrics.undelivered.set(await hub.mailboxes.undelivered_count())
         async with db.connection(hub.pool) as conn:
