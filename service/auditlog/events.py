@@ -27,6 +27,7 @@ class EventType(StrEnum):
     STAFF_LOGIN = "staff-login"  # actor: the staff user id; details: role, identity provider
     ALERT_SENT = "alert-sent"  # actor: hub; outcome: <kind>-overdue; details: awaited message, waiting, owed_by
     PAYLOAD_READ = "payload-read"  # actor: the staff user id; message_id; details: reason (as stated)
+    DELIVERY_REQUEUED = "delivery-requeued"  # actor: the staff user id; message_id; details: recipient, delivery
 
 
 @dataclass(frozen=True)
