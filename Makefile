@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit conformance serve bench profiles clean
+.PHONY: demo test lint typecheck unit conformance serve bench profiles clean screenshots vendor-ui
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
@@ -54,6 +54,14 @@ profiles: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/audit_verify.py --entries 1000000
 	$(BIN)/python bench/validation.py
+
+# Every staff page in headless Chromium at 1280x800 into docs/screenshots/ (list: tests/ui/screenshots.py).
+screenshots: $(STAMP)
+	HANDOVER_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -q -p no:cacheprovider tests/ui/test_screenshots.py
+
+# Re-vendor the NHS.UK frontend (service/ui/static/nhsuk) and axe-core (tests/ui/vendor) from npm.
+vendor-ui:
+	scripts/vendor-ui.sh
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

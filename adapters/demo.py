@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from service.registry import Registry
 from service.staff import StaffRole, mint_dev_staff_token
 
 SURNAMES = ["Ashdown", "Blakeney", "Cley", "Dersingham", "Elveden", "Felixstowe", "Grantchester", "Hunstanton"]
+AWAITING_SEED = 8  # the patient still awaiting the SMDT (seeds 1..7 are the referrers' patients)
 DECISIONS = {1: "accepted", 2: "declined", 3: "more-information-needed"}  # by referrer's position; else accepted
 
 
@@ -144,6 +146,7 @@ async def play_scenario(
         await _journey(demo, demo.stories[first])
         for referrer in registry.referrers():
             await demo.collect(referrer.ods)
+        await _awaiting_smdt(demo)
         await demo.collect(centre.ods)
         if dsn is not None:
             await _audit(demo, dsn)
@@ -263,6 +266,33 @@ async def _journey(demo: _Demo, story: Pathway) -> None:
         )
         receiver = centre if sender == local else local
         await demo.collect(receiver)
+
+
+async def _awaiting_smdt(demo: _Demo) -> None:
+    """A referral the SMDT has not discussed yet, whose cancer pathway began 64 days ago: its day-62 treatment
+    target has passed, so the staff pages' worklist has an overdue item to show (and day 38 was missed too)."""
+    referrer, centre = demo.registry.referrers()[0], demo.registry.centre()
+    patient = builders.SyntheticPatient(
+        builders.synthetic_nhs_number(AWAITING_SEED * 7919),
+        SURNAMES[AWAITING_SEED % len(SURNAMES)],
+        "Robin",
+        "1961-09-02",
+        "male",
+    )
+    story = Pathway(
+        demo.event_system,
+        referrer.ods,
+        referrer.name,
+        centre.ods,
+        centre.name,
+        patient,
+        builders.Clinician("Localdoc8", "Sam", "7000008"),
+        builders.Clinician("Keyworker8", "Jo", "7100008"),
+        pathway_start=date.today() - timedelta(days=64),
+    )
+    await demo.send(referrer.ods, story.referral(), "referral (pathway day 64) awaits the SMDT")
+    ods, _, state = await demo.responsible(story)
+    demo.report.check(referrer.ods, "  awaiting the SMDT", state == "referred" and ods == referrer.ods, state)
 
 
 async def _audit(demo: _Demo, dsn: str) -> None:

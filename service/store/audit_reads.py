@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
 
 import asyncpg
 
@@ -48,3 +50,28 @@ async def leaf_batches(conn: asyncpg.Connection, *, batch: int = 10_000) -> Asyn
     cursor = await conn.cursor("SELECT seq, leaf, leaf_hash FROM audit_events ORDER BY seq")
     while rows := await cursor.fetch(batch):
         yield rows
+
+
+@dataclass(frozen=True)
+class MessageEntry:
+    """One audit entry about a message: its index, type and outcome, when, and its leaf bytes."""
+
+    index: int
+    message_id: UUID
+    event_type: str
+    outcome: str
+    recorded_at: datetime
+    leaf: bytes
+
+
+async def entries_for_messages(conn: asyncpg.Connection, message_ids: list[UUID]) -> list[MessageEntry]:
+    """Every entry naming one of `message_ids`, in log order."""
+    rows = await conn.fetch(
+        "SELECT seq, event_type, outcome, recorded_at, leaf, message_id FROM audit_events"
+        " WHERE message_id = ANY($1::uuid[]) ORDER BY seq",
+        message_ids,
+    )
+    return [
+        MessageEntry(int(r["seq"]), r["message_id"], r["event_type"], r["outcome"], r["recorded_at"], bytes(r["leaf"]))
+        for r in rows
+    ]

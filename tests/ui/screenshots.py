@@ -1,0 +1,37 @@
+"""The list of staff pages `make screenshots` captures (1280x800) into docs/screenshots/<name>.png.
+
+To add a page, append a `ScreenshotPage` to `SCREENSHOT_PAGES`: its file name, the development user to sign
+in as (a label on the development provider's buttons, e.g. "governance"; None to stay signed out), and its path
+(a string, or a function of the `DemoHub` for paths that need an episode or message id).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tests.ui.demo_hub import DemoHub
+
+
+@dataclass(frozen=True)
+class ScreenshotPage:
+    name: str
+    user: str | None
+    path: str | Callable[[DemoHub], str]
+
+    def path_in(self, hub: DemoHub) -> str:
+        return self.path if isinstance(self.path, str) else self.path(hub)
+
+
+SCREENSHOT_PAGES: list[ScreenshotPage] = [
+    ScreenshotPage("sign-in", None, "/ui/sign-in"),
+    ScreenshotPage("worklist", "governance", "/ui/"),
+    ScreenshotPage("episode", "governance", lambda hub: f"/ui/episodes/{hub.episode_of('RM1', 'closed')}"),
+    ScreenshotPage(
+        "episode-awaiting-smdt", "governance", lambda hub: f"/ui/episodes/{hub.episode_of('RM1', 'referred')}"
+    ),
+    ScreenshotPage("smdt-queue", "smdt-coordinator", "/ui/"),
+    ScreenshotPage("trust-worklist", "trust:RM1", "/ui/"),
+    ScreenshotPage("forbidden", "trust:RDE", lambda hub: f"/ui/episodes/{hub.episode_of('RM1', 'closed')}"),
+    ScreenshotPage("signed-out", None, "/ui/signed-out"),
+]
