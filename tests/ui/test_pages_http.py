@@ -218,7 +218,7 @@ async def test_verify_now_runs_in_the_background_and_its_result_is_kept(
 async def test_a_receipt_or_message_id_is_verified_against_the_latest_checkpoint(
     fast_hub: RunningHub, fast_signed_in: SignIn
 ) -> None:
-    signed, receipt = await send_referral(fast_hub)
+    _, receipt = await send_referral(fast_hub)
     await asyncio.sleep(1.2)
     governance = await fast_signed_in(GOVERNANCE)
     url = f"{fast_hub.base_url}/ui/audit/receipt"
