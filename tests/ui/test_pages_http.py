@@ -182,7 +182,7 @@ async def wait_for_run(user: SignedIn, url: str, within: float = 30) -> str:
         assert status == 200
         if "Running" not in body:
             return body
-        assert 'http-equiv="refresh"' in body, "a running verification refreshes itself"
+        assert "verify-progress.js" in body and 'data-running="true"' in body, "a running run updates itself"
         assert time.monotonic() < deadline, "verification did not finish"
         await asyncio.sleep(0.2)
 
