@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit conformance serve bench profiles clean screenshots vendor-ui
+.PHONY: demo test lint typecheck unit conformance serve bench bench-load profiles clean screenshots vendor-ui
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
@@ -54,6 +54,11 @@ profiles: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/audit_verify.py --entries 1000000
 	$(BIN)/python bench/validation.py
+
+# Intake load (issue 12): ceiling, hub at 1 and 16 clients with 1 and 2 workers, latency, push, growth, MESH peer.
+bench-load: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench.load --growth
 
 # Every staff page in headless Chromium at 1280x800 into docs/screenshots/ (list: tests/ui/screenshots.py).
 screenshots: $(STAMP)

@@ -16,6 +16,7 @@ from service.episodes.machine import Clinician, Fact, Kind
 from service.terminology import NHS_NUMBER_SYSTEM, ODS_SYSTEM
 
 PATHWAY_START_URL = "https://handover.nhs.example/fhir/StructureDefinition/cancer-pathway-start-date"
+KEY_WORKER_URL = "https://handover.nhs.example/fhir/StructureDefinition/key-worker"
 _OUTCOMES = {
     "accepted": Kind.OUTCOME_ACCEPTED,
     "declined": Kind.OUTCOME_DECLINED,
@@ -33,6 +34,7 @@ class EpisodeMessage:
     referral_identifier: str
     fact: Fact
     pathway_start: date | None = None
+    key_worker: Clinician | None = None  # named on a referral (extension key-worker)
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ def read_episode_message(
         withdrawn = focus.get("status") in ("revoked", "entered-in-error")
         kind = Kind.WITHDRAWAL if withdrawn else Kind.REFERRAL
         fact = Fact(kind, message_id, sender, recipient, at, bundle.clinician(focus.get("requester")))
-        return EpisodeMessage(nhs_number, referral_id, fact, _pathway_start(focus))
+        return EpisodeMessage(nhs_number, referral_id, fact, _pathway_start(focus), _key_worker(bundle, focus))
     if event == "referral-outcome":
         code = _first_code(focus.get("businessStatus")) or _first_code(focus.get("code"))
         if code not in _OUTCOMES:
@@ -176,6 +178,13 @@ def _first_code(concept: Any) -> str | None:
     for coding in (concept or {}).get("coding", []) if isinstance(concept, dict) else []:
         if isinstance(coding.get("code"), str):
             return str(coding["code"])
+    return None
+
+
+def _key_worker(bundle: _Bundle, request: dict[str, Any]) -> Clinician | None:
+    for extension in request.get("extension", []):
+        if isinstance(extension, dict) and extension.get("url") == KEY_WORKER_URL:
+            return bundle.clinician(extension.get("valueReference"))
     return None
 
 

@@ -98,6 +98,9 @@ class EpisodeTracker:
         )
         await self._ledger(conn, row.id, before, outcome.episode)
         await self._deadlines_for(conn, row.id, said.fact, message, outcome)
+        if said.key_worker is not None:  # shown on the staff pages' episode page
+            worker = said.key_worker
+            await store.set_key_worker(conn, row.id, name=worker.name, identifier=worker.identifier, ods=worker.ods)
 
     async def _open(
         self, conn: asyncpg.Connection, patient: str, referral: str, fact: Fact, pathway_start: Any

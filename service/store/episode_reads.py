@@ -138,3 +138,20 @@ async def open_deadlines(conn: asyncpg.Connection, now: datetime) -> list[tuple[
         )
         for r in records
     ]
+
+
+@dataclass(frozen=True)
+class KeyWorker:
+    name: str
+    identifier: str | None
+    ods: str
+
+
+async def key_worker(conn: asyncpg.Connection, episode_id: UUID) -> KeyWorker | None:
+    """The key worker the latest referral named, if any."""
+    record = await conn.fetchrow(
+        "SELECT key_worker_name, key_worker_identifier, key_worker_ods FROM episodes WHERE id = $1", episode_id
+    )
+    if record is None or record["key_worker_name"] is None:
+        return None
+    return KeyWorker(record["key_worker_name"], record["key_worker_identifier"], record["key_worker_ods"])

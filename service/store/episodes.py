@@ -261,3 +261,16 @@ async def mark_alerted(conn: asyncpg.Connection, deadline_id: int, alert_message
     await conn.execute(
         "UPDATE deadlines SET alerted_at = $2, alert_message = $3 WHERE id = $1", deadline_id, at, alert_message
     )
+
+
+async def set_key_worker(
+    conn: asyncpg.Connection, episode_id: UUID, *, name: str, identifier: str | None, ods: str
+) -> None:
+    """The patient's key worker as the latest referral names them (migration 0005)."""
+    await conn.execute(
+        "UPDATE episodes SET key_worker_name = $2, key_worker_identifier = $3, key_worker_ods = $4 WHERE id = $1",
+        episode_id,
+        name,
+        identifier,
+        ods,
+    )

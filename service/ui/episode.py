@@ -45,6 +45,7 @@ async def show_episode(request: web.Request) -> web.Response:
             raise HandoverError(Code.FORBIDDEN, "Not your trust's episode")
         ledger = await episode_reads.ledger(conn, row.id)
         deadlines = (await episode_reads.deadlines(conn, [row.id])).get(row.id, [])
+        key_worker = await episode_reads.key_worker(conn, row.id)
     proofs = await prove_messages(
         hub.pool, request.app[AUDIT_LOG], hub.registry.current, [t.message_id for t in timeline]
     )
@@ -81,6 +82,7 @@ async def show_episode(request: web.Request) -> web.Response:
             "ledger": ledger,
             "deadlines": [{"d": d, "overdue": d.met_at is None and d.due_at <= now} for d in deadlines],
             "clock": clock,
+            "key_worker": key_worker,
             "messages": messages,
             "proofs": proofs,
             "may_read_payloads": session.role == GOVERNANCE,

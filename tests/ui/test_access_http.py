@@ -94,3 +94,41 @@ async def test_a_sign_in_callback_not_started_in_this_browser_is_refused(ui_hub:
         client.get(f"{ui_hub.base_url}/ui/auth/callback?code=x&state=y", allow_redirects=False) as resp,
     ):
         assert resp.status == 403
+
+
+async def test_roles_are_checked_on_the_server(ui_hub: RunningHub, signed_in) -> None:
+    ops = await signed_in("sam.patel")
+    async with ops.client.get(f"{ui_hub.base_url}/ui/episodes/00000000-0000-0000-0000-000000000000") as resp:
+        assert resp.status == 403
+        assert "You cannot see this page" in await resp.text()
+    async with ops.client.post(
+        f"{ui_hub.base_url}/ui/search", data={"csrf_token": ops.csrf_token, "nhs_number": "9990000018"}
+    ) as resp:
+        assert resp.status == 403
+    async with ops.client.get(f"{ui_hub.base_url}/ui/") as resp:
+        assert resp.status == 200
+        assert "never patients" in await resp.text()
+    governance = await signed_in("amara.okafor")
+    async with governance.client.get(f"{ui_hub.base_url}/ui/episodes/00000000-0000-0000-0000-000000000000") as resp:
+        assert resp.status == 404
+        assert "Page not found" in await resp.text()
+    async with governance.client.get(f"{ui_hub.base_url}/ui/episodes/not-a-uuid") as resp:
+        assert resp.status == 404
+
+
+async def test_search_is_a_post_and_refuses_what_is_not_an_nhs_number(ui_hub: RunningHub, signed_in) -> None:
+    governance = await signed_in("amara.okafor")
+    async with governance.client.get(f"{ui_hub.base_url}/ui/search") as resp:
+        assert resp.status == 405
+    async with governance.client.post(
+        f"{ui_hub.base_url}/ui/search", data={"csrf_token": governance.csrf_token, "nhs_number": "1234567890"}
+    ) as resp:
+        assert resp.status == 400
+        page = await resp.text()
+    assert "valid check digit" in page
+    assert "1234567890" not in page  # the number typed is not echoed back
+    async with governance.client.post(
+        f"{ui_hub.base_url}/ui/search", data={"csrf_token": governance.csrf_token, "nhs_number": "999 000 0018"}
+    ) as resp:
+        assert resp.status == 200
+        assert "No episode you may see" in await resp.text()

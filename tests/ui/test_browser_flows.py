@@ -47,6 +47,7 @@ def test_one_click_from_the_worklist_answers_who_is_responsible_since_when_and_w
     assert page.find("#responsible-since").text
     assert "referral" in page.find("#responsible-accepted-by").text
     assert "Breached" in page.find("#clocks").text
+    assert "Keyworker8" in page.find("#key-worker").text
     assert_accessible(page)
 
 

@@ -24,6 +24,10 @@ CREATE TABLE ui_sign_in_attempts (
 );
 CREATE INDEX ui_sign_in_attempts_created_idx ON ui_sign_in_attempts (created_at);
 
+-- The patient's key worker as the latest referral names them (extension key-worker), for the episode page.
+ALTER TABLE episodes ADD COLUMN key_worker_name text, ADD COLUMN key_worker_identifier text,
+    ADD COLUMN key_worker_ods text;
+
 -- Worklist: open deadlines per episode and by kind in due order; episodes by the centre and by any party.
 CREATE INDEX deadlines_open_kind_due_idx ON deadlines (kind, due_at) WHERE met_at IS NULL;
 CREATE INDEX deadlines_episode_idx ON deadlines (episode_id);
