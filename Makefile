@@ -68,5 +68,10 @@ screenshots: $(STAMP)
 vendor-ui:
 	scripts/vendor-ui.sh
 
+# The worklist and governance pages with 10,000 episodes through a real server, against a /healthz baseline;
+# prints the query plans (target: each page under 300 ms).
+bench-ui: $(STAMP)
+	$(BIN)/python bench/ui_pages.py --episodes 10000
+
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -43,10 +43,8 @@ CREATE TABLE redeliveries (
     previous_dead_lettered_at  timestamptz NOT NULL
 );
 
--- Deliveries page: dead letters newest first per recipient; governance summary: transfer pairs per episode.
+-- Deliveries page: dead letters newest first; audit page: the latest events of a type (payload reads).
 CREATE INDEX deliveries_dead_letter_idx ON deliveries (dead_lettered_at DESC) WHERE state = 'dead_letter';
-CREATE INDEX episode_messages_transfer_idx ON episode_messages (episode_id, at, message_id) INCLUDE (kind)
-    WHERE changed AND kind IN ('transfer-requested', 'transfer-accepted');
 CREATE INDEX audit_events_type_idx ON audit_events (event_type, seq DESC);
 
 DO $$
