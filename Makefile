@@ -54,6 +54,7 @@ profiles: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/audit_verify.py --entries 1000000
 	$(BIN)/python bench/validation.py
+	$(BIN)/python bench/worklist.py
 
 # Intake load (issue 12): ceiling, hub at 1 and 16 clients with 1 and 2 workers, latency, push, growth, MESH peer.
 bench-load: $(STAMP)

@@ -28,7 +28,7 @@ from adapters.pathway import Pathway
 from adapters.trust_client import TrustClient
 from service.auditlog.verify_cli import verify_database
 from service.keystore import load_private_jwk
-from service.registry import Registry
+from service.registry import Participant, Registry
 from service.staff import StaffRole, mint_dev_staff_token
 
 SURNAMES = ["Ashdown", "Blakeney", "Cley", "Dersingham", "Elveden", "Felixstowe", "Grantchester", "Hunstanton"]
@@ -154,26 +154,28 @@ async def play_scenario(
     return report
 
 
-async def _referrals(demo: _Demo) -> None:
+def _story(demo: _Demo, seed: int, referrer: Participant, *, pathway_start: date | None = None) -> Pathway:
+    """Patient number `seed` (a synthetic NHS number and name) referred by `referrer` to the centre."""
     centre = demo.registry.centre()
+    patient = builders.SyntheticPatient(
+        builders.synthetic_nhs_number(seed * 7919), SURNAMES[seed % len(SURNAMES)], "Alex", "1958-03-14", "female"
+    )
+    return Pathway(
+        demo.event_system,
+        referrer.ods,
+        referrer.name,
+        centre.ods,
+        centre.name,
+        patient,
+        builders.Clinician(f"Localdoc{seed}", "Sam", f"70{seed:05d}"),
+        builders.Clinician(f"Keyworker{seed}", "Jo", f"71{seed:05d}"),
+        pathway_start=pathway_start,
+    )
+
+
+async def _referrals(demo: _Demo) -> None:
     for seed, referrer in enumerate(demo.registry.referrers(), start=1):
-        patient = builders.SyntheticPatient(
-            builders.synthetic_nhs_number(seed * 7919),
-            SURNAMES[seed % len(SURNAMES)],
-            "Alex",
-            "1958-03-14",
-            "female",
-        )
-        story = Pathway(
-            demo.event_system,
-            referrer.ods,
-            referrer.name,
-            centre.ods,
-            centre.name,
-            patient,
-            builders.Clinician(f"Localdoc{seed}", "Sam", f"70{seed:05d}"),
-            builders.Clinician(f"Keyworker{seed}", "Jo", f"71{seed:05d}"),
-        )
+        story = _story(demo, seed, referrer)
         demo.stories[referrer.ods] = story
         referral = story.referral()
         client = demo.clients[referrer.ods]
@@ -271,25 +273,8 @@ async def _journey(demo: _Demo, story: Pathway) -> None:
 async def _awaiting_smdt(demo: _Demo) -> None:
     """A referral the SMDT has not discussed yet, whose cancer pathway began 64 days ago: its day-62 treatment
     target has passed, so the staff pages' worklist has an overdue item to show (and day 38 was missed too)."""
-    referrer, centre = demo.registry.referrers()[0], demo.registry.centre()
-    patient = builders.SyntheticPatient(
-        builders.synthetic_nhs_number(AWAITING_SEED * 7919),
-        SURNAMES[AWAITING_SEED % len(SURNAMES)],
-        "Robin",
-        "1961-09-02",
-        "male",
-    )
-    story = Pathway(
-        demo.event_system,
-        referrer.ods,
-        referrer.name,
-        centre.ods,
-        centre.name,
-        patient,
-        builders.Clinician("Localdoc8", "Sam", "7000008"),
-        builders.Clinician("Keyworker8", "Jo", "7100008"),
-        pathway_start=date.today() - timedelta(days=64),
-    )
+    referrer = demo.registry.referrers()[0]
+    story = _story(demo, AWAITING_SEED, referrer, pathway_start=date.today() - timedelta(days=64))
     await demo.send(referrer.ods, story.referral(), "referral (pathway day 64) awaits the SMDT")
     ods, _, state = await demo.responsible(story)
     demo.report.check(referrer.ods, "  awaiting the SMDT", state == "referred" and ods == referrer.ods, state)

@@ -25,11 +25,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
@@ -40,8 +38,9 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.audit_verify import drop_database, scratch_database  # noqa: E402
 from service.keystore import init_keys  # noqa: E402
-from service.store import db, governance_reads, worklist_reads  # noqa: E402
+from service.store import governance_reads, worklist_reads  # noqa: E402
 from service.store.embedded import ensure_cluster  # noqa: E402
 from tests.support.hub import free_port  # noqa: E402
 from tests.ui.http_signin import sign_in  # noqa: E402
@@ -121,31 +120,6 @@ SELECT e.id, 'transfer-response', md5('transfer-requested' || e.i)::uuid, 'RGT',
        CASE WHEN e.stage >= 6 THEN e.opened_at + make_interval(days => 30, hours => 1 + e.i % 48) END
 FROM bench_episodes e WHERE e.stage >= 5;
 """
-
-
-def _with_db(dsn: str, name: str) -> str:
-    parts = urlsplit(dsn)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
-
-
-async def scratch_database(server: str) -> str:
-    name = f"handover_bench_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(_with_db(server, "postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    dsn = _with_db(server, name)
-    await db.migrate(dsn)
-    return dsn
-
-
-async def drop_database(server: str, dsn: str) -> None:
-    admin = await asyncpg.connect(_with_db(server, "postgres"))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{urlsplit(dsn).path.lstrip("/")}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 async def load_episodes(dsn: str, count: int) -> dict[str, int]:
@@ -228,9 +202,7 @@ async def plans(dsn: str) -> dict[str, list[str]]:
     try:
         governance = await governance_reads.explain_figures(conn, now)
         where = worklist_reads.WorklistFilter(party=None, referrer=None, state=None, overdue_only=False)
-        worklist = await worklist_reads.explain_worklist_page(
-            conn, where, now=now, today=date.today(), horizon_days=7, limit=25, offset=0
-        )
+        worklist = await worklist_reads.worklist_plan(conn, where, now=now, today=date.today(), horizon_days=7)
         return {"governance summary": governance, "worklist page": worklist}
     finally:
         await conn.close()

@@ -28,6 +28,18 @@ class SignInAttempt:
     created_at: datetime
 
 
+def _session_row(record: asyncpg.Record) -> SessionRow:
+    return SessionRow(
+        record["subject"],
+        record["display_name"],
+        record["role"],
+        record["issuer"],
+        record["csrf_token"],
+        record["created_at"],
+        record["last_seen_at"],
+    )
+
+
 async def insert_session(conn: asyncpg.Connection, token_sha256: str, row: SessionRow) -> None:
     await conn.execute(
         "INSERT INTO ui_sessions (token_sha256, subject, display_name, role, issuer, csrf_token, created_at,"
@@ -55,17 +67,7 @@ async def touch_session(
         now,
         seen_after,
     )
-    if record is None:
-        return None
-    return SessionRow(
-        record["subject"],
-        record["display_name"],
-        record["role"],
-        record["issuer"],
-        record["csrf_token"],
-        record["created_at"],
-        record["last_seen_at"],
-    )
+    return None if record is None else _session_row(record)
 
 
 async def end_session(conn: asyncpg.Connection, token_sha256: str, now: datetime) -> SessionRow | None:
@@ -76,17 +78,7 @@ async def end_session(conn: asyncpg.Connection, token_sha256: str, now: datetime
         token_sha256,
         now,
     )
-    if record is None:
-        return None
-    return SessionRow(
-        record["subject"],
-        record["display_name"],
-        record["role"],
-        record["issuer"],
-        record["csrf_token"],
-        record["created_at"],
-        record["last_seen_at"],
-    )
+    return None if record is None else _session_row(record)
 
 
 async def forget_idle_sessions(conn: asyncpg.Connection, seen_before: datetime) -> int:

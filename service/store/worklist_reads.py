@@ -144,24 +144,13 @@ async def find_by_nhs_number(conn: asyncpg.Connection, nhs_number_hmac: str, par
     return [r["id"] for r in records]
 
 
-async def explain_worklist_page(
-    conn: asyncpg.Connection,
-    where: WorklistFilter,
-    *,
-    now: datetime,
-    today: date,
-    horizon_days: int,
-    limit: int,
-    offset: int,
+async def worklist_plan(
+    conn: asyncpg.Connection, where: WorklistFilter, *, now: datetime, today: date, horizon_days: int
 ) -> list[str]:
-    """The executed plan of `worklist_page`'s page query (for bench/ui_pages.py's report on index use)."""
-    args = _arguments(where, now, today, horizon_days)
+    """EXPLAIN ANALYZE of the first page's statement (for bench/worklist.py: which indexes it uses)."""
     filtered = " FROM items i JOIN visible v ON v.id = i.episode_id WHERE (NOT $9::boolean OR i.due <= $4)"
     records = await conn.fetch(
-        "EXPLAIN (ANALYZE, COSTS OFF) " + _ITEMS + "SELECT i.*, v.state, v.referrer_ods, v.centre_ods, v.holder"
-        f"{filtered} ORDER BY i.due, i.episode_id, i.item LIMIT $10 OFFSET $11",
-        *args,
-        limit,
-        offset,
+        "EXPLAIN (ANALYZE, COSTS OFF) " + _ITEMS + f"SELECT i.*{filtered} ORDER BY i.due, i.episode_id LIMIT 25",
+        *_arguments(where, now, today, horizon_days),
     )
-    return [r[0] for r in records]
+    return [str(r[0]) for r in records]

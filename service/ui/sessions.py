@@ -65,6 +65,7 @@ class SessionStore:
         now = self._clock()
         row = ui_sessions.SessionRow(subject, display_name, role, issuer, secrets.token_urlsafe(32), now, now)
         async with db.transaction(self._pool) as conn:
+            await ui_sessions.forget_idle_sessions(conn, now - self.idle)  # they can never be resumed
             await ui_sessions.insert_session(conn, token_digest(token), row)
         return token, _session(token_digest(token), row)
 

@@ -7,6 +7,7 @@ pages' browser tests and `make screenshots`.
   development provider's page → the button whose label contains `user_button_label` → back to /ui/.
 - `assert_accessible(page)` injects the vendored axe-core (tests/ui/vendor/axe.min.js) and fails on any
   serious or critical violation.
+- `assert_clean_console(page)` fails on any console error (a failed script, a CSP violation).
 - `save_screenshot(page, name, directory)` writes `<name>.png`.
 """
 
@@ -148,6 +149,16 @@ def assert_accessible(page: Browser) -> None:
         ],
         indent=1,
     )
+
+
+def assert_clean_console(page: Browser) -> None:
+    """No error in the browser console since the last call: no script failed, no CSP violation was reported."""
+    errors = [
+        e
+        for e in page.driver.get_log("browser")
+        if e.get("level") == "SEVERE" and "the server responded with a status of" not in e.get("message", "")
+    ]  # an intended 403 or 404 page is not a console error
+    assert not errors, errors
 
 
 def save_screenshot(page: Browser, name: str, directory: Path) -> Path:

@@ -132,3 +132,15 @@ async def test_search_is_a_post_and_refuses_what_is_not_an_nhs_number(ui_hub: Ru
     ) as resp:
         assert resp.status == 200
         assert "No episode you may see" in await resp.text()
+
+
+async def test_sessions_idle_past_the_timeout_are_deleted_at_the_next_sign_in(ui_hub: RunningHub, signed_in) -> None:
+    await signed_in("amara.okafor")
+    conn = await asyncpg.connect(ui_hub.dsn)
+    try:
+        await conn.execute("UPDATE ui_sessions SET last_seen_at = last_seen_at - interval '31 minutes'")
+        await signed_in("jo.whitfield")
+        subjects = [r["subject"] for r in await conn.fetch("SELECT subject FROM ui_sessions")]
+    finally:
+        await conn.close()
+    assert subjects == ["jo.whitfield"]

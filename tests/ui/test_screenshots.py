@@ -1,4 +1,5 @@
-"""Every staff page in `SCREENSHOT_PAGES` renders in Chromium, passes axe-core, and is captured at 1280x800:
+"""Every staff page in `SCREENSHOT_PAGES` renders in Chromium, passes axe-core with a clean console (no script
+error, no CSP violation), and is captured at 1280x800:
 into HANDOVER_SCREENSHOTS_DIR when set (`make screenshots` sets docs/screenshots), else a temporary directory."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ui.browser import assert_accessible, browser_for, save_screenshot, sign_in
+from tests.ui.browser import assert_accessible, assert_clean_console, browser_for, save_screenshot, sign_in
 from tests.ui.demo_hub import DemoHub
 from tests.ui.screenshots import SCREENSHOT_PAGES, ScreenshotPage
 
@@ -22,6 +23,7 @@ def test_every_page_renders_accessibly_and_is_captured(shot: ScreenshotPage, dem
         page.open(shot.path_in(demo))
         assert page.find("h1").text
         assert_accessible(page)
+        assert_clean_console(page)
         written = save_screenshot(page, shot.name, directory)
     assert written.stat().st_size > 10_000
     assert written.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
