@@ -101,7 +101,7 @@ class PayloadRetention:
                         await audit.append_event(
                             conn,
                             AuditEvent(
-                                type=EventType.KEY_CHANGED,
+                                type=EventType.PAYLOAD_SHREDDED,
                                 outcome="shredded",
                                 actor="hub",
                                 at=now,
