@@ -1,5 +1,6 @@
-"""What the deliveries page reads: each recipient's queue (depth, oldest undelivered, dead letters), each push
-recipient's recorded circuit state, and the dead letters with their non-delivery reports and re-queues."""
+"""What the deliveries page reads beside the operational figures (store/ops_figures.py: queue depths, oldest
+undelivered, dead letters per recipient): each push recipient's recorded circuit state, and the dead letters
+with their non-delivery reports and re-queues."""
 
 from __future__ import annotations
 
@@ -8,14 +9,6 @@ from datetime import datetime
 from uuid import UUID
 
 import asyncpg
-
-
-@dataclass(frozen=True)
-class RecipientQueue:
-    recipient_ods: str
-    pending: int
-    oldest_pending_at: datetime | None
-    dead_letters: int
 
 
 @dataclass(frozen=True)
@@ -43,21 +36,6 @@ class DeadLetterRow:
     report_at: datetime | None
     requeued_by: str | None
     requeued_at: datetime | None
-
-
-async def recipient_queues(conn: asyncpg.Connection) -> list[RecipientQueue]:
-    """Every recipient with undelivered or dead-lettered messages, by ODS code."""
-    rows = await conn.fetch(
-        """
-        SELECT recipient_ods,
-               count(*) FILTER (WHERE state = 'pending') AS pending,
-               min(created_at) FILTER (WHERE state = 'pending') AS oldest,
-               count(*) FILTER (WHERE state = 'dead_letter') AS dead
-        FROM deliveries WHERE state IN ('pending', 'dead_letter')
-        GROUP BY recipient_ods ORDER BY recipient_ods
-        """
-    )
-    return [RecipientQueue(r["recipient_ods"], int(r["pending"]), r["oldest"], int(r["dead"])) for r in rows]
 
 
 async def circuits(conn: asyncpg.Connection) -> list[CircuitRecord]:

@@ -18,8 +18,9 @@ from service.delivery.redelivery import deliver_again
 from service.errors import Code, HandoverError
 from service.http.context import services
 from service.identity.staff_roles import GOVERNANCE, OPS
-from service.store import db, delivery_reads
-from service.store.delivery_reads import CircuitRecord, RecipientQueue
+from service.store import db, delivery_reads, ops_figures
+from service.store.delivery_reads import CircuitRecord
+from service.store.ops_figures import OperationsFigures
 from service.ui.access import current_session, has_role, require_role
 from service.ui.forms import read_form
 from service.ui.rendering import render
@@ -56,25 +57,24 @@ def circuit_state(record: CircuitRecord | None, now: datetime) -> CircuitState |
 def recipient_rows(
     participants: list[str],
     endpoints: set[str],
-    queues: list[RecipientQueue],
+    figures: OperationsFigures,
     circuits: list[CircuitRecord],
     now: datetime,
 ) -> list[RecipientRow]:
     """One row per participant and per recipient with work, busiest first (dead letters, then depth)."""
-    by_queue = {q.recipient_ods: q for q in queues}
     by_circuit = {c.recipient_ods: c for c in circuits}
     rows = []
-    for ods in sorted(set(participants) | set(by_queue)):
-        queue = by_queue.get(ods)
+    for ods in sorted(set(participants) | set(figures.queues) | set(figures.dead_letters)):
+        queue = figures.queues.get(ods)
         record = by_circuit.get(ods) if ods in endpoints else None
         state = circuit_state(record, now)
         rows.append(
             RecipientRow(
                 ods,
                 "push" if ods in endpoints else "mailbox",
-                queue.pending if queue else 0,
-                queue.oldest_pending_at if queue else None,
-                queue.dead_letters if queue else 0,
+                queue.depth if queue else 0,
+                queue.oldest_created_at if queue else None,
+                figures.dead_letters.get(ods, 0),
                 "" if state is None else state.value,
                 record.failures if record else 0,
                 record.open_until if record else None,
@@ -89,11 +89,11 @@ async def _page(request: web.Request, notice: dict[str, str] | None = None, stat
     now = hub.clock()
     registry = hub.registry.current
     async with db.connection(hub.pool) as conn:
-        queues = await delivery_reads.recipient_queues(conn)
+        figures = await ops_figures.read_figures(conn)
         circuits = await delivery_reads.circuits(conn)
         dead = await delivery_reads.dead_letters(conn, DEAD_LETTERS_SHOWN)
     endpoints = {ods for ods, p in registry.participants.items() if p.active and p.endpoint}
-    rows = recipient_rows(list(registry.participants), endpoints, queues, circuits, now)
+    rows = recipient_rows(list(registry.participants), endpoints, figures, circuits, now)
     context: dict[str, Any] = {
         "page_title": "Deliveries",
         "rows": rows,

@@ -44,7 +44,7 @@ CREATE TABLE redeliveries (
 );
 
 -- Deliveries page: dead letters newest first; audit page: the latest events of a type (payload reads).
-CREATE INDEX deliveries_dead_letter_idx ON deliveries (dead_lettered_at DESC) WHERE state = 'dead_letter';
+CREATE INDEX deliveries_dead_lettered_at_idx ON deliveries (dead_lettered_at DESC) WHERE state = 'dead_letter';
 CREATE INDEX audit_events_type_idx ON audit_events (event_type, seq DESC);
 
 DO $$
