@@ -24,6 +24,7 @@ from service.store import audit_lookup, db, verify_runs
 from service.store import checkpoints as checkpoint_store
 from service.ui.access import current_session, require_role
 from service.ui.forms import read_form
+from service.ui.paths import uuid_in_path
 from service.ui.rendering import render
 
 VERIFY_RUNNER = web.AppKey("ui_verify_runner", VerificationRunner)
@@ -90,10 +91,7 @@ async def start_verification(request: web.Request) -> web.Response:
 async def show_verification(request: web.Request) -> web.Response:
     session = await current_session(request)
     require_role(session, GOVERNANCE)
-    try:
-        run_id = UUID(request.match_info["run_id"])
-    except ValueError:
-        raise HandoverError(Code.NOT_FOUND, "No such verification") from None
+    run_id = uuid_in_path(request, "run_id", "No such verification")
     async with db.connection(services(request).pool) as conn:
         run = await verify_runs.get_run(conn, run_id)
     if run is None:

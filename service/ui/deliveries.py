@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 from aiohttp import web
 
@@ -23,6 +22,7 @@ from service.store.delivery_reads import CircuitRecord
 from service.store.ops_figures import OperationsFigures
 from service.ui.access import current_session, has_role, require_role
 from service.ui.forms import read_form
+from service.ui.paths import uuid_in_path
 from service.ui.rendering import render
 
 DEAD_LETTERS_SHOWN = 100
@@ -119,10 +119,7 @@ async def redeliver(request: web.Request) -> web.Response:
     session = await current_session(request)
     require_role(session, OPS)
     form = await read_form(request, session)
-    try:
-        message_id = UUID(request.match_info["message_id"])
-    except ValueError:
-        raise HandoverError(Code.NOT_FOUND, "No such dead letter") from None
+    message_id = uuid_in_path(request, "message_id", "No such dead letter")
     hub = services(request)
     async with db.connection(hub.pool) as conn:
         candidates = await delivery_reads.dead_letter_for_message(conn, message_id)

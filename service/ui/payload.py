@@ -22,6 +22,7 @@ from service.store.episode_reads import TimelineEntry
 from service.ui.access import current_session, require_role
 from service.ui.forms import read_form
 from service.ui.letter import read_letter
+from service.ui.paths import uuid_in_path
 from service.ui.rendering import render
 from service.ui.sessions import StaffSession
 from service.ui.state import SESSION_STORE
@@ -34,17 +35,10 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_post(PATH, show_letter)
 
 
-def _uuid(value: str) -> UUID:
-    try:
-        return UUID(value)
-    except ValueError:
-        raise HandoverError(Code.NOT_FOUND, "No such message") from None
-
-
 async def _message(request: web.Request) -> tuple[UUID, TimelineEntry]:
     """The episode id and the message's place in that episode's timeline; 404 if it is not part of it."""
-    episode_id = _uuid(request.match_info["episode_id"])
-    message_id = _uuid(request.match_info["message_id"])
+    episode_id = uuid_in_path(request, "episode_id", "No such message")
+    message_id = uuid_in_path(request, "message_id", "No such message")
     async with db.connection(services(request).pool) as conn:
         timeline = await episode_reads.timeline(conn, episode_id)
     entry = next((t for t in timeline if t.message_id == message_id), None)

@@ -9,24 +9,31 @@ from pathlib import Path
 import pytest
 
 from service.delivery.redelivery import deliver_again
+from service.delivery.relay import Relay
 from service.errors import Code, HandoverError
-from tests.delivery.delivery_fixtures import outbox_world, recipients
+from tests.delivery.delivery_fixtures import Sent, World, outbox_world, recipients
 from tests.support.hub import Network
+from tests.support.recipient import Recipient
+
+
+async def dead_letter_one(world: World, rgt: Recipient, status: int = 422) -> tuple[Sent, Relay, int]:
+    """RM1's message to RGT, refused with `status` and so dead-lettered; its relay and delivery id."""
+    rgt.refuse_with(status)
+    sent = await world.accept("RM1", "RGT")
+    relay = world.relay({"RGT": rgt.endpoint})
+    await relay.run_once()
+    dead = await world.delivery(sent.message_id)
+    assert dead["state"] == "dead_letter"
+    return sent, relay, dead["id"]
 
 
 async def test_a_dead_letter_is_requeued_once_audited_and_delivered(
     database: str, network: Network, tmp_path: Path
 ) -> None:
     async with outbox_world(database, network, tmp_path) as world, recipients(network, "RGT") as (rgt,):
-        rgt.refuse_with(422)
-        sent = await world.accept("RM1", "RGT")
-        relay = world.relay({"RGT": rgt.endpoint})
-        await relay.run_once()
-        dead = await world.delivery(sent.message_id)
-        assert dead["state"] == "dead_letter"
-
+        sent, relay, delivery_id = await dead_letter_one(world, rgt)
         rgt.accept_all()
-        requeued = await deliver_again(world.pool, dead["id"], "sam.patel", world.clock)
+        requeued = await deliver_again(world.pool, delivery_id, "sam.patel", world.clock)
         assert (requeued.message_id, requeued.recipient_ods) == (sent.message_id, "RGT")
         row = await world.delivery(sent.message_id)
         assert (row["state"], row["attempts"], row["dead_lettered_at"]) == ("pending", 0, None)
@@ -39,7 +46,7 @@ async def test_a_dead_letter_is_requeued_once_audited_and_delivered(
         assert (await world.delivery(sent.message_id))["state"] == "delivered"
         assert rgt.business.count(sent.bundle_identifier) == 1
         with pytest.raises(HandoverError) as refused:
-            await deliver_again(world.pool, dead["id"], "sam.patel", world.clock)
+            await deliver_again(world.pool, delivery_id, "sam.patel", world.clock)
         assert refused.value.code is Code.INVALID_TRANSITION
         await world.check_inv1()
 
@@ -48,11 +55,7 @@ async def test_a_requeued_dead_letter_that_dies_again_keeps_its_one_report_and_c
     database: str, network: Network, tmp_path: Path
 ) -> None:
     async with outbox_world(database, network, tmp_path) as world, recipients(network, "RGT") as (rgt,):
-        rgt.refuse_with(422)
-        sent = await world.accept("RM1", "RGT")
-        relay = world.relay({"RGT": rgt.endpoint})
-        await relay.run_once()
-        delivery_id = (await world.delivery(sent.message_id))["id"]
+        sent, relay, delivery_id = await dead_letter_one(world, rgt)
         await deliver_again(world.pool, delivery_id, "sam.patel", world.clock)
         await relay.run_once()  # still refused: dead again
         assert (await world.delivery(sent.message_id))["state"] == "dead_letter"
@@ -65,10 +68,7 @@ async def test_a_requeued_dead_letter_that_dies_again_keeps_its_one_report_and_c
 
 async def test_two_simultaneous_requests_requeue_once(database: str, network: Network, tmp_path: Path) -> None:
     async with outbox_world(database, network, tmp_path) as world, recipients(network, "RGT") as (rgt,):
-        rgt.refuse_with(400)
-        sent = await world.accept("RM1", "RGT")
-        await world.relay({"RGT": rgt.endpoint}).run_once()
-        delivery_id = (await world.delivery(sent.message_id))["id"]
+        _, _, delivery_id = await dead_letter_one(world, rgt, 400)
         results = await asyncio.gather(
             *(deliver_again(world.pool, delivery_id, f"ops.{n}", world.clock) for n in range(5)),
             return_exceptions=True,
