@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit conformance serve bench bench-load bench-soak profiles clean screenshots vendor-ui
+.PHONY: demo test lint typecheck unit conformance serve bench bench-load bench-soak bench-ui profiles clean screenshots vendor-ui
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
@@ -74,6 +74,11 @@ vendor-ui:
 bench-soak: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench.soak $(SOAK_ARGS)
+
+# The worklist and governance pages with 10,000 episodes through a real server, against a /healthz baseline;
+# prints the query plans (target: each page under 300 ms).
+bench-ui: $(STAMP)
+	$(BIN)/python bench/ui_pages.py --episodes 10000
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -31,6 +31,7 @@ class EventType(StrEnum):
     MESSAGE_DEAD_LETTERED = "message-dead-lettered"
     # actor: hub; outcome: shredded; message_id; details: owner data-key, change shred, event, sender, recipient
     PAYLOAD_SHREDDED = "payload-shredded"
+    DELIVERY_REQUEUED = "delivery-requeued"  # actor: the staff user id; message_id; details: recipient, delivery
 
 
 @dataclass(frozen=True)

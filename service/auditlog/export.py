@@ -52,7 +52,9 @@ _REST = {
 }
 _INTERACTION = "http://hl7.org/fhir/restful-interaction"
 _ODS = re.compile(r"[A-Z0-9]{3,5}")
-_SUCCESS = frozenset({"accepted", "delivered", "fetched", "read", "ok", "success", "changed", "logged-in", "shredded"})
+_SUCCESS = frozenset(
+    {"accepted", "delivered", "fetched", "read", "ok", "success", "changed", "logged-in", "shredded", "requeued"}
+)
 # event type -> (AuditEvent.type, restful-interaction subtype or None, action)
 _KINDS: dict[str, tuple[dict[str, str], str | None, str]] = {
     "message-accepted": (_REST, "operation", "C"),
@@ -64,6 +66,7 @@ _KINDS: dict[str, tuple[dict[str, str], str | None, str]] = {
     # A crypto-shred destroys the payload's data key: a delete of the stored payload (the metadata stays).
     "payload-shredded": (_REST, "delete", "D"),
     "payload-read": (_REST, "read", "R"),
+    "delivery-requeued": (_REST, "update", "U"),
     "key-changed": ({"system": _DCM, "code": "110113", "display": "Security Alert"}, None, "U"),
     "staff-login": ({"system": _DCM, "code": "110114", "display": "User Authentication"}, None, "E"),
 }

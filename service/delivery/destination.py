@@ -34,7 +34,7 @@ from service.delivery.nondelivery import DeadLetterReason, DeadLetters
 from service.delivery.push import PushClient, PushOutcome, PushRequest, Verdict
 from service.delivery.relay_settings import RelaySettings
 from service.errors import Code, HandoverError
-from service.store import audit, db, outbox
+from service.store import audit, circuits, db, outbox
 from service.store.outbox import LeasedJob
 
 log = logging.getLogger("handover.delivery")
@@ -103,6 +103,7 @@ class DestinationQueue:
         self._clock = clock
         self._rng = rng
         self.circuit = CircuitBreaker(settings.failure_threshold, settings.circuit_cooldown)
+        self._circuit_saved: tuple[int, datetime | None] | None = None
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._unrecorded: dict[int, LeasedJob] = {}
         self._changed = asyncio.Event()
@@ -153,7 +154,23 @@ class DestinationQueue:
         return outcome
 
     async def record(self, job: LeasedJob, outcome: PushOutcome) -> None:
-        """Record an attempt's outcome (module docstring); feeds the circuit breaker."""
+        """Record an attempt's outcome (module docstring); feeds the circuit breaker, whose state is saved."""
+        await self._record(job, outcome)
+        try:
+            await self._save_circuit()
+        except HandoverError:  # the outcome is recorded; the circuit's row catches up at the next change
+            log.warning("circuit state not saved (store unavailable)", extra={"recipient": self.ods})
+
+    async def _save_circuit(self) -> None:
+        """Store the circuit's state when it changed, so the deliveries page (any process) can show it."""
+        state = (self.circuit.failures, self.circuit.open_until)
+        if state == self._circuit_saved:
+            return
+        async with db.transaction(self._pool) as conn:
+            await circuits.save_circuit(conn, self.ods, failures=state[0], open_until=state[1], now=self._clock())
+        self._circuit_saved = state
+
+    async def _record(self, job: LeasedJob, outcome: PushOutcome) -> None:
         now = self._clock()
         if outcome.verdict is Verdict.DELIVERED:
             self.circuit.record_success()

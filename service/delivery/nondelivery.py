@@ -32,7 +32,7 @@ from service.errors import Code, Issue, operation_outcome
 from service.hubmessages import hub_header, signed_hub_message
 from service.identity.hubkey import HubKey, hub_jwk
 from service.signing import payload_sha256
-from service.store import audit, db, outbox
+from service.store import audit, db, outbox, redeliveries
 from service.store.outbox import DeadLetter
 
 log = logging.getLogger("handover.delivery")
@@ -143,7 +143,8 @@ class DeadLetters:
             if dead is None:
                 return None
             report = None
-            if dead.sender_ods != HUB:
+            # A re-queued dead letter (redelivery.py) that dies again keeps its one report: the sender was told.
+            if dead.sender_ods != HUB and not await redeliveries.has_report(conn, dead.delivery_id):
                 report = await self._store_report(conn, dead, reason, status, now)
             await audit.append_event(conn, _dead_letter_event(dead, reason, status, report, now))
             if report is not None:

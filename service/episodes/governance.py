@@ -1,78 +1,152 @@
 """Governance figures per referring trust and year: volumes against the IOG's 200 resections a year, timings
-and overdue items.
+and overdue items, for the API (`/governance/summary`), the staff page and its CSV download.
 
 "Resections performed" counts episodes whose discharge summary was sent after the patient was at the
 centre (the centre operated and discharged); the IOG figure is for the whole catchment, so it is compared
-with the network total.
+with the network total. The figures themselves are counted by the store (service/store/governance_reads.py),
+set-based, so the summary costs one statement however many episodes there are.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime
-from statistics import median
 from typing import Any
 
+import asyncpg
+
+from service.store import db
+from service.store.governance_reads import TrustYearFigures, trust_year_figures
+
 IOG_RESECTIONS_PER_YEAR = 200
-_OUTCOMES = ("outcome-accepted", "outcome-declined", "outcome-more-information-needed")
+
+CSV_COLUMNS = (
+    "trust",
+    "year",
+    "referrals",
+    "accepted",
+    "resections",
+    "median_days_referral_to_smdt_outcome",
+    "median_hours_transfer_acceptance",
+    "overdue",
+)
 
 
-def summarise(episodes: list[dict[str, Any]], overdue_by_episode: dict[Any, int]) -> dict[str, Any]:
-    """Figures per (referrer, year of referral) and network totals per year."""
-    rows: dict[tuple[str, int], dict[str, Any]] = defaultdict(
-        lambda: {
-            "referrals": 0,
-            "accepted": 0,
-            "resections": 0,
-            "overdue": 0,
-            "_outcome_days": [],
-            "_acceptance_hours": [],
-        }
-    )
-    for episode in episodes:
-        year = episode["opened_at"].year
-        row = rows[(episode["referrer"], year)]
-        row["referrals"] += 1
-        messages = [{**m, "at": datetime.fromisoformat(m["at"])} for m in episode["messages"]]
-        kinds = [m["kind"] for m in messages if m["changed"]]
-        if "outcome-accepted" in kinds:
-            row["accepted"] += 1
-        if "discharge-summary" in kinds:
-            row["resections"] += 1
-        first_outcome = next((m["at"] for m in messages if m["kind"] in _OUTCOMES), None)
-        if first_outcome is not None:
-            row["_outcome_days"].append((first_outcome - episode["opened_at"]).total_seconds() / 86400)
-        requested: datetime | None = None
-        for message in messages:
-            if message["kind"] == "transfer-requested" and message["changed"]:
-                requested = message["at"]
-            elif message["kind"] == "transfer-accepted" and message["changed"] and requested is not None:
-                row["_acceptance_hours"].append((message["at"] - requested).total_seconds() / 3600)
-                requested = None
-        row["overdue"] += overdue_by_episode.get(episode["id"], 0)
+@dataclass(frozen=True)
+class NetworkYear:
+    """The whole network's volumes for one year, against the IOG target."""
 
-    trusts = []
-    totals: dict[int, dict[str, int]] = defaultdict(lambda: {"referrals": 0, "accepted": 0, "resections": 0})
-    for (trust, year), row in sorted(rows.items()):
-        outcome_days, acceptance_hours = row.pop("_outcome_days"), row.pop("_acceptance_hours")
-        trusts.append(
+    year: int
+    referrals: int
+    accepted: int
+    resections: int
+    overdue: int
+    iog_resections_target: int = IOG_RESECTIONS_PER_YEAR
+
+    @property
+    def meets_iog_target(self) -> bool:
+        return self.resections >= self.iog_resections_target
+
+
+@dataclass(frozen=True)
+class GovernanceSummary:
+    generated_at: datetime
+    trusts: list[TrustYearFigures]
+    network: list[NetworkYear]
+
+    @property
+    def overdue_total(self) -> int:
+        return sum(row.overdue for row in self.trusts)
+
+    @property
+    def years(self) -> list[int]:
+        return [row.year for row in self.network]
+
+    def trusts_in(self, year: int) -> list[TrustYearFigures]:
+        return [row for row in self.trusts if row.year == year]
+
+
+def summarise(figures: list[TrustYearFigures], generated_at: datetime) -> GovernanceSummary:
+    """The summary from per-trust figures: network totals per year added, newest year first in `network`."""
+    totals: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for row in figures:
+        total = totals[row.year]
+        total[0] += row.referrals
+        total[1] += row.accepted
+        total[2] += row.resections
+        total[3] += row.overdue
+    network = [NetworkYear(year, *numbers) for year, numbers in sorted(totals.items(), reverse=True)]
+    return GovernanceSummary(generated_at, list(figures), network)
+
+
+async def governance_summary(pool: asyncpg.Pool, now: datetime) -> GovernanceSummary:
+    """The summary as the store stands now (overdue = open deadlines due by `now`)."""
+    async with db.connection(pool) as conn:
+        figures = await trust_year_figures(conn, now)
+    return summarise(figures, now)
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def summary_json(summary: GovernanceSummary) -> dict[str, Any]:
+    """The `/governance/summary` body (CONTRACT section 6): trusts, network per year, overdue total."""
+    return {
+        "generated_at": summary.generated_at.isoformat(),
+        "trusts": [
             {
-                "trust": trust,
-                "year": year,
-                **row,
-                "median_days_referral_to_smdt_outcome": round(median(outcome_days), 2) if outcome_days else None,
-                "median_hours_transfer_acceptance": round(median(acceptance_hours), 2) if acceptance_hours else None,
+                "trust": row.trust,
+                "year": row.year,
+                "referrals": row.referrals,
+                "accepted": row.accepted,
+                "resections": row.resections,
+                "overdue": row.overdue,
+                "median_days_referral_to_smdt_outcome": _rounded(row.median_days_referral_to_outcome),
+                "median_hours_transfer_acceptance": _rounded(row.median_hours_transfer_acceptance),
             }
+            for row in summary.trusts
+        ],
+        "network": [
+            {
+                "year": row.year,
+                "referrals": row.referrals,
+                "accepted": row.accepted,
+                "resections": row.resections,
+                "iog_resections_target": row.iog_resections_target,
+                "meets_iog_target": row.meets_iog_target,
+            }
+            for row in sorted(summary.network, key=lambda n: n.year)
+        ],
+        "overdue_total": summary.overdue_total,
+    }
+
+
+def summary_csv(summary: GovernanceSummary) -> str:
+    """The per-trust figures as CSV (RFC 4180, header row first), then one `network` row per year."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in summary.trusts:
+        writer.writerow(
+            (
+                row.trust,
+                row.year,
+                row.referrals,
+                row.accepted,
+                row.resections,
+                _csv_number(row.median_days_referral_to_outcome),
+                _csv_number(row.median_hours_transfer_acceptance),
+                row.overdue,
+            )
         )
-        for key in ("referrals", "accepted", "resections"):
-            totals[year][key] += row[key]
-    network = [
-        {
-            "year": year,
-            **figures,
-            "iog_resections_target": IOG_RESECTIONS_PER_YEAR,
-            "meets_iog_target": figures["resections"] >= IOG_RESECTIONS_PER_YEAR,
-        }
-        for year, figures in sorted(totals.items())
-    ]
-    return {"trusts": trusts, "network": network, "overdue_total": sum(overdue_by_episode.values())}
+    for net in sorted(summary.network, key=lambda n: n.year):
+        writer.writerow(("network", net.year, net.referrals, net.accepted, net.resections, "", "", net.overdue))
+    return out.getvalue()
+
+
+def _csv_number(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"

@@ -10,7 +10,8 @@ from uuid import UUID
 
 from aiohttp import web
 
-from service.episodes.governance import summarise
+from service.episodes.governance import governance_summary as compute_summary
+from service.episodes.governance import summary_json
 from service.episodes.views import episode_detail, episode_summary
 from service.errors import Code, HandoverError
 from service.governance import read_payload
@@ -90,11 +91,4 @@ async def governance_read_payload(request: web.Request) -> web.Response:
 async def governance_summary(request: web.Request) -> web.Response:
     await authenticate_staff(request, StaffRole.GOVERNANCE)
     hub = services(request)
-    now = hub.clock()
-    async with db.connection(hub.pool) as conn:
-        episodes = await episode_reads.all_timelines(conn)
-        overdue = await episode_reads.open_deadlines(conn, now)
-    counts: dict[UUID, int] = {}
-    for episode_id, _ in overdue:
-        counts[episode_id] = counts.get(episode_id, 0) + 1
-    return web.json_response({"generated_at": now.isoformat(), **summarise(episodes, counts)})
+    return web.json_response(summary_json(await compute_summary(hub.pool, hub.clock())))

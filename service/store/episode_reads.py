@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -118,31 +116,6 @@ async def deadlines(conn: asyncpg.Connection, episode_ids: list[UUID]) -> dict[U
             Deadline(r["kind"], r["message_id"], r["owed_by"], r["waiting"], r["due_at"], r["met_at"], r["alerted_at"])
         )
     return found
-
-
-async def all_timelines(conn: asyncpg.Connection) -> list[dict[str, Any]]:
-    """Every episode with its timeline, for governance summaries (volumes are hundreds a year)."""
-    records = await conn.fetch(
-        """
-        SELECT e.id, e.referrer_ods, e.centre_ods, e.state, e.opened_at, e.snapshot,
-               coalesce(json_agg(json_build_object('kind', m.kind, 'at', m.at, 'changed', m.changed)
-                                 ORDER BY m.at) FILTER (WHERE m.message_id IS NOT NULL), '[]') AS messages
-        FROM episodes e LEFT JOIN episode_messages m ON m.episode_id = e.id
-        GROUP BY e.id
-        """
-    )
-    return [
-        {
-            "id": r["id"],
-            "referrer": r["referrer_ods"],
-            "centre": r["centre_ods"],
-            "state": r["state"],
-            "opened_at": r["opened_at"],
-            "snapshot": json.loads(r["snapshot"]),
-            "messages": json.loads(r["messages"]),
-        }
-        for r in records
-    ]
 
 
 async def count_overdue(conn: asyncpg.Connection, now: datetime) -> dict[str, int]:

@@ -19,14 +19,26 @@ from service.config import Settings
 from service.http.context import SERVICES
 from service.identity import dev_idp
 from service.identity.oidc_client import OidcRelyingParty
+from service.ui import audit as audit_page
+from service.ui import deliveries as deliveries_page
 from service.ui import episode, signin, worklist
+from service.ui import governance as governance_page
+from service.ui import payload as payload_page
 from service.ui.error_pages import error_pages
 from service.ui.rendering import configure
 from service.ui.sessions import SessionStore
 from service.ui.state import RELYING_PARTY, SESSION_STORE
 
 HERE = Path(__file__).resolve().parent
-PAGE_MODULES: tuple[ModuleType, ...] = (signin, worklist, episode)
+PAGE_MODULES: tuple[ModuleType, ...] = (
+    signin,
+    worklist,
+    episode,
+    governance_page,
+    payload_page,
+    audit_page,
+    deliveries_page,
+)
 
 
 def install(app: web.Application, settings: Settings) -> None:
@@ -45,6 +57,7 @@ def install(app: web.Application, settings: Settings) -> None:
     if settings.dev_idp:
         dev_idp.install(app, settings)
     app.cleanup_ctx.append(_context(settings))
+    app.cleanup_ctx.append(audit_page.verification_context)  # "verify now" runs in the background
 
 
 def _context(settings: Settings) -> Callable[[web.Application], AsyncIterator[None]]:

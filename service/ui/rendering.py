@@ -34,7 +34,7 @@ class NavItem:
 NAVIGATION = (
     NavItem("Worklist", "/ui/", ("governance", "smdt-coordinator", "trust")),
     NavItem("Governance", "/ui/governance", ("governance",)),
-    NavItem("Deliveries", "/ui/deliveries", ("ops",)),
+    NavItem("Deliveries", "/ui/deliveries", ("ops", "governance")),
     NavItem("Audit", "/ui/audit", ("governance",)),
     NavItem("Profiles", "/ui/profiles", EVERY_ROLE),
 )

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tests.ui.demo_hub import DemoHub
+from tests.ui.page_paths import payload_path
 
 
 @dataclass(frozen=True)
@@ -34,4 +35,8 @@ SCREENSHOT_PAGES: list[ScreenshotPage] = [
     ScreenshotPage("trust-worklist", "trust:RM1", "/ui/"),
     ScreenshotPage("forbidden", "trust:RDE", lambda hub: f"/ui/episodes/{hub.episode_of('RM1', 'closed')}"),
     ScreenshotPage("signed-out", None, "/ui/signed-out"),
+    ScreenshotPage("governance", "governance", "/ui/governance"),
+    ScreenshotPage("payload-reason", "governance", payload_path),
+    ScreenshotPage("audit", "governance", "/ui/audit"),
+    ScreenshotPage("deliveries", "ops", "/ui/deliveries"),
 ]

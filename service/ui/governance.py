@@ -1,0 +1,98 @@
+"""The governance summary page, `GET /ui/governance`, and its CSV download, `GET /ui/governance.csv`.
+
+Per referring trust and year: referrals, SMDT acceptances, resections against the IOG's 200 a year (network
+total), median days from referral to SMDT outcome, median hours to accept a transfer, overdue answers; as
+server-drawn bar charts with the same numbers in tables beside them. Governance staff only.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from service.episodes.governance import IOG_RESECTIONS_PER_YEAR, GovernanceSummary, governance_summary, summary_csv
+from service.http.context import services
+from service.identity.staff_roles import GOVERNANCE
+from service.ui.access import current_session, require_role
+from service.ui.charts import BarChart, Series, bar_chart
+from service.ui.rendering import render
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    router.add_get("/ui/governance", show_summary)
+    router.add_get("/ui/governance.csv", download_csv)
+
+
+def chosen_year(summary: GovernanceSummary, asked: str | None) -> int | None:
+    """The year asked for if the summary has it, else the latest year with referrals (None: no data yet)."""
+    years = summary.years
+    if asked is not None and asked.isdigit() and int(asked) in years:
+        return int(asked)
+    return max(years) if years else None
+
+
+def summary_charts(summary: GovernanceSummary, year: int | None) -> dict[str, BarChart]:
+    """The page's charts: network resections per year against the IOG target; per trust in `year`, volumes
+    and median timings."""
+    network = sorted(summary.network, key=lambda n: n.year)
+    charts = {
+        "resections": bar_chart(
+            "Resections per year, whole network, against the IOG target",
+            [str(n.year) for n in network],
+            [Series("Resections", "handover-bar--resections", [n.resections for n in network])],
+            target=IOG_RESECTIONS_PER_YEAR,
+            target_label=f"IOG target {IOG_RESECTIONS_PER_YEAR} a year",
+        )
+    }
+    if year is None:
+        return charts
+    rows = summary.trusts_in(year)
+    trusts = [row.trust for row in rows]
+    charts["volumes"] = bar_chart(
+        f"Referrals, acceptances and resections by referring trust, {year}",
+        trusts,
+        [
+            Series("Referrals", "handover-bar--referrals", [r.referrals for r in rows]),
+            Series("Accepted", "handover-bar--accepted", [r.accepted for r in rows]),
+            Series("Resections", "handover-bar--resections", [r.resections for r in rows]),
+        ],
+    )
+    charts["timings"] = bar_chart(
+        f"Median days from referral to SMDT outcome by referring trust, {year}",
+        trusts,
+        [Series("Median days", "handover-bar--days", [r.median_days_referral_to_outcome for r in rows])],
+    )
+    return charts
+
+
+async def show_summary(request: web.Request) -> web.Response:
+    session = await current_session(request)
+    require_role(session, GOVERNANCE)
+    hub = services(request)
+    summary = await governance_summary(hub.pool, hub.clock())
+    year = chosen_year(summary, request.rel_url.query.get("year"))
+    return render(
+        request,
+        "governance/summary.html",
+        {
+            "page_title": "Governance summary",
+            "summary": summary,
+            "year": year,
+            "rows": summary.trusts_in(year) if year is not None else [],
+            "charts": summary_charts(summary, year),
+            "target": IOG_RESECTIONS_PER_YEAR,
+        },
+    )
+
+
+async def download_csv(request: web.Request) -> web.Response:
+    session = await current_session(request)
+    require_role(session, GOVERNANCE)
+    hub = services(request)
+    now = hub.clock()
+    summary = await governance_summary(hub.pool, now)
+    return web.Response(
+        text=summary_csv(summary),
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="handover-governance-{now:%Y-%m-%d}.csv"'},
+    )
