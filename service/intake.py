@@ -1,7 +1,7 @@
 """The life of an inbound message, top to bottom.
 
 read (http/body.py) → strict parse → verify signature (before any FHIR model sees the bytes) → routing facts
-(a BaRS message read in its Handover form) → bind signer, sender and caller → freshness → route → validate
+(a BaRS message read in its Handover form) → bind signer, sender and caller → freshness → route → one patient → validate
 against fhir_profiles/ (every error at once) → one transaction (idempotency key, message, delivery
 job, audit event, receipt) → 202 receipt.
 
@@ -26,6 +26,7 @@ from service.auditlog.events import AuditEvent, EventType
 from service.clock import Clock, utc_now
 from service.crypto.envelope import PayloadIdentity
 from service.crypto.vault import PayloadVault
+from service.episodes.patient import read_patient_identity
 from service.episodes.tracker import EpisodeTracker, StoredMessage
 from service.errors import Code, HandoverError
 from service.messagefacts import MessageFacts, read_message_facts
@@ -112,6 +113,7 @@ class Intake:
         self._check_signer(signature, facts, submission.caller_ods)
         self._check_fresh(signature.signed_at, facts.timestamp)
         self._check_routing(facts)
+        read_patient_identity(handover_form)  # one patient per message, else 422 patient-mismatch
         self._check_profiles(doc)
         return await self._commit(submission, facts, doc, handover_form)
 

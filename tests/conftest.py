@@ -10,6 +10,8 @@ import pytest
 from tests.support.databases import DatabaseFactory, start_server
 from tests.support.hub import Network, RunningHub, running_hub
 
+pytest_plugins = ("tests.support.hazards_plugin",)  # the hazard log's tests must exist, run and not be skipped
+
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
