@@ -28,8 +28,7 @@ def read_patient_identity(doc: dict[str, Any]) -> PatientIdentity | None:
     if len(nhs_numbers) > 1:
         raise HandoverError(
             Code.PATIENT_MISMATCH,
-            "The message names more than one NHS number: every resource in a message must be about the same "
-            "patient",
+            "The message names more than one NHS number: every resource in a message must be about the same patient",
             "Bundle.entry.resource",
         )
     birth_dates = {

@@ -18,8 +18,8 @@ from uuid import UUID
 import asyncpg
 
 from service.episodes import snapshot
-from service.episodes.patient import read_patient_identity
 from service.episodes.machine import Episode, Fact, InvalidTransition, Kind, Outcome, State, apply, start
+from service.episodes.patient import read_patient_identity
 from service.episodes.reading import NotAnEpisodeMessage, read_acknowledgement, read_episode_message
 from service.errors import Code, HandoverError
 from service.pseudonyms import Pseudonymiser

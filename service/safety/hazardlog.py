@@ -1,5 +1,5 @@
-"""The hazard log (`docs/safety/hazards.yaml`) read into typed records and checked for shape, on the DCB0129 5×5
-severity × likelihood matrix.
+"""The hazard log (`docs/safety/hazards.yaml`) read into typed records and checked for shape, on the DCB0129 5x5
+severity x likelihood matrix.
 
 Severity and likelihood are the categories of the NHS clinical risk management standard (DCB0129 / DCB0160
 implementation guidance); the risk they give is 1 (acceptable) to 5 (unacceptable). Each hazard states the risk
@@ -156,11 +156,11 @@ def _hazard(entry: Mapping[str, Any], where: str, problems: list[str]) -> Hazard
         problems.append(f"{hid}: `status` must be one of {', '.join(STATUSES)}")
     initial = _rating(entry, hid, "", problems)
     residual_doc = entry.get("residual")
-    residual = (
-        _rating(residual_doc, hid, "residual.", problems)
-        if isinstance(residual_doc, Mapping)
-        else problems.append(f"{hid}: `residual` must give severity, likelihood and risk")
-    )
+    residual = None
+    if isinstance(residual_doc, Mapping):
+        residual = _rating(residual_doc, hid, "residual.", problems)
+    else:
+        problems.append(f"{hid}: `residual` must give severity, likelihood and risk")
     controls = _controls(entry.get("controls"), hid, problems)
     if initial and residual and residual.risk > initial.risk:
         problems.append(f"{hid}: the residual risk is higher than the risk before the controls")
@@ -193,7 +193,7 @@ def _rating(doc: Mapping[str, Any], hid: str, prefix: str, problems: list[str]) 
     rating = Rating(str(severity), str(likelihood))
     if stated != rating.risk:
         problems.append(
-            f"{hid}: `{prefix}risk` is {stated!r} but {severity} × {likelihood} is {rating.risk} on the DCB0129 matrix"
+            f"{hid}: `{prefix}risk` is {stated!r} but {severity} x {likelihood} is {rating.risk} on the DCB0129 matrix"
         )
     return rating
 

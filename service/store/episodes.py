@@ -83,7 +83,9 @@ async def episode_birth_date(conn: asyncpg.Connection, episode_id: UUID) -> str 
 
 async def set_episode_birth_date(conn: asyncpg.Connection, episode_id: UUID, birth_date_hmac: str) -> None:
     await conn.execute(
-        "UPDATE episodes SET birth_date_hmac = $2 WHERE id = $1 AND birth_date_hmac IS NULL", episode_id, birth_date_hmac
+        "UPDATE episodes SET birth_date_hmac = $2 WHERE id = $1 AND birth_date_hmac IS NULL",
+        episode_id,
+        birth_date_hmac,
     )
 
 
