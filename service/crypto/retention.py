@@ -1,6 +1,8 @@
 """Retention of payloads: once every delivery of a message has ended (delivered or dead-lettered) longer ago than
 the retention for its type, its data key and ciphertext are deleted (crypto-shred). The message's metadata row,
-its delivery rows and its audit entries stay; an audit event records each shredding.
+its delivery rows and its audit entries stay; an audit event records each shredding. A payload nobody read (no
+delivery succeeded and no acknowledgement came, e.g. dead-lettered while the recipient was down) is never
+shredded: it is kept, and an audit event says so once (outcome `kept-unread`).
 
 Policy (``HANDOVER_PAYLOAD_RETENTION``): one duration for every type, or comma-separated ``type=duration`` rules
 with ``*`` for the rest, a duration being a whole number and a unit ``d``, ``h``, ``m`` or ``s``::
@@ -113,15 +115,55 @@ class PayloadRetention:
                                     "event": item.event,
                                     "sender": item.sender_ods,
                                     "recipient": item.recipient_ods,
+                                    "read": item.read_as,
                                 },
                             ),
                         )
                 total += len(shredded)
                 if len(shredded) < batch:
                     break
+            await self._keep_unread(event, keep, batch)
         if total:
             log.info("payloads shredded at the end of retention", extra={"count": total})
         return total
+
+    async def _keep_unread(self, event: str | None, keep: timedelta, batch: int) -> None:
+        """Audit, once each, the payloads past their retention that are kept because nobody read them."""
+        while True:
+            now = self._clock()
+            async with db.transaction(self._pool) as conn:
+                kept = await datakeys.keep_unread_payloads(
+                    conn,
+                    event=event,
+                    other_than=list(self._policy.by_event),
+                    finished_before=now - keep,
+                    now=now,
+                    limit=batch,
+                )
+                for item in kept:
+                    await audit.append_event(
+                        conn,
+                        AuditEvent(
+                            type=EventType.KEY_CHANGED,
+                            outcome="kept-unread",
+                            actor="hub",
+                            at=now,
+                            message_id=item.message_id,
+                            details={
+                                "owner": "data-key",
+                                "change": "keep",
+                                "status": "kept",
+                                "reason": "never delivered or acknowledged",
+                                "event": item.event,
+                                "sender": item.sender_ods,
+                                "recipient": item.recipient_ods,
+                            },
+                        ),
+                    )
+            if kept:
+                log.warning("unread payloads kept past their retention", extra={"count": len(kept)})
+            if len(kept) < batch:
+                return
 
     async def run(self, stopping: asyncio.Event, *, every_seconds: float = 3600.0) -> None:
         """Shred now and then every `every_seconds` until `stopping` is set; a store outage only delays it."""
