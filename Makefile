@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit conformance serve bench profiles clean
+.PHONY: demo test lint typecheck unit conformance serve bench profiles clean safety
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
@@ -53,6 +53,16 @@ profiles: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/audit_verify.py --entries 1000000
 	$(BIN)/python bench/validation.py
+
+# The clinical safety case: runs the tests the hazard log names (or reads SAFETY_JUNIT, a pytest --junitxml report
+# of an earlier run), then renders docs/safety/hazard-log.html and docs/safety/safety-case.md with their results.
+SAFETY_JUNIT ?=
+safety: $(STAMP)
+	@status=0; junit="$(SAFETY_JUNIT)"; \
+	if [ -z "$$junit" ]; then junit=var/safety/junit.xml; mkdir -p var/safety; \
+		$(BIN)/pytest -p no:cacheprovider --hazard-tests-only --junitxml=$$junit || status=$$?; fi; \
+	$(BIN)/python -m service.safety --junit "$$junit" docs/safety || { [ $$status -ne 0 ] || status=1; }; \
+	exit $$status
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
