@@ -17,7 +17,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from service.safety.evidence import FAILED, NOT_RUN, PASSED, SKIPPED, RunReport
+from service.safety.evidence import FAILED, NOT_RUN, PASSED, SKIPPED, RunReport, read_junit
 from service.safety.hazardlog import (
     ACCEPTABLE,
     LIKELIHOODS,
@@ -25,6 +25,7 @@ from service.safety.hazardlog import (
     SEVERITIES,
     Hazard,
     HazardLog,
+    load_hazard_log,
     risk_of,
 )
 
@@ -159,6 +160,13 @@ def write_documents(case: SafetyCase, out_dir: Path) -> list[Path]:
         path.write_text(text, encoding="utf-8")
         written.append(path)
     return written
+
+
+def current_safety_case(junit: Path | None) -> SafetyCase:
+    """The checked-in hazard log with the results of the report at `junit` (e.g. var/safety/junit.xml from the
+    last `make safety`), if there is one: what `/ui/safety` shows."""
+    report = read_junit(junit) if junit is not None and junit.exists() else None
+    return build_safety_case(load_hazard_log(HAZARD_LOG), report)
 
 
 def template_context(case: SafetyCase) -> dict[str, Any]:
