@@ -21,8 +21,9 @@ $(STAMP): pyproject.toml
 		$(BIN)/python -m pip install --quiet -e '.[embedded]'; fi
 	@touch $(STAMP)
 
+# HANDOVER_DEV_IDP=1: the development OIDC provider signs staff in to the pages at /ui/ (its URL is printed).
 demo: $(STAMP)
-	$(BIN)/handover demo
+	HANDOVER_DEV_IDP=$${HANDOVER_DEV_IDP:-1} $(BIN)/handover demo
 
 test: lint typecheck unit
 

@@ -228,6 +228,8 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             if args.once:
                 await epr.stop()
         print_report(report, Console())
+        if settings.dev_idp:
+            console.print(f"staff pages: http://{settings.host}:{settings.port}/ui/ (development sign-in)")
         if not args.once:
             console.print("serving until Ctrl-C")
         return 0 if report.passed else 1

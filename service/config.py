@@ -50,6 +50,12 @@ class Settings:
     retention_sweep_seconds: float = 3600
     background_pool_max: int = 5
     clock_warning_days: int = 7
+    oidc_issuer: str | None = None
+    oidc_client_id: str = "handover"
+    oidc_client_secret: str | None = None
+    oidc_role_claim: str = "roles"
+    dev_idp: bool = False
+    ui_idle_minutes: float = 30
 
     @property
     def kek_path(self) -> Path:
@@ -88,7 +94,20 @@ class Settings:
             retention_sweep_seconds=_positive_number(env, "HANDOVER_RETENTION_SWEEP_SECONDS", 3600),
             background_pool_max=int(_positive_number(env, "HANDOVER_BACKGROUND_POOL_MAX", 5)),
             clock_warning_days=int(_positive_number(env, "HANDOVER_CLOCK_WARNING_DAYS", 7)),
+            oidc_issuer=env.get("HANDOVER_OIDC_ISSUER") or None,
+            oidc_client_id=env.get("HANDOVER_OIDC_CLIENT_ID") or "handover",
+            oidc_client_secret=env.get("HANDOVER_OIDC_CLIENT_SECRET") or None,
+            oidc_role_claim=env.get("HANDOVER_OIDC_ROLE_CLAIM") or "roles",
+            dev_idp=_flag(env, "HANDOVER_DEV_IDP"),
+            ui_idle_minutes=_positive_number(env, "HANDOVER_UI_IDLE_MINUTES", 30),
         )
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(name) or "0").strip().lower()
+    if raw not in ("0", "1", "true", "false", "yes", "no"):
+        raise ConfigError(f"{name} must be 1 or 0, got {raw!r}")
+    return raw in ("1", "true", "yes")
 
 
 def _retention(text: str) -> RetentionPolicy:

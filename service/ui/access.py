@@ -1,0 +1,69 @@
+"""Who may see what on the staff pages: the session a request carries, role checks, and episode visibility.
+
+Without a live session a browser is sent to sign in (303) and any other client gets 401 (CONTRACT.md
+section 8). A role that may not see a page or an episode gets the 403 page, which names nothing it protects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aiohttp import web
+
+from service.episodes import snapshot
+from service.errors import Code, HandoverError
+from service.identity.staff_roles import GOVERNANCE, SMDT_COORDINATOR
+from service.store.episodes import EpisodeRow
+from service.ui.sessions import SESSION_COOKIE, StaffSession
+from service.ui.state import SESSION_STORE
+
+SIGN_IN_PATH = "/ui/sign-in"
+_SESSION = web.RequestKey("ui_session", StaffSession)
+
+
+def is_browser(request: web.Request) -> bool:
+    """A browser asks for HTML when it navigates; API clients and scripts do not."""
+    return "text/html" in request.headers.get("Accept", "")
+
+
+def session_of(request: web.Request) -> StaffSession | None:
+    """The session `current_session` found for this request, if it ran."""
+    return request.get(_SESSION)
+
+
+async def current_session(request: web.Request) -> StaffSession:
+    """The live session; otherwise a 303 to sign-in (browsers) or 401 `unauthenticated` (other clients)."""
+    found = session_of(request)
+    if found is not None:
+        return found
+    token = request.cookies.get(SESSION_COOKIE, "")
+    session = await request.app[SESSION_STORE].resume(token) if token else None
+    if session is None:
+        if is_browser(request):
+            raise web.HTTPSeeOther(SIGN_IN_PATH)
+        raise HandoverError(Code.UNAUTHENTICATED, "Sign in at /ui/sign-in to use the staff pages")
+    request[_SESSION] = session
+    return session
+
+
+def has_role(session: StaffSession, *roles: str) -> bool:
+    """Whether the session's role is one of `roles`; "trust" admits any `trust:<ODS>` role."""
+    return session.role in roles or ("trust" in roles and session.trust_ods is not None)
+
+
+def require_role(session: StaffSession, *roles: str) -> None:
+    """Nothing if the role is admitted, else the 403 page."""
+    if not has_role(session, *roles):
+        raise HandoverError(Code.FORBIDDEN, "Your role does not give access to this page")
+
+
+def may_see_episode(session: StaffSession, episode: EpisodeRow, parties: Iterable[str] = ()) -> bool:
+    """Governance and the centre's SMDT coordinators see every episode; a trust user only an episode its trust
+    refers, holds, or took part in (`parties`: the senders and recipients of its messages); ops none."""
+    if session.role in (GOVERNANCE, SMDT_COORDINATOR):
+        return True
+    ods = session.trust_ods
+    if ods is None:
+        return False
+    holder = snapshot.load(episode.snapshot).responsible.clinician.ods
+    return ods in (episode.referrer_ods, episode.centre_ods, holder) or ods in set(parties)

@@ -1,0 +1,83 @@
+"""Rendering a staff page: the template with the session, its CSRF token, the navigation the role may use and
+the page title. Security headers (a Content-Security-Policy without inline script among them) are added to
+every response by `service.http.security_headers`.
+
+`NAVIGATION` lists the header links; a link appears only for the roles named and only if its page exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+from markupsafe import Markup
+
+from service.http.context import SERVICES
+from service.ui import formatting
+from service.ui.access import has_role, session_of
+from service.ui.sessions import StaffSession
+
+EVERY_ROLE = ("governance", "ops", "smdt-coordinator", "trust")
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str
+    path: str
+    roles: tuple[str, ...]
+
+
+NAVIGATION = (
+    NavItem("Worklist", "/ui/", ("governance", "smdt-coordinator", "trust")),
+    NavItem("Governance", "/ui/governance", ("governance",)),
+    NavItem("Deliveries", "/ui/deliveries", ("ops",)),
+    NavItem("Audit", "/ui/audit", ("governance",)),
+    NavItem("Profiles", "/ui/profiles", EVERY_ROLE),
+)
+
+
+def navigation(request: web.Request, session: StaffSession | None) -> list[dict[str, Any]]:
+    if session is None:
+        return []
+    routed = {
+        info.get("path") or info.get("formatter") for info in (r.get_info() for r in request.app.router.resources())
+    }
+    return [
+        {"label": item.label, "path": item.path, "current": request.path == item.path}
+        for item in NAVIGATION
+        if has_role(session, *item.roles) and item.path in routed
+    ]
+
+
+def render(request: web.Request, template: str, context: Mapping[str, Any], *, status: int = 200) -> web.Response:
+    """The page `template` (under service/ui/templates/) filled from `context`, as an HTML response."""
+    session = session_of(request)
+    full = {
+        "page_title": context.get("page_title", "Handover"),
+        **context,
+        "session": session,
+        "csrf_token": session.csrf_token if session is not None else "",
+        "navigation": navigation(request, session),
+    }
+    return aiohttp_jinja2.render_template(template, request, full, status=status)
+
+
+@jinja2.pass_context
+def csrf_field(context: jinja2.runtime.Context) -> Markup:
+    """The hidden input every form carries (forms.read_form checks it)."""
+    return Markup('<input type="hidden" name="csrf_token" value="{}">').format(context.get("csrf_token", ""))
+
+
+def configure(env: jinja2.Environment, app: web.Application) -> None:
+    """Filters and globals of the staff pages' template environment."""
+    env.filters["date"] = formatting.format_date
+    env.filters["datetime"] = formatting.format_datetime
+    env.filters["duration"] = formatting.format_duration
+    env.filters["org"] = formatting.organisation_formatter(
+        lambda ods: app[SERVICES].registry.participant(ods)  # noqa: PLW0108 - SERVICES is set later, at start-up
+    )
+    env.globals["csrf_field"] = csrf_field

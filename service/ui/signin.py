@@ -1,0 +1,116 @@
+"""Staff sign-in and sign-out: `GET /ui/sign-in` starts the OIDC authorization code flow (PKCE, state, nonce),
+`GET /ui/auth/callback` finishes it and opens a session, `POST /ui/sign-out` ends it.
+
+The `state` is kept server side (by its hash, for ten minutes, used once) and bound to the browser that
+started the flow by a short-lived Lax cookie. Each sign-in and sign-out is an audited `staff-login` event, as
+staff bearer-token sign-ins are (service.auditlog.recording).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+from aiohttp import web
+
+from service.auditlog.events import AuditEvent, EventType
+from service.errors import Code, HandoverError
+from service.http.context import services
+from service.identity.staff_roles import role_from_claim
+from service.store import audit, db
+from service.ui.access import current_session
+from service.ui.forms import read_form
+from service.ui.rendering import render
+from service.ui.sessions import (
+    SESSION_COOKIE,
+    SIGN_IN_COOKIE,
+    SIGN_IN_SECONDS,
+    clear_session_cookie,
+    set_session_cookie,
+)
+from service.ui.state import RELYING_PARTY, SESSION_STORE
+
+log = logging.getLogger("handover.ui.signin")
+CALLBACK_PATH = "/ui/auth/callback"
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    router.add_get("/ui/sign-in", start_sign_in)
+    router.add_get(CALLBACK_PATH, finish_sign_in)
+    router.add_post("/ui/sign-out", sign_out)
+    router.add_get("/ui/signed-out", signed_out)
+
+
+async def start_sign_in(request: web.Request) -> web.Response:
+    if RELYING_PARTY not in request.app:
+        raise HandoverError(Code.UNAVAILABLE, "Staff sign-in is not configured (HANDOVER_OIDC_ISSUER)")
+    redirect_uri = f"{request.scheme}://{request.host}{CALLBACK_PATH}"
+    started = await request.app[RELYING_PARTY].authorization(redirect_uri)
+    await request.app[SESSION_STORE].remember_sign_in(started.state, started.nonce, started.code_verifier, redirect_uri)
+    response = web.HTTPSeeOther(started.url)
+    # Lax, not Strict: the provider's redirect back is a cross-site navigation when the provider is elsewhere.
+    response.set_cookie(
+        SIGN_IN_COOKIE,
+        started.state,
+        path=CALLBACK_PATH,
+        httponly=True,
+        secure=request.secure,
+        samesite="Lax",
+        max_age=SIGN_IN_SECONDS,
+    )
+    raise response
+
+
+async def finish_sign_in(request: web.Request) -> web.Response:
+    query = request.rel_url.query
+    state, code = query.get("state", ""), query.get("code", "")
+    bound = request.cookies.get(SIGN_IN_COOKIE, "")
+    if not state or not code or not bound or not hmac.compare_digest(state.encode(), bound.encode()):
+        raise HandoverError(Code.FORBIDDEN, "This sign-in did not start in this browser")
+    store = request.app[SESSION_STORE]
+    attempt = await store.take_sign_in(state)
+    if attempt is None:
+        raise HandoverError(Code.FORBIDDEN, "This sign-in has expired or was already used")
+    party = request.app[RELYING_PARTY]
+    staff = await party.complete(
+        code=code, redirect_uri=attempt.redirect_uri, code_verifier=attempt.code_verifier, nonce=attempt.nonce
+    )
+    hub = services(request)
+    role = role_from_claim(staff.claims.get(hub.settings.oidc_role_claim), hub.registry.is_participant)
+    if role is None:
+        await _audit(request, staff.subject, "refused-no-role", {"issuer": party.issuer})
+        raise HandoverError(Code.FORBIDDEN, "Your account has no Handover role")
+    token, session = await store.open(
+        subject=staff.subject, display_name=staff.display_name, role=role, issuer=party.issuer
+    )
+    await _audit(request, staff.subject, "signed-in", {"role": role, "issuer": party.issuer, "via": "oidc"})
+    # A page of our own that moves on to /ui/: the SameSite=Strict cookie is sent on that same-site navigation
+    # even when the provider (another site) started the redirect chain.
+    response = render(request, "signin/continue.html", {"page_title": "Signed in"})
+    set_session_cookie(request, response, token)
+    response.del_cookie(SIGN_IN_COOKIE, path=CALLBACK_PATH)
+    log.info("staff signed in", extra={"role": role, "session": session.session_id[:12]})
+    return response
+
+
+async def sign_out(request: web.Request) -> web.Response:
+    session = await current_session(request)
+    await read_form(request, session)
+    ended = await request.app[SESSION_STORE].end(request.cookies.get(SESSION_COOKIE, ""))
+    if ended is not None:
+        await _audit(request, ended.subject, "signed-out", {"role": ended.role, "via": "oidc"})
+    response = web.HTTPSeeOther("/ui/signed-out")
+    clear_session_cookie(response)
+    raise response
+
+
+async def signed_out(request: web.Request) -> web.Response:
+    return render(request, "signin/signed_out.html", {"page_title": "You have signed out"})
+
+
+async def _audit(request: web.Request, subject: str, outcome: str, details: dict[str, str]) -> None:
+    hub = services(request)
+    async with db.transaction(hub.pool) as conn:
+        await audit.append_event(
+            conn, AuditEvent(EventType.STAFF_LOGIN, outcome, subject[:128], hub.clock(), details=details)
+        )
