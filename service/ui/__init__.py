@@ -19,14 +19,14 @@ from service.config import Settings
 from service.http.context import SERVICES
 from service.identity import dev_idp
 from service.identity.oidc_client import OidcRelyingParty
-from service.ui import episode, signin, worklist
+from service.ui import episode, safety, signin, worklist
 from service.ui.error_pages import error_pages
 from service.ui.rendering import configure
 from service.ui.sessions import SessionStore
 from service.ui.state import RELYING_PARTY, SESSION_STORE
 
 HERE = Path(__file__).resolve().parent
-PAGE_MODULES: tuple[ModuleType, ...] = (signin, worklist, episode)
+PAGE_MODULES: tuple[ModuleType, ...] = (signin, worklist, episode, safety)
 
 
 def install(app: web.Application, settings: Settings) -> None:
