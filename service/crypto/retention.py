@@ -17,9 +17,9 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import asyncpg
 
@@ -84,55 +84,32 @@ class PayloadRetention:
         self._clock = clock
 
     async def shred_expired(self, *, batch: int = 200) -> int:
-        """Shred every payload now past its retention; returns how many."""
+        """Shred every payload now past its retention that was read; returns how many."""
         rules: list[tuple[str | None, timedelta]] = [*self._policy.by_event.items(), (None, self._policy.default)]
         total = 0
         for event, keep in rules:
-            while True:
-                now = self._clock()
-                async with db.transaction(self._pool) as conn:
-                    shredded = await datakeys.shred_finished_payloads(
-                        conn,
-                        event=event,
-                        other_than=list(self._policy.by_event),
-                        finished_before=now - keep,
-                        now=now,
-                        limit=batch,
-                    )
-                    for item in shredded:
-                        await audit.append_event(
-                            conn,
-                            AuditEvent(
-                                type=EventType.KEY_CHANGED,
-                                outcome="shredded",
-                                actor="hub",
-                                at=now,
-                                message_id=item.message_id,
-                                details={
-                                    "owner": "data-key",
-                                    "change": "shred",
-                                    "status": "destroyed",
-                                    "event": item.event,
-                                    "sender": item.sender_ods,
-                                    "recipient": item.recipient_ods,
-                                    "read": item.read_as,
-                                },
-                            ),
-                        )
-                total += len(shredded)
-                if len(shredded) < batch:
-                    break
-            await self._keep_unread(event, keep, batch)
+            total += await self._in_batches(datakeys.shred_finished_payloads, _shredded, event, keep, batch)
+            kept = await self._in_batches(datakeys.keep_unread_payloads, _kept_unread, event, keep, batch)
+            if kept:
+                log.warning("unread payloads kept past their retention", extra={"count": kept})
         if total:
             log.info("payloads shredded at the end of retention", extra={"count": total})
         return total
 
-    async def _keep_unread(self, event: str | None, keep: timedelta, batch: int) -> None:
-        """Audit, once each, the payloads past their retention that are kept because nobody read them."""
+    async def _in_batches(
+        self,
+        take: Callable[..., Awaitable[list[datakeys.ShreddedPayload]]],
+        audit_of: Callable[[datakeys.ShreddedPayload, datetime], AuditEvent],
+        event: str | None,
+        keep: timedelta,
+        batch: int,
+    ) -> int:
+        """`take` payloads past `keep` in batches, each batch audited in its own transaction; returns how many."""
+        count = 0
         while True:
             now = self._clock()
             async with db.transaction(self._pool) as conn:
-                kept = await datakeys.keep_unread_payloads(
+                found = await take(
                     conn,
                     event=event,
                     other_than=list(self._policy.by_event),
@@ -140,30 +117,11 @@ class PayloadRetention:
                     now=now,
                     limit=batch,
                 )
-                for item in kept:
-                    await audit.append_event(
-                        conn,
-                        AuditEvent(
-                            type=EventType.KEY_CHANGED,
-                            outcome="kept-unread",
-                            actor="hub",
-                            at=now,
-                            message_id=item.message_id,
-                            details={
-                                "owner": "data-key",
-                                "change": "keep",
-                                "status": "kept",
-                                "reason": "never delivered or acknowledged",
-                                "event": item.event,
-                                "sender": item.sender_ods,
-                                "recipient": item.recipient_ods,
-                            },
-                        ),
-                    )
-            if kept:
-                log.warning("unread payloads kept past their retention", extra={"count": len(kept)})
-            if len(kept) < batch:
-                return
+                for item in found:
+                    await audit.append_event(conn, audit_of(item, now))
+            count += len(found)
+            if len(found) < batch:
+                return count
 
     async def run(self, stopping: asyncio.Event, *, every_seconds: float = 3600.0) -> None:
         """Shred now and then every `every_seconds` until `stopping` is set; a store outage only delays it."""
@@ -174,3 +132,42 @@ class PayloadRetention:
                 log.warning("retention run skipped: store unavailable")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), timeout=every_seconds)
+
+
+def _shredded(item: datakeys.ShreddedPayload, now: datetime) -> AuditEvent:
+    return AuditEvent(
+        type=EventType.KEY_CHANGED,
+        outcome="shredded",
+        actor="hub",
+        at=now,
+        message_id=item.message_id,
+        details={
+            "owner": "data-key",
+            "change": "shred",
+            "status": "destroyed",
+            "event": item.event,
+            "sender": item.sender_ods,
+            "recipient": item.recipient_ods,
+            "read": item.read_as,
+        },
+    )
+
+
+def _kept_unread(item: datakeys.ShreddedPayload, now: datetime) -> AuditEvent:
+    """Retention kept a payload nobody read (HAZ-12): said once, in the audit log."""
+    return AuditEvent(
+        type=EventType.KEY_CHANGED,
+        outcome="kept-unread",
+        actor="hub",
+        at=now,
+        message_id=item.message_id,
+        details={
+            "owner": "data-key",
+            "change": "keep",
+            "status": "kept",
+            "reason": "never delivered or acknowledged",
+            "event": item.event,
+            "sender": item.sender_ods,
+            "recipient": item.recipient_ods,
+        },
+    )

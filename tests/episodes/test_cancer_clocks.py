@@ -6,19 +6,18 @@ HTTP, real PostgreSQL, on a clock the test moves."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from adapters import builders
 from adapters.pathway import Pathway
 from service.app import SAFETY_NET
 from service.config import Settings
 from service.episodes.safetynet import SafetyNet
 from service.signing import verify_bundle_signature
-from tests.support.hub import EVENT_SYSTEM, Network, RunningHub, running_hub
-from tests.support.messages import NAMES
+from tests.support.hub import Network, RunningHub, running_hub
+from tests.support.messages import pathway
 
 
 class MovableClock:
@@ -27,23 +26,6 @@ class MovableClock:
 
     def __call__(self) -> datetime:
         return datetime.now(UTC) + self.offset
-
-
-def story(seed: int, start: date) -> Pathway:
-    patient = builders.SyntheticPatient(
-        builders.synthetic_nhs_number(seed), "Testpatient", "Alex", "1958-03-14", "female"
-    )
-    return Pathway(
-        EVENT_SYSTEM,
-        "RM1",
-        NAMES["RM1"],
-        "RGT",
-        NAMES["RGT"],
-        patient,
-        builders.Clinician("Referrer", "Sam", "7000001"),
-        builders.Clinician("Keyworker", "Jo", "7000002"),
-        pathway_start=start,
-    )
 
 
 async def send(hub: RunningHub, ods: str, bundle: dict[str, Any]) -> None:
@@ -74,9 +56,9 @@ async def test_cancer_clocks_breaches_and_an_approaching_day_62_are_alerted_once
     today = clock().date()
     async with running_hub(network, database, clock=clock, safety_net_seconds=3600) as hub:
         safety_net: SafetyNet = hub.app[SAFETY_NET]
-        late = story(621, today - timedelta(days=50))  # reaches the centre on day 50: day 38 already breached
+        late = pathway(621, start=today - timedelta(days=50))  # reaches the centre on day 50: day 38 already breached
         await send(hub, "RM1", late.referral())
-        treated = story(622, today - timedelta(days=10))
+        treated = pathway(622, start=today - timedelta(days=10))
         for ods, build in (
             ("RM1", treated.referral),
             ("RGT", lambda: treated.outcome("accepted")),
@@ -129,7 +111,7 @@ async def test_cancer_clocks_warning_period_is_a_setting(network: Network, datab
     today = clock().date()
     async with running_hub(network, database, clock=clock, safety_net_seconds=3600, clock_warning_days=3) as hub:
         safety_net: SafetyNet = hub.app[SAFETY_NET]
-        await send(hub, "RM1", story(623, today - timedelta(days=20)).referral())
+        await send(hub, "RM1", pathway(623, start=today - timedelta(days=20)).referral())
         clock.offset = timedelta(days=38)  # day 58: 4 days to go
         assert await safety_net.sweep_clocks() == 0
         clock.offset = timedelta(days=39)  # day 59: 3 days to go
@@ -143,7 +125,7 @@ async def test_cancer_clocks_closed_episodes_raise_nothing(network: Network, dat
     today = clock().date()
     async with running_hub(network, database, clock=clock, safety_net_seconds=3600) as hub:
         safety_net: SafetyNet = hub.app[SAFETY_NET]
-        closed = story(624, today - timedelta(days=70))
+        closed = pathway(624, start=today - timedelta(days=70))
         await send(hub, "RM1", closed.referral())
         if state == "declined":
             await send(hub, "RGT", closed.outcome("declined"))

@@ -8,11 +8,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from adapters import builders
-from adapters.pathway import Pathway
 from service.store import episodes as store
-from tests.support.hub import EVENT_SYSTEM, RunningHub
-from tests.support.messages import NAMES
+from tests.support.hub import RunningHub
+from tests.support.messages import pathway
 
 
 async def send(hub: RunningHub, ods: str, bundle: dict[str, Any]) -> None:
@@ -22,19 +20,7 @@ async def send(hub: RunningHub, ods: str, bundle: dict[str, Any]) -> None:
 
 
 async def test_ledger_chain_refuses_a_second_current_holder_or_a_gap(hub: RunningHub) -> None:
-    patient = builders.SyntheticPatient(
-        builders.synthetic_nhs_number(611), "Testpatient", "Alex", "1958-03-14", "female"
-    )
-    story = Pathway(
-        EVENT_SYSTEM,
-        "RM1",
-        NAMES["RM1"],
-        "RGT",
-        NAMES["RGT"],
-        patient,
-        builders.Clinician("Referrer", "Sam", "7000001"),
-        builders.Clinician("Keyworker", "Jo", "7000002"),
-    )
+    story = pathway(611)
     await send(hub, "RM1", story.referral())
     await send(hub, "RGT", story.outcome("accepted"))
     await send(hub, "RM1", story.transfer_to_centre())

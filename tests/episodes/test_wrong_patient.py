@@ -16,26 +16,10 @@ import pytest
 from adapters import builders
 from adapters.pathway import Pathway
 from service.terminology import NHS_NUMBER_SYSTEM
-from tests.support.hub import EVENT_SYSTEM, RunningHub
-from tests.support.messages import NAMES, referral
+from tests.support.hub import RunningHub
+from tests.support.messages import pathway, referral
 
 OTHER_NHS_NUMBER = builders.synthetic_nhs_number(77001)
-
-
-def story(seed: int, *, birth_date: str = "1958-03-14") -> Pathway:
-    patient = builders.SyntheticPatient(
-        builders.synthetic_nhs_number(seed), "Testpatient", "Alex", birth_date, "female"
-    )
-    return Pathway(
-        EVENT_SYSTEM,
-        "RM1",
-        NAMES["RM1"],
-        "RGT",
-        NAMES["RGT"],
-        patient,
-        builders.Clinician("Referrer", "Sam", "7000001"),
-        builders.Clinician("Keyworker", "Jo", "7000002"),
-    )
 
 
 def about(pathway: Pathway, **changes: Any) -> Pathway:
@@ -110,7 +94,7 @@ async def test_wrong_patient_a_message_naming_two_patients_is_refused(
 
 
 async def test_wrong_patient_a_later_message_naming_another_nhs_number_is_refused(hub: RunningHub) -> None:
-    mine = story(601)
+    mine = pathway(601)
     assert (await send(hub, "RM1", mine.referral())).accepted
     assert (await send(hub, "RGT", mine.outcome("accepted"))).accepted
     someone_else = about(mine, nhs_number=OTHER_NHS_NUMBER)
@@ -119,14 +103,14 @@ async def test_wrong_patient_a_later_message_naming_another_nhs_number_is_refuse
 
 
 async def test_wrong_patient_a_later_message_with_another_birth_date_is_refused(hub: RunningHub) -> None:
-    mine = story(602)
+    mine = pathway(602)
     assert (await send(hub, "RM1", mine.referral())).accepted
     assert (await send(hub, "RGT", mine.outcome("accepted"))).accepted
     await assert_refused_storing_nothing(hub, "RM1", about(mine, birth_date="1958-04-13").transfer_to_centre())
 
 
 async def test_wrong_patient_a_new_address_or_name_is_the_same_patient(hub: RunningHub) -> None:
-    mine = story(603)
+    mine = pathway(603)
     assert (await send(hub, "RM1", mine.referral())).accepted
     assert (await send(hub, "RGT", mine.outcome("accepted"))).accepted
     moved = about(mine, family="Newname")
@@ -139,7 +123,7 @@ async def test_wrong_patient_a_new_address_or_name_is_the_same_patient(hub: Runn
 
 
 async def test_wrong_patient_a_referral_identifier_of_another_patients_episode_is_refused(hub: RunningHub) -> None:
-    mine = story(604)
+    mine = pathway(604)
     assert (await send(hub, "RM1", mine.referral())).accepted
     reused = copy.deepcopy(mine.sent["referral"])
     reused["identifier"]["value"] = f"urn:uuid:{builders.new_id()}"
