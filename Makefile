@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit conformance serve bench profiles clean safety
+.PHONY: demo test lint typecheck unit conformance serve bench bench-load profiles clean safety
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
@@ -64,6 +64,11 @@ safety: $(STAMP)
 		$(BIN)/pytest -p no:cacheprovider --hazard-tests-only --junitxml=$$junit || status=$$?; fi; \
 	$(BIN)/python -m service.safety --junit "$$junit" docs/safety || { [ $$status -ne 0 ] || status=1; }; \
 	exit $$status
+
+# Intake load (issue 12): ceiling, hub at 1 and 16 clients with 1 and 2 workers, latency, push, growth, MESH peer.
+bench-load: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench.load --growth
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

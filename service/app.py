@@ -25,6 +25,7 @@ from service.errors import HandoverError
 from service.http import audit, episodes, mailbox, messaging, metadata, onboarding, ops, profiles_ui, validate
 from service.http.context import SERVICES, Services
 from service.http.middleware import outcome_middleware
+from service.http.registry_sync import registry_sync_context
 from service.http.security_headers import install as install_security_headers
 from service.intake import Freshness, Intake
 from service.keystore import load_private_jwk
@@ -48,6 +49,7 @@ def build_app(settings: Settings, dsn: str, *, clock: Clock = utc_now) -> web.Ap
     audit.install(app, settings)  # /audit/* routes, tree rebuild and self-check, checkpoint signer
     install_security_headers(app)  # nosniff, no-store, Server, HSTS over TLS, CSP on HTML: every response
     ui.install(app, settings)  # the staff pages under /ui/ (and /dev-idp/ when HANDOVER_DEV_IDP=1)
+    app.cleanup_ctx.append(registry_sync_context(dsn))  # a registry reload in one process reaches them all
     app.router.add_post("/fhir/$process-message", messaging.process_message)
     app.router.add_post("/fhir/$canonicalize", onboarding.canonicalize)
     app.router.add_get("/fhir/metadata", metadata.metadata)

@@ -11,7 +11,7 @@ from service.errors import Code, HandoverError
 from service.signing import KeyLookup
 from service.staff import StaffIdentity, StaffIdentityProvider, StaffRole
 from service.store import db, tokens
-from service.tokens import verify_bearer_token
+from service.tokens import TokenClaims, verify_bearer_token
 
 
 class TrustAuthenticator:
@@ -24,16 +24,27 @@ class TrustAuthenticator:
         self._clock = clock
 
     async def authenticate(self, token: str) -> str:
-        claims = verify_bearer_token(token, self._keys, now=self._clock())
-        async with db.transaction(self._pool) as conn:
-            fresh = await tokens.remember_token_id(conn, claims.issuer, claims.jti, claims.expires_at)
-        if not fresh:
-            raise HandoverError(Code.UNAUTHENTICATED, "this bearer token was already used: mint a new one (new jti)")
+        """The caller's ODS code, the token's jti consumed now (its own one-statement transaction)."""
+        claims = self.verify(token)
+        async with db.connection(self._pool) as conn:
+            await consume_token(conn, claims)
         return claims.issuer
+
+    def verify(self, token: str) -> TokenClaims:
+        """The verified claims, jti not yet consumed: the caller must `consume_token` in the transaction that
+        records what the request did (an acceptance or a refusal), so a request costs one commit, not two."""
+        return verify_bearer_token(token, self._keys, now=self._clock())
 
     async def forget_expired(self) -> int:
         async with db.transaction(self._pool) as conn:
             return await tokens.forget_expired_token_ids(conn, self._clock())
+
+
+async def consume_token(conn: asyncpg.Connection, claims: TokenClaims) -> None:
+    """Record the token's jti; 401 `unauthenticated` if it was used before (a replay). A concurrent use of the
+    same token waits here for the other transaction, and loses if that one commits."""
+    if not await tokens.remember_token_id(conn, claims.issuer, claims.jti, claims.expires_at):
+        raise HandoverError(Code.UNAUTHENTICATED, "this bearer token was already used: mint a new one (new jti)")
 
 
 class StaffAuthenticator:

@@ -27,6 +27,7 @@ from service.config import Settings
 from service.logs import configure_logging
 from service.store.embedded import EmbeddedCluster, ensure_cluster
 from service.tls import server_ssl_context, tls_settings_from_env
+from service.workers import REUSE_PORT_ENV, Supervisor, default_workers, prepare_shared_files
 
 console = Console(stderr=True)
 _background: set[asyncio.Task[int]] = set()  # tasks started from signal handlers, kept until done
@@ -51,8 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="handover", description="Secure FHIR messaging for NHS patient handover")
     commands = parser.add_subparsers(title="commands")
 
-    serve = commands.add_parser("serve", help="run the hub (embedded PostgreSQL unless HANDOVER_DATABASE_URL)")
-    serve.set_defaults(run=_cmd_serve)
+    _add_serve(commands)
 
     demo = commands.add_parser("demo", help="play the East Anglia scenario, then keep serving")
     demo.add_argument("--once", action="store_true", help="exit after the scenario: 0 only if every step checked out")
@@ -116,6 +116,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = commands.add_parser("serve", help="run the hub (embedded PostgreSQL unless HANDOVER_DATABASE_URL)")
+    serve.add_argument(
+        "--workers", type=int, default=None, help="processes serving the one port (default: the number of CPUs)"
+    )
+    serve.set_defaults(run=_cmd_serve)
+
+
 def _add_rotate_kek(keys: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rotate_kek = keys.add_parser(
         "rotate-kek", help="new key-encryption key; re-wrap every stored data key under it (payloads unchanged)"
@@ -160,7 +168,8 @@ async def _serve_until_stopped(
         loop.add_signal_handler(signum, stop.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: _reload_registry(runner, settings.network_path))
     try:
-        await web.TCPSite(runner, settings.host, settings.port, ssl_context=ssl_context).start()
+        reuse_port = os.environ.get(REUSE_PORT_ENV) == "1" or None
+        await web.TCPSite(runner, settings.host, settings.port, ssl_context=ssl_context, reuse_port=reuse_port).start()
         scheme = "https" if ssl_context is not None else "http"
         mtls = " (client certificates required)" if tls is not None and tls.client_ca is not None else ""
         console.print(f"Handover listening on {scheme}://{settings.host}:{settings.port}{mtls}")
@@ -193,7 +202,20 @@ def _reload_registry(runner: web.AppRunner, path: Path) -> None:
 
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     configure_logging()
-    return _with_database(settings, lambda dsn: _serve_until_stopped(settings, dsn, None, exit_after=False))
+    workers = default_workers() if args.workers is None else args.workers
+    if workers < 1:
+        console.print("[red]--workers must be at least 1[/]")
+        return 2
+    if workers == 1:
+        return _with_database(settings, lambda dsn: _serve_until_stopped(settings, dsn, None, exit_after=False))
+
+    async def supervise(dsn: str) -> int:
+        await prepare_shared_files(settings, dsn)  # once, before any worker starts
+        supervisor = Supervisor(workers, dsn, say=lambda line: console.print(f"[dim]{line}[/]"))
+        return await supervisor.run()
+
+    console.print(f"Handover listening on http://{settings.host}:{settings.port} with {workers} workers")
+    return _with_database(settings, supervise)
 
 
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:

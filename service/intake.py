@@ -23,6 +23,7 @@ from uuid import UUID
 import asyncpg
 
 from service.auditlog.events import AuditEvent, EventType
+from service.authentication import consume_token
 from service.clock import Clock, utc_now
 from service.crypto.envelope import PayloadIdentity
 from service.crypto.vault import PayloadVault
@@ -32,10 +33,11 @@ from service.errors import Code, HandoverError
 from service.messagefacts import MessageFacts, read_message_facts
 from service.receipts import ReceiptFacts, build_signed_receipt
 from service.registry import RegistryReader
-from service.signing import KeyLookup, VerifiedSignature, payload_sha256, verify_bundle_signature
-from service.store import audit, db, messages
+from service.signing import KeyLookup, VerifiedSignature, verify_bundle_signature
+from service.store import audit, db, messages, tokens
 from service.strictjson import parse_strict_json
 from service.terminology import CodeSystem
+from service.tokens import TokenClaims
 from service.validation import Validator, load_validator
 from service.validation.national import in_handover_form
 
@@ -50,6 +52,7 @@ class Submission:
     caller_ods: str
     request_id: UUID
     correlation_id: UUID | None
+    token: TokenClaims | None = None  # a bearer token whose jti is consumed in the acceptance transaction
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,7 @@ class Intake:
         self._check_routing(facts)
         read_patient_identity(handover_form)  # one patient per message, else 422 patient-mismatch
         self._check_profiles(doc)
-        return await self._commit(submission, facts, doc, handover_form)
+        return await self._commit(submission, facts, signature.payload_sha256, handover_form)
 
     def _check_profiles(self, doc: dict[str, Any]) -> None:
         """Every error against fhir_profiles/ at once (422 profile-violation); warnings never block."""
@@ -180,9 +183,8 @@ class Intake:
             )
 
     async def _commit(
-        self, submission: Submission, facts: MessageFacts, doc: dict[str, Any], handover_form: dict[str, Any]
+        self, submission: Submission, facts: MessageFacts, sha256: str, handover_form: dict[str, Any]
     ) -> Accepted:
-        sha256 = payload_sha256(doc)
         now = self._clock()
         message_id = uuid.uuid4()
         # Sealed before the transaction: with the KEK unavailable this refuses (503) having stored nothing.
@@ -203,6 +205,8 @@ class Intake:
             accepted_at=now,
         )
         async with db.transaction(self._pool) as conn:
+            if submission.token is not None:  # first: a replayed token waits here and is refused, storing nothing
+                await consume_token(conn, submission.token)
             if not await messages.claim_idempotency_key(
                 conn, facts.sender_ods, submission.request_id, sha256, message.id
             ):
@@ -271,21 +275,36 @@ class Intake:
             )
         return Accepted(record.message_id, facts.event, record.receipt, replayed=True)
 
-    async def record_refusal(self, caller_ods: str | None, request_id: UUID | None, body: bytes, code: Code) -> None:
-        """Leave the refusal's audit event (the only thing a refusal stores). Best effort: when the store is
-        down the refusal is still answered, and logged."""
-        event = AuditEvent(
-            type=EventType.MESSAGE_REFUSED,
-            outcome=code.value,
-            actor=caller_ods or "unauthenticated",
-            at=self._clock(),
-            details={
-                "request_id": str(request_id) if request_id else "",
-                "body_sha256": hashlib.sha256(body).hexdigest() if body else "",
-            },
-        )
+    async def record_refusal(
+        self,
+        caller_ods: str | None,
+        request_id: UUID | None,
+        body: bytes,
+        code: Code,
+        *,
+        token: TokenClaims | None = None,
+    ) -> Code:
+        """Leave the refusal's audit event (the only thing a refusal stores) and use up the caller's `token`
+        in the same transaction; returns the code to answer with: `unauthenticated` if the token had been used
+        before (a replay is refused as one, whatever else is wrong with the request), else `code`. Best
+        effort: when the store is down the refusal is still answered, and logged."""
         try:
             async with db.transaction(self._pool) as conn:
-                await audit.append_event(conn, event)
+                if token is not None and not await tokens.remember_token_id(
+                    conn, token.issuer, token.jti, token.expires_at
+                ):
+                    code = Code.UNAUTHENTICATED
+                event = AuditEvent(
+                    type=EventType.MESSAGE_REFUSED,
+                    outcome=code.value,
+                    actor=caller_ods or "unauthenticated",
+                    at=self._clock(),
+                    details={
+                        "request_id": str(request_id) if request_id else "",
+                        "body_sha256": hashlib.sha256(body).hexdigest() if body else "",
+                    },
+                )
+                await audit.append_event(conn, event)  # last: it holds the sequencer's lock until COMMIT
         except HandoverError:
             log.warning("refusal not audited: store unavailable", extra={"code": code.value})
+        return code

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
@@ -138,6 +139,7 @@ def _require_known_resource_types(doc: dict[str, Any]) -> None:
         raise _profile_violation(issues)
 
 
+@lru_cache(maxsize=256)
 def _is_resource_type(name: str) -> bool:
     try:
         get_fhir_model_class(name)

@@ -8,9 +8,12 @@ development).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import os
 import secrets
+import tempfile
 from pathlib import Path
 
 PSEUDONYM_KEY_FILE = "pseudonym.key"
@@ -37,6 +40,15 @@ class Pseudonymiser:
         path = keys_dir / PSEUDONYM_KEY_FILE
         if not path.exists():
             keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            path.write_text(secrets.token_hex(32), encoding="ascii")
-            path.chmod(0o600)
+            fd, tmp = tempfile.mkstemp(prefix=".pseudonym-", dir=keys_dir)
+            try:
+                os.write(fd, secrets.token_hex(32).encode("ascii"))
+                os.fsync(fd)
+                os.close(fd)
+                # Created exclusively: a second worker starting at the same moment must not end up with a key
+                # of its own (its NHS number pseudonyms would never match the first's).
+                with contextlib.suppress(FileExistsError):
+                    os.link(tmp, path)
+            finally:
+                os.unlink(tmp)
         return cls(bytes.fromhex(path.read_text(encoding="ascii").strip()))

@@ -49,6 +49,7 @@ from joserfc.jws import JWSRegistry
 from joserfc.registry import HeaderParameter
 from joserfc.util import urlsafe_b64decode
 
+from service.canonical import canonical_json
 from service.errors import Code, HandoverError
 from service.strictjson import unique_members
 
@@ -130,6 +131,7 @@ class VerifiedSignature:
     signed_at: datetime | None
     who_ods: str | None = None
     key: PublicKeyEntry | None = field(default=None, compare=False, repr=False)
+    payload_sha256: str = field(default="", compare=False)  # of the canonical bytes verified: never redone
 
 
 class _HandoverJWSRegistry(JWSRegistry):
@@ -150,7 +152,7 @@ def canonical_bytes(bundle: Mapping[str, Any]) -> bytes:
     Raises rfc8785.CanonicalizationError (a ValueError) for values outside I-JSON (e.g. integers beyond
     ±(2^53-1), NaN).
     """
-    return bytes(rfc8785.dumps({k: v for k, v in bundle.items() if k != "signature"}))
+    return canonical_json({k: v for k, v in bundle.items() if k != "signature"})
 
 
 def payload_sha256(bundle: Mapping[str, Any]) -> str:
@@ -255,7 +257,7 @@ def verify_bundle_signature(bundle: Mapping[str, Any], keys: KeyLookup) -> Verif
     except rfc8785.CanonicalizationError as err:
         raise HandoverError(Code.INVALID_JSON, "the Bundle holds a value RFC 8785 cannot represent") from err
     try:
-        jws.deserialize_compact(compact, _public_key(entry), registry=_REGISTRIES[alg], payload=payload)
+        jws.deserialize_compact(compact, public_key(entry), registry=_REGISTRIES[alg], payload=payload)
     except BadSignatureError as err:
         raise _invalid(
             "the signature does not verify over the RFC 8785 canonical form of the Bundle without signature; "
@@ -265,7 +267,13 @@ def verify_bundle_signature(bundle: Mapping[str, Any], keys: KeyLookup) -> Verif
         raise _invalid("the JWS could not be verified") from err
 
     return VerifiedSignature(
-        kid=kid, alg=alg, owner_ods=entry.owner_ods, signed_at=signed_at, who_ods=_who_ods(signature), key=entry
+        kid=kid,
+        alg=alg,
+        owner_ods=entry.owner_ods,
+        signed_at=signed_at,
+        who_ods=_who_ods(signature),
+        key=entry,
+        payload_sha256=hashlib.sha256(payload).hexdigest(),
     )
 
 
@@ -355,7 +363,8 @@ def _who_ods(signature: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _public_key(entry: PublicKeyEntry) -> jwk.Key:
+def public_key(entry: PublicKeyEntry) -> jwk.Key:
+    """The joserfc key of a registered entry, imported once per key (cached)."""
     members = entry.public_jwk
     try:
         return _import_public(
@@ -391,8 +400,13 @@ def _private_key(private_jwk: Mapping[str, Any]) -> tuple[jwk.Key, str, str]:
     kid = thumbprint(private_jwk)
     if private_jwk.get("kid", kid) != kid:
         raise ValueError("the key's kid is not its RFC 7638 thumbprint")
-    key = jwk.import_key({name: private_jwk[name] for name in names})
-    return key, alg, kid
+    return _import_private(tuple((name, private_jwk[name]) for name in names)), alg, kid
+
+
+@lru_cache(maxsize=64)
+def _import_private(members: tuple[tuple[str, Any], ...]) -> jwk.Key:
+    """Importing a key costs more than signing with it: once per key (the hub signs every receipt)."""
+    return jwk.import_key(dict(members))
 
 
 def _utc_seconds(when: datetime | None) -> datetime:

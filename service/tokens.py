@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeGuard
 
-from joserfc import jwk, jws
+from joserfc import jws
 from joserfc.errors import BadSignatureError, JoseError
 from joserfc.jws import JWSRegistry
 
 from service.errors import Code, HandoverError
-from service.signing import SUPPORTED_ALGS, KeyLookup, PublicKeyEntry
+from service.signing import SUPPORTED_ALGS, KeyLookup, PublicKeyEntry, public_key
 from service.strictjson import unique_members
 
 AUDIENCE = "handover"
@@ -66,7 +66,7 @@ def verify_bearer_token(token: str, keys: KeyLookup, *, now: datetime) -> TokenC
     if alg != entry.alg:
         raise _refused(f"the token alg must be {entry.alg}, the algorithm pinned for this key")
     try:
-        jws.deserialize_compact(token, _public_key(entry), registry=_REGISTRIES[alg])
+        jws.deserialize_compact(token, public_key(entry), registry=_REGISTRIES[alg])
     except BadSignatureError:
         raise _refused("the bearer token's signature does not verify") from None
     except (JoseError, ValueError):
@@ -110,11 +110,6 @@ def _json_segment(segment: str, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _refused(f"the token {what} is not a JSON object")
     return value
-
-
-def _public_key(entry: PublicKeyEntry) -> jwk.Key:
-    members = {k: entry.public_jwk[k] for k in ("kty", "crv", "x", "y") if k in entry.public_jwk}
-    return jwk.import_key(members)
 
 
 def _refused(text: str) -> HandoverError:

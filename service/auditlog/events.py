@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-import rfc8785
+from service.canonical import canonical_json
 
 
 class EventType(StrEnum):
@@ -55,7 +55,7 @@ class AuditEvent:
 
     def leaf(self) -> bytes:
         """The bytes stored in the log: RFC 8785 canonical JSON of the event."""
-        return bytes(rfc8785.dumps(self.as_json()))
+        return canonical_json(self.as_json())
 
 
 def leaf_hash(leaf: bytes) -> bytes:

@@ -172,7 +172,7 @@ def create_kek_file(path: Path) -> str:
         raise FileExistsError(f"{path} already exists; use `handover keys rotate-kek` to change the KEK")
     key = AESGCM.generate_key(bit_length=256)
     kek_id = kek_id_for(key)
-    write_kek_file(path, kek_id, {kek_id: key})
+    write_kek_file(path, kek_id, {kek_id: key}, exclusive=True)
     return kek_id
 
 
@@ -196,8 +196,12 @@ def remove_keys(path: Path, kek_ids: set[str]) -> None:
     write_kek_file(path, active, {k: v for k, v in keys.items() if k not in kek_ids})
 
 
-def write_kek_file(path: Path, active: str, keys: dict[str, bytes]) -> None:
-    """Atomically replace the file (temporary file in the same directory, fsync, rename), mode 0600."""
+def write_kek_file(path: Path, active: str, keys: dict[str, bytes], *, exclusive: bool = False) -> None:
+    """Atomically replace the file (temporary file in the same directory, fsync, rename), mode 0600.
+
+    `exclusive`: only create it; FileExistsError if it exists, even when another process (a second worker
+    starting at the same moment) creates it first: two first keys would leave one process's payloads unreadable.
+    """
     path = Path(path)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     doc = {
@@ -213,7 +217,11 @@ def write_kek_file(path: Path, active: str, keys: dict[str, bytes]) -> None:
             handle.write("\n")
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        if exclusive:
+            os.link(tmp, path)  # fails if the name exists, unlike rename
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

@@ -10,6 +10,7 @@ and `seal_legacy_payloads` encrypts rows written in plaintext before migration 0
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -113,8 +114,9 @@ async def open_vault(pool: asyncpg.Pool, kek_file: Path, *, create_if_missing: b
                 extra={"count": len(in_use)},
             )
         else:
-            create_kek_file(kek_file)
-            log.warning(f"created a development key-encryption key at {kek_file} (mode 0600); back it up")
+            with contextlib.suppress(FileExistsError):  # another process created it a moment ago: use theirs
+                create_kek_file(kek_file)
+                log.warning(f"created a development key-encryption key at {kek_file} (mode 0600); back it up")
     keyring = FileKeyring(kek_file)
     try:
         held = set(keyring.kek_ids())

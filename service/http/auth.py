@@ -12,6 +12,7 @@ from service.errors import Code, HandoverError
 from service.http.context import services
 from service.staff import StaffIdentity, StaffRole
 from service.tls import require_certificate_matches
+from service.tokens import TokenClaims
 
 
 async def authenticate_staff(request: web.Request, *allowed: StaffRole) -> StaffIdentity:
@@ -23,11 +24,25 @@ async def authenticate_staff(request: web.Request, *allowed: StaffRole) -> Staff
 
 
 async def authenticate_trust(request: web.Request) -> str:
-    """The ODS code of the calling trust, or 401 `unauthenticated` (403 for a revoked key)."""
+    """The ODS code of the calling trust, or 401 `unauthenticated` (403 for a revoked key); the token is used up."""
+    token = _bearer(request)
+    found = services(request)
+    caller = await found.authenticator.authenticate(token)
+    require_certificate_matches(request, caller, found.registry.current)  # 403 forbidden / sender-mismatch under mTLS
+    return caller
+
+
+def verify_trust_token(request: web.Request) -> TokenClaims:
+    """As `authenticate_trust`, but the token's jti is left for the caller to consume in its own transaction
+    (service/authentication.py `consume_token`): $process-message records it with the acceptance or refusal."""
+    found = services(request)
+    claims = found.authenticator.verify(_bearer(request))
+    require_certificate_matches(request, claims.issuer, found.registry.current)
+    return claims
+
+
+def _bearer(request: web.Request) -> str:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise HandoverError(Code.UNAUTHENTICATED, "An Authorization: Bearer <JWT> header is required")
-    found = services(request)
-    caller = await found.authenticator.authenticate(token.strip())
-    require_certificate_matches(request, caller, found.registry.current)  # 403 forbidden / sender-mismatch under mTLS
-    return caller
+    return token.strip()

@@ -7,32 +7,37 @@ from uuid import UUID
 from aiohttp import web
 
 from service.errors import Code, HandoverError
-from service.http.auth import authenticate_trust
+from service.http.auth import verify_trust_token
 from service.http.body import read_body
 from service.http.context import services
 from service.http.headers import require_fhir_json, uuid_header
 from service.intake import Submission
+from service.tokens import TokenClaims
 
 FHIR_JSON = "application/fhir+json"
 
 
 async def process_message(request: web.Request) -> web.Response:
     hub = services(request)
-    caller: str | None = None
+    token: TokenClaims | None = None
     request_id: UUID | None = None
     body = b""
     try:
-        caller = await authenticate_trust(request)
+        token = verify_trust_token(request)  # its jti is used up in the one transaction that records the outcome
         request_id = uuid_header(request, "X-Request-ID", required=True)
         correlation_id = uuid_header(request, "X-Correlation-ID", required=False)
         require_fhir_json(request)
         body = await read_body(request, hub.settings.max_body_bytes)
         assert request_id is not None
-        accepted = await hub.intake.accept(Submission(body, caller, request_id, correlation_id))
+        accepted = await hub.intake.accept(Submission(body, token.issuer, request_id, correlation_id, token=token))
     except HandoverError as error:
-        hub.metrics.refused.labels(error.code.value).inc()
-        if error.code is not Code.UNAVAILABLE:
-            await hub.intake.record_refusal(caller, request_id, body, error.code)
+        code = error.code
+        if code is not Code.UNAVAILABLE:
+            caller = token.issuer if token is not None else None
+            code = await hub.intake.record_refusal(caller, request_id, body, code, token=token)
+        hub.metrics.refused.labels(code.value).inc()
+        if code is not error.code:
+            raise HandoverError(code, "this bearer token was already used: mint a new one (new jti)") from None
         raise
     if not accepted.replayed:
         hub.metrics.accepted.labels(accepted.event).inc()

@@ -9,6 +9,7 @@ from service.auditlog.recording import record_key_changes
 from service.errors import HandoverError
 from service.http.auth import authenticate_staff
 from service.http.context import services
+from service.http.registry_sync import announce_reload
 from service.metrics import CONTENT_TYPE, DEADLINE_KINDS
 from service.staff import StaffRole
 from service.store import db, episode_reads
@@ -46,4 +47,6 @@ async def reload_registry(request: web.Request) -> web.Response:
     hub = services(request)
     result = hub.registry.reload(hub.settings.network_path)
     await record_key_changes(hub.pool, result, hub.registry.current, identity.user, hub.clock)
+    if result.ok:
+        await announce_reload(hub)  # the other processes sharing the database load the same file
     return web.json_response({"reloaded": result.ok, "detail": result.describe()}, status=200 if result.ok else 422)

@@ -110,14 +110,24 @@ async def insert_message(conn: asyncpg.Connection, message: NewMessage) -> bool:
     """Store the message, its encrypted payload, its data key and its delivery job. False (nothing stored) if
     this sender already sent this Bundle.identifier."""
     sealed = message.sealed
+    # One statement, one round trip: the data key and the delivery job are written only if the message was.
     inserted = await conn.fetchval(
         """
-        INSERT INTO messages (id, sender_ods, recipient_ods, event, bundle_identifier, message_header_id,
-                              payload_sha256, payload_ciphertext, payload_nonce, payload_aad_version,
-                              request_id, correlation_id, accepted_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-        ON CONFLICT ON CONSTRAINT messages_sender_bundle_identifier_key DO NOTHING
-        RETURNING true
+        WITH message AS (
+            INSERT INTO messages (id, sender_ods, recipient_ods, event, bundle_identifier, message_header_id,
+                                  payload_sha256, payload_ciphertext, payload_nonce, payload_aad_version,
+                                  request_id, correlation_id, accepted_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+            ON CONFLICT ON CONSTRAINT messages_sender_bundle_identifier_key DO NOTHING
+            RETURNING id, recipient_ods, accepted_at
+        ), data_key AS (
+            INSERT INTO data_keys (message_id, kek_id, wrapped_key, created_at)
+            SELECT id, $14, $15, accepted_at FROM message
+        ), delivery AS (
+            INSERT INTO deliveries (message_id, recipient_ods, created_at, next_attempt_at)
+            SELECT id, recipient_ods, accepted_at, accepted_at FROM message
+        )
+        SELECT count(*) = 1 FROM message
         """,
         message.id,
         message.sender_ods,
@@ -132,23 +142,10 @@ async def insert_message(conn: asyncpg.Connection, message: NewMessage) -> bool:
         message.request_id,
         message.correlation_id,
         message.accepted_at,
-    )
-    if not inserted:
-        return False
-    await conn.execute(
-        "INSERT INTO data_keys (message_id, kek_id, wrapped_key, created_at) VALUES ($1, $2, $3, $4)",
-        message.id,
         sealed.kek_id,
         sealed.wrapped_key,
-        message.accepted_at,
     )
-    await conn.execute(
-        "INSERT INTO deliveries (message_id, recipient_ods, created_at, next_attempt_at) VALUES ($1, $2, $3, $3)",
-        message.id,
-        message.recipient_ods,
-        message.accepted_at,
-    )
-    return True
+    return bool(inserted)
 
 
 async def store_receipt(conn: asyncpg.Connection, sender_ods: str, request_id: UUID, receipt: bytes) -> None:

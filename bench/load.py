@@ -1,0 +1,247 @@
+"""Load benchmark of the hub's intake (issue 12): every figure below is measured in the same run.
+
+    .venv/bin/python -m bench.load [--messages 1500] [--workers-max 2] [--no-mesh]
+
+1. the bare pipeline ceiling (bench/load_ceiling.py), 16 tasks in one process;
+2. `handover serve` with one worker: one sequential client, then 16 concurrent clients;
+3. the same with two workers (16 clients);
+4. one worker at half of its measured maximum (open loop): p50 / p99 latency;
+5. accepted → pushed: a live recipient at the centre's push endpoint, the time from the 202 to its arrival;
+6. NHS England's MESH sandbox (bench/load_mesh.py): one sequential mesh-client sender, same payload bytes.
+
+Uses HANDOVER_BENCH_DATABASE_URL (a server DSN; scratch databases are created and dropped) or a private
+embedded cluster under var/bench. Each hub runs on a database of its own. The exit status is non-zero only
+when something fails (a refusal, a lost push), never because of speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aiohttp import web
+from rich.console import Console
+from rich.table import Table
+
+from bench.load_ceiling import bare_pipeline
+from bench.load_growth import cost_by_size, linear_fit, throughput_with_log
+from bench.load_hub import BenchNetwork, LoadResult, closed_loop, free_port, open_loop, running_hub, scratch_database
+from bench.load_mesh import mesh_sequential_sends
+from bench.load_messages import signed_referrals
+from service.store.embedded import ensure_cluster
+
+ROOT = Path(__file__).resolve().parents[1]
+console = Console()
+
+
+@dataclass
+class Row:
+    measure: str
+    figure: str
+    p50: str = ""
+    p99: str = ""
+    ratio: str = ""
+
+
+def _check(result: LoadResult, what: str) -> None:
+    refused = {status: count for status, count in result.statuses.items() if status != 202}
+    if refused:
+        raise RuntimeError(f"{what}: not every message was accepted: {refused}")
+
+
+async def hub_phase(
+    server: str, network: BenchNetwork, *, workers: int, clients: int, count: int, warmup: int, name: str
+) -> LoadResult:
+    """A fresh hub on a fresh database: `warmup` messages, then `count` timed ones from `clients` clients."""
+    async with scratch_database(server) as dsn, running_hub(network, dsn, workers=workers, log_name=name) as base:
+        registry = network.registry
+        await closed_loop(base, signed_referrals(registry, network.keys_dir, warmup, seed=900_000), clients=clients)
+        requests = signed_referrals(registry, network.keys_dir, count)
+        result = await closed_loop(base, requests, clients=clients)
+        _check(result, name)
+        return result
+
+
+async def latency_phase(server: str, network: BenchNetwork, *, rate: float, count: int) -> LoadResult:
+    async with scratch_database(server) as dsn, running_hub(network, dsn, workers=1, log_name="latency") as base:
+        registry = network.registry
+        await closed_loop(base, signed_referrals(registry, network.keys_dir, 100, seed=900_000), clients=4)
+        result = await open_loop(base, signed_referrals(registry, network.keys_dir, count), rate=rate)
+        _check(result, "latency at half the maximum")
+        return result
+
+
+async def push_phase(server: str, directory: Path, *, count: int) -> list[float]:
+    """Seconds from each 202 to the push's arrival at a live recipient (one sequential sender, one worker)."""
+    arrived: dict[str, float] = {}
+    pushed = asyncio.Event()
+
+    async def receive(request: web.Request) -> web.Response:
+        body = json.loads(await request.read())
+        arrived[body["identifier"]["value"]] = time.time()
+        pushed.set()
+        return web.json_response({"resourceType": "OperationOutcome", "issue": []})
+
+    app = web.Application(client_max_size=16 * 1024 * 1024)
+    app.router.add_post("/fhir/$process-message", receive)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        network = BenchNetwork.create(directory / "push", centre_endpoint=f"http://127.0.0.1:{port}/fhir")
+        async with scratch_database(server) as dsn, running_hub(network, dsn, workers=1, log_name="push") as base:
+            requests = signed_referrals(network.registry, network.keys_dir, count)
+            delays: list[float] = []
+            for request in requests:
+                pushed.clear()
+                result = await closed_loop(base, [request], clients=1)
+                _check(result, "accepted → pushed")
+                async with asyncio.timeout(30):  # TimeoutError: the push never came
+                    while request.identifier not in arrived:
+                        await pushed.wait()
+                        pushed.clear()
+                delays.append(arrived[request.identifier] - result.accepted_at[request.identifier])
+            return delays
+    finally:
+        await runner.cleanup()
+
+
+async def throughput_rows(server: str, network: BenchNetwork, arguments: argparse.Namespace) -> tuple[list[Row], float]:
+    """The ceiling, the hub sequential and at 16 clients with 1..N workers, and latency at half the maximum.
+    Also returns the sequential rate, for the MESH comparison."""
+    rows: list[Row] = []
+    count, warmup = arguments.messages, arguments.messages // 5
+    registry, keys = network.registry, network.keys_dir
+    with console.status("bare pipeline ceiling"):
+        async with scratch_database(server, migrated=False) as dsn:
+            await bare_pipeline(dsn, registry, signed_referrals(registry, keys, warmup), concurrency=16)
+            ceiling = await bare_pipeline(dsn, registry, signed_referrals(registry, keys, count), concurrency=16)
+    rows.append(Row("bare pipeline ceiling, one process, 16 tasks", f"{ceiling:,.0f} msgs/s"))
+    with console.status("hub: one worker, one sequential client"):
+        sequential = await hub_phase(
+            server, network, workers=1, clients=1, count=count // 3, warmup=warmup // 3, name="sequential"
+        )
+    rows.append(_latency_row("hub, one worker, one sequential client", sequential))
+    results: dict[int, LoadResult] = {}
+    for workers in range(1, arguments.workers_max + 1):
+        with console.status(f"hub: {workers} worker(s), 16 concurrent clients"):
+            results[workers] = await hub_phase(
+                server, network, workers=workers, clients=16, count=count, warmup=warmup, name=f"w{workers}"
+            )
+        ratio = f"{results[workers].rate / ceiling:.2f} of ceiling"
+        if workers > 1:
+            ratio += f", {results[workers].rate / results[1].rate:.2f} x one worker"
+        rows.append(_latency_row(f"hub, {workers} worker(s), 16 concurrent clients", results[workers], ratio))
+    half = results[1].rate / 2
+    with console.status(f"hub: one worker at half its maximum ({half:,.0f}/s, open loop)"):
+        steady = await latency_phase(server, network, rate=half, count=max(200, int(half * 10)))
+    rows.append(_latency_row(f"hub, one worker, open loop at {half:,.0f}/s (half of max)", steady, "p99 aim < 50 ms"))
+    return rows, sequential.rate
+
+
+def _latency_row(measure: str, result: LoadResult, ratio: str = "") -> Row:
+    p50, p99 = f"{result.percentile(0.5):.1f} ms", f"{result.percentile(0.99):.1f} ms"
+    return Row(measure, f"{result.rate:,.0f} accepted/s", p50, p99, ratio)
+
+
+async def push_rows(server: str, directory: Path) -> list[Row]:
+    with console.status("accepted → pushed to a live recipient"):
+        delays = sorted(await push_phase(server, directory, count=200))
+    p50, p99 = 1000 * statistics.median(delays), 1000 * delays[int(0.99 * len(delays)) - 1]
+    measure = "accepted → pushed to a waiting recipient (200, sequential)"
+    return [Row(measure, f"{len(delays)} pushed", f"{p50:.1f} ms", f"{p99:.1f} ms", "p50 aim < 100 ms")]
+
+
+async def growth_rows(server: str, network: BenchNetwork, arguments: argparse.Namespace) -> list[Row]:
+    rows: list[Row] = []
+    with console.status("growth: cost per message from 4 KB to 2 MB, one sequential client"):
+        points = await cost_by_size(server, network, per_size=arguments.per_size)
+    fixed, per_mb = linear_fit(points)
+    for size, seconds in points:
+        predicted = fixed + per_mb * size / (1024 * 1024)
+        measure = f"growth: {size / 1024:,.0f} KB message, one sequential client"
+        rows.append(Row(measure, f"{1000 * seconds:.1f} ms/msg", ratio=f"fit {1000 * predicted:.1f} ms"))
+    rows.append(Row("growth: least-squares line", f"{1000 * fixed:.1f} ms + {1000 * per_mb:.0f} ms/MB"))
+    entries, count = arguments.log_entries, arguments.messages
+    rates: dict[str, list[float]] = {"empty": [], "full": []}
+    for label, size in (("empty", 0), ("full", entries), ("empty", 0)):  # interleaved: the machine may drift
+        with console.status(f"growth: 16 clients, audit log of {size:,} entries"):
+            rates[label].append((await throughput_with_log(server, network, entries=size, count=count)).rate)
+    empty = statistics.mean(rates["empty"])
+    rows.append(Row("growth: 16 clients, empty audit log (before, after)", f"{empty:,.0f} accepted/s"))
+    rows.append(
+        Row(
+            f"growth: 16 clients, log of {entries:,} entries",
+            f"{rates['full'][0]:,.0f} accepted/s",
+            ratio=f"{rates['full'][0] / empty:.2f} x empty log",
+        )
+    )
+    return rows
+
+
+async def mesh_row(directory: Path, network: BenchNetwork, count: int, hub_sequential: float) -> Row:
+    with console.status("MESH sandbox: one sequential sender, same payload bytes"):
+        body = signed_referrals(network.registry, network.keys_dir, 1)[0].body
+        mesh_rate = await mesh_sequential_sends(directory / "mesh", body, count)
+    measure = "NHS England mesh-sandbox (file store) + mesh-client, one sequential sender"
+    return Row(measure, f"{mesh_rate:,.0f} sends/s", ratio=f"hub sequential = {hub_sequential / mesh_rate:.2f} x MESH")
+
+
+async def main(arguments: argparse.Namespace) -> int:
+    directory = Path(tempfile.mkdtemp(prefix="handover-load-"))
+    server = os.environ.get("HANDOVER_BENCH_DATABASE_URL")
+    cluster = None
+    if not server:
+        cluster = ensure_cluster(ROOT / "var" / "bench", log=lambda line: None)
+        server = cluster.dsn
+    rows: list[Row] = []
+    try:
+        network = BenchNetwork.create(directory / "network")
+        found, sequential = await throughput_rows(server, network, arguments)
+        rows += found
+        rows += await push_rows(server, directory)
+        if arguments.growth:
+            rows += await growth_rows(server, network, arguments)
+        if not arguments.no_mesh:
+            rows.append(await mesh_row(directory, network, arguments.messages // 3, sequential))
+    except Exception as exc:  # noqa: BLE001 - report any failure as the script's result, with a non-zero status
+        _print(rows)
+        console.print(f"[red]benchmark failed: {type(exc).__name__}: {exc}[/red] (logs in {directory})")
+        return 1
+    finally:
+        if cluster is not None and cluster.started_here:
+            cluster.stop()
+    _print(rows)
+    return 0
+
+
+def _print(rows: list[Row]) -> None:
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    table = Table(title=f"Handover intake load, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine}")
+    for heading in ("measure", "figure", "p50", "p99", "ratio"):
+        table.add_column(heading, justify="left" if heading in ("measure", "ratio") else "right")
+    for row in rows:
+        table.add_row(row.measure, row.figure, row.p50, row.p99, row.ratio)
+    console.print(table)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=1500, help="timed messages per concurrent phase")
+    parser.add_argument("--workers-max", type=int, default=2, help="measure 1..N workers (default 2)")
+    parser.add_argument("--no-mesh", action="store_true", help="skip the MESH sandbox peer")
+    parser.add_argument("--growth", action="store_true", help="also: message sizes 4 KB-2 MB and a large audit log")
+    parser.add_argument("--per-size", type=int, default=20, help="messages timed per size (default 20)")
+    parser.add_argument("--log-entries", type=int, default=1_000_000, help="pre-loaded log (default 1,000,000)")
+    sys.exit(asyncio.run(main(parser.parse_args())))

@@ -1,0 +1,84 @@
+"""PostgreSQL LISTEN/NOTIFY: how hub processes sharing one database tell each other that something changed.
+
+`announce` sends a notification inside the caller's transaction (delivered at COMMIT, never if it rolls back);
+`Listener` keeps one dedicated connection listening on a channel, reconnecting after it is lost and calling
+`on_reconnect` then, because notifications sent while it was away are gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import asyncpg
+
+from service.store.db import CONNECTION_ERRORS
+
+log = logging.getLogger("handover.store.notifications")
+RECONNECT_SECONDS = 2.0
+
+
+async def announce(conn: asyncpg.Connection, channel: str, payload: str) -> None:
+    """NOTIFY `channel` with `payload`, delivered to every listener when the transaction commits."""
+    await conn.execute("SELECT pg_notify($1, $2)", channel, payload)
+
+
+class Listener:
+    """Listens on `channel` until stopped; `on_message(payload)` runs for each notification."""
+
+    def __init__(
+        self,
+        dsn: str,
+        channel: str,
+        on_message: Callable[[str], Coroutine[Any, Any, None]],
+        *,
+        on_reconnect: Callable[[], Coroutine[Any, Any, None]] | None = None,
+    ) -> None:
+        self._dsn, self._channel = dsn, channel
+        self._on_message, self._on_reconnect = on_message, on_reconnect
+        self._task: asyncio.Task[None] | None = None
+        self._pending: set[asyncio.Task[None]] = set()
+        self.listening = asyncio.Event()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"listen-{self._channel}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for task in list(self._pending):
+            task.cancel()
+
+    async def _run(self) -> None:
+        first = True
+        while True:
+            with contextlib.suppress(*CONNECTION_ERRORS, asyncpg.PostgresError):
+                await self._listen_until_lost(reconnected=not first)
+                first = False
+            self.listening.clear()
+            await asyncio.sleep(RECONNECT_SECONDS)
+
+    async def _listen_until_lost(self, *, reconnected: bool) -> None:
+        lost = asyncio.Event()
+        conn = await asyncpg.connect(self._dsn)
+        try:
+            conn.add_termination_listener(lambda _conn: lost.set())
+            await conn.add_listener(self._channel, self._deliver)
+            self.listening.set()
+            if reconnected and self._on_reconnect is not None:
+                await self._on_reconnect()
+            await lost.wait()
+            log.warning("notification connection lost; reconnecting", extra={"code": self._channel})
+        finally:
+            with contextlib.suppress(*CONNECTION_ERRORS):
+                await asyncio.wait_for(conn.close(), timeout=2)
+
+    def _deliver(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        task = asyncio.get_running_loop().create_task(self._on_message(str(payload)))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
