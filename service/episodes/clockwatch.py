@@ -67,8 +67,9 @@ class ClockWatch:
             for episode in await store.lease_due_clocks(conn, now.date(), warning_days=self._warning_days, limit=BATCH):
                 for code, target in due_alerts(episode, now.date(), self._warning_days):
                     for recipient in (episode.referrer_ods, episode.centre_ods):
-                        await self._alert(conn, episode=episode, code=code, target=target, recipient=recipient, now=now)
-                        sent += 1
+                        sent += await self._alert(
+                            conn, episode=episode, code=code, target=target, recipient=recipient, now=now
+                        )
         return sent
 
     async def _alert(
@@ -80,7 +81,13 @@ class ClockWatch:
         target: date,
         recipient: str,
         now: datetime,
-    ) -> None:
+    ) -> bool:
+        """Send one alert unless it was already sent (claimed first, so two sweeping processes send it once)."""
+        alert_id = uuid.uuid4()
+        if not await store.record_clock_alert(
+            conn, episode.id, alert=code, recipient_ods=recipient, alert_message=alert_id, at=now
+        ):
+            return False
         bundle, raw = build_clock_alert(
             event_system=self._event_system,
             code=code,
@@ -90,7 +97,6 @@ class ClockWatch:
             now=now,
             hub_private_jwk=self._hub_key,
         )
-        alert_id = uuid.uuid4()
         await post_hub_message(
             conn, self._vault, message_id=alert_id, recipient_ods=recipient, bundle=bundle, raw=raw, at=now
         )
@@ -104,9 +110,6 @@ class ClockWatch:
             at=now,
             changed=False,
         )
-        await store.record_clock_alert(
-            conn, episode.id, alert=code, recipient_ods=recipient, alert_message=alert_id, at=now
-        )
         await audit.append_event(
             conn,
             AuditEvent(
@@ -118,3 +121,4 @@ class ClockWatch:
                 details={"episode": str(episode.id), "recipient": recipient, "target": target.isoformat()},
             ),
         )
+        return True

@@ -70,13 +70,15 @@ async def lease_due_clocks(
 
 async def record_clock_alert(
     conn: asyncpg.Connection, episode_id: UUID, *, alert: str, recipient_ods: str, alert_message: UUID, at: datetime
-) -> None:
-    await conn.execute(
+) -> bool:
+    """Claim the alert for this party; False if it was already sent (e.g. by another hub process just now)."""
+    claimed = await conn.fetchval(
         "INSERT INTO pathway_clock_alerts (episode_id, alert, recipient_ods, alert_message, alerted_at)"
-        " VALUES ($1, $2, $3, $4, $5)",
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true",
         episode_id,
         alert,
         recipient_ods,
         alert_message,
         at,
     )
+    return bool(claimed)

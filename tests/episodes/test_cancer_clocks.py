@@ -5,6 +5,7 @@ HTTP, real PostgreSQL, on a clock the test moves."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -68,7 +69,8 @@ async def test_cancer_clocks_breaches_and_an_approaching_day_62_are_alerted_once
             await send(hub, ods, build())
         late_referral = late.sent["referral"]["entry"][0]["resource"]["id"]
 
-        assert await safety_net.sweep_clocks() == 2, "day 38 breached: the referrer and the centre"
+        racing = await asyncio.gather(*(safety_net.sweep_clocks() for _ in range(3)))  # as three hub processes
+        assert sum(racing) == 2, "day 38 breached: the referrer and the centre, once each however many sweep"
         assert await safety_net.sweep_clocks() == 0, "once each"
         clock.offset = timedelta(days=4)  # day 54: target day 62 is 8 days away, outside the 7-day warning
         assert await safety_net.sweep_clocks() == 0
