@@ -27,8 +27,8 @@ from service.http.context import SERVICES, Services
 from service.http.middleware import outcome_middleware
 from service.http.registry_sync import registry_sync_context
 from service.http.security_headers import install as install_security_headers
+from service.identity.hubkey import HubSigningKey
 from service.intake import Freshness, Intake
-from service.keystore import load_private_jwk
 from service.metrics import Metrics
 from service.pseudonyms import Pseudonymiser
 from service.registry import RegistryHolder
@@ -74,7 +74,7 @@ def _resources(settings: Settings, dsn: str, clock: Clock) -> Callable[[web.Appl
     async def context(app: web.Application) -> AsyncIterator[None]:
         await db.migrate(dsn)
         registry = RegistryHolder.from_file(settings.network_path)
-        hub_key = load_private_jwk(settings.keys_dir, "hub")
+        hub_key = HubSigningKey(settings.keys_dir, registry)  # follows the registry's active hub key on reload
         pool = await db.create_pool(dsn, max_size=settings.db_pool_max)
         freshness = Freshness(
             max_age=timedelta(seconds=settings.max_message_age_seconds),
@@ -98,6 +98,7 @@ def _resources(settings: Settings, dsn: str, clock: Clock) -> Callable[[web.Appl
         except HandoverError:
             log.error("legacy plaintext payloads not sealed yet: store or keys unavailable")
         events = load_code_system("handover-event")
+        metrics = Metrics()
         relay = Relay(
             background_pool,
             vault,
@@ -111,7 +112,9 @@ def _resources(settings: Settings, dsn: str, clock: Clock) -> Callable[[web.Appl
                 window=timedelta(seconds=settings.delivery_window_seconds),
             ),
             clock=clock,
+            on_push=metrics.operations.observe_push,
         )
+        metrics.operations.circuits = relay.circuit_states
         intake = Intake(
             pool,
             registry,
@@ -131,7 +134,7 @@ def _resources(settings: Settings, dsn: str, clock: Clock) -> Callable[[web.Appl
         )
         mailboxes = Mailboxes(pool, vault, clock)
         app[SERVICES] = Services(
-            settings, pool, registry, intake, mailboxes, Metrics(), authenticator, staff, pseudonyms, clock
+            settings, pool, registry, intake, mailboxes, metrics, authenticator, staff, pseudonyms, clock
         )
         safety_net = SafetyNet(
             pool, hub_key, intake.events.url, clock, vault=vault, clock_warning_days=settings.clock_warning_days

@@ -56,6 +56,9 @@ class Settings:
     oidc_role_claim: str = "roles"
     dev_idp: bool = False
     ui_idle_minutes: float = 30
+    # Where the record of published checkpoints is kept, outside the database (service/auditlog/published.py);
+    # None: no record (the default with the embedded development cluster, which is never backed up or restored).
+    checkpoint_record_dir: Path | None = None
 
     @property
     def kek_path(self) -> Path:
@@ -100,6 +103,7 @@ class Settings:
             oidc_role_claim=env.get("HANDOVER_OIDC_ROLE_CLAIM") or "roles",
             dev_idp=_flag(env, "HANDOVER_DEV_IDP"),
             ui_idle_minutes=_positive_number(env, "HANDOVER_UI_IDLE_MINUTES", 30),
+            checkpoint_record_dir=_checkpoint_record_dir(env),
         )
 
 
@@ -108,6 +112,17 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     if raw not in ("0", "1", "true", "false", "yes", "no"):
         raise ConfigError(f"{name} must be 1 or 0, got {raw!r}")
     return raw in ("1", "true", "yes")
+
+
+def _checkpoint_record_dir(env: Mapping[str, str]) -> Path | None:
+    """HANDOVER_CHECKPOINT_RECORD_DIR (``off`` for none); by default `<var_dir>/published-checkpoints` when the
+    database is an external one (HANDOVER_DATABASE_URL), none with the embedded development cluster."""
+    configured = env.get("HANDOVER_CHECKPOINT_RECORD_DIR", "")
+    if configured:
+        return None if configured == "off" else Path(configured)
+    if env.get("HANDOVER_DATABASE_URL"):
+        return Path(env.get("HANDOVER_VAR_DIR", "var")) / "published-checkpoints"
+    return None
 
 
 def _retention(text: str) -> RetentionPolicy:

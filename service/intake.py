@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +30,7 @@ from service.crypto.vault import PayloadVault
 from service.episodes.patient import read_patient_identity
 from service.episodes.tracker import EpisodeTracker, StoredMessage
 from service.errors import Code, HandoverError
+from service.identity.hubkey import HubKey, hub_jwk
 from service.messagefacts import MessageFacts, read_message_facts
 from service.receipts import ReceiptFacts, build_signed_receipt
 from service.registry import RegistryReader
@@ -79,7 +80,7 @@ class Intake:
         self,
         pool: asyncpg.Pool,
         registry: RegistryReader,
-        hub_private_jwk: Mapping[str, Any],
+        hub_private_jwk: HubKey,
         events: CodeSystem,
         *,
         vault: PayloadVault,
@@ -253,7 +254,7 @@ class Intake:
                     bundle_identifier=facts.bundle_identifier,
                 ),
                 self._events.url,
-                self._hub_key,
+                hub_jwk(self._hub_key),
             )
             await messages.store_receipt(conn, facts.sender_ods, submission.request_id, receipt)
         log.info(

@@ -194,7 +194,10 @@ def rotate_key(
             "messages signed with the old key shortly before the rotation may be refused"
         )
     if owner == HUB_OWNER:
-        warnings.append("the running service signs with the hub key it loaded at start: restart it to use the new key")
+        warnings.append(
+            "the running service keeps signing with the old hub key until it reloads the registry "
+            "(SIGHUP or POST /ops/reload-registry); from then on it signs with the new one, no restart needed"
+        )
     return RotationReport(
         owner=owner,
         new_kid=str(private["kid"]),

@@ -5,6 +5,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from service.opsmetrics import OperationsMetrics
+
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 DEADLINE_KINDS = ("acknowledgement", "smdt-outcome", "transfer-response", "discharge-summary")
 
@@ -32,6 +34,7 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
+        self.operations = OperationsMetrics(self.registry)  # relay, audit and safety-net figures (opsmetrics.py)
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))

@@ -22,9 +22,9 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 from cryptography.exceptions import InvalidSignature
@@ -205,24 +205,37 @@ def verify_checkpoint(note: str, keys: Keyring) -> Checkpoint:
     return Checkpoint(lines[0], int(lines[1]), root, tuple(signed_by), text)
 
 
+class PublishedRecord(Protocol):
+    """The record outside the database of what was published (`service.auditlog.published`)."""
+
+    def check(self, log_size: int, root_at: Callable[[int], bytes]) -> None: ...
+
+    def record(self, note: str, tree_size: int) -> None: ...
+
+
 class CheckpointSigner:
     """Signs checkpoints of the audit log held in `tree` (the process's mirror) with `signer`.
 
-    Arguments: the pool, the tree, the note signer, the longest wait between checkpoints while entries
-    arrive, the entry count that triggers one sooner, and a clock for the stored signing times.
+    Arguments: the pool, the tree, the note signer (or a function giving the one to use now, so that a rotated
+    hub key signs from the moment it is active; each stored checkpoint records its signer's kid), the longest
+    wait between checkpoints while entries arrive, the entry count that triggers one sooner, a clock for the
+    stored signing times, and the record of published checkpoints kept outside the database (signing is
+    refused when the log contradicts it: see `service.auditlog.published`).
     """
 
     def __init__(
         self,
         pool: asyncpg.Pool,
         tree: AuditTree,
-        signer: NoteSigner,
+        signer: NoteSigner | Callable[[], NoteSigner],
         *,
         interval_seconds: float,
         max_entries: int = 1000,
         clock: Clock = utc_now,
+        published: PublishedRecord | None = None,
     ) -> None:
         self._pool, self._tree, self._signer = pool, tree, signer
+        self._published = published
         self._interval, self._max_entries, self._clock = interval_seconds, max_entries, clock
         self._last_signed = float("-inf")
 
@@ -242,14 +255,17 @@ class CheckpointSigner:
             await self._tree.sync(conn, up_to=size)
             if latest is not None:
                 self._tree.check_root(latest.tree_size, latest.root_hash)
+            if self._published is not None:  # what was published outside this database (a restore forgets it)
+                self._published.check(size, self._tree.tree.root)
             root = self._tree.tree.root(size)
             now = self._clock()
             signed_at = now if latest is None else max(now, latest.signed_at)
-            note = self._signer.sign(size, root)
-            stored = await store.insert_checkpoint(
-                conn, StoredCheckpoint(size, root, signed_at, self._signer.kid, note)
-            )
+            signer = self._signer() if callable(self._signer) else self._signer
+            note = signer.sign(size, root)
+            stored = await store.insert_checkpoint(conn, StoredCheckpoint(size, root, signed_at, signer.kid, note))
         self._last_signed = time.monotonic()
+        if self._published is not None:
+            self._published.record(stored.note, stored.tree_size)
         log.info("audit checkpoint signed", extra={"tree_size": stored.tree_size})
         return stored
 

@@ -27,6 +27,10 @@ class EventType(StrEnum):
     STAFF_LOGIN = "staff-login"  # actor: the staff user id; details: role, identity provider
     ALERT_SENT = "alert-sent"  # actor: hub; outcome: <kind>-overdue; details: awaited message, waiting, owed_by
     PAYLOAD_READ = "payload-read"  # actor: the staff user id; message_id; details: reason (as stated)
+    # actor: hub; outcome: dead-letter; message_id; details: channel, recipient, reason, attempts (status, report)
+    MESSAGE_DEAD_LETTERED = "message-dead-lettered"
+    # actor: hub; outcome: shredded; message_id; details: owner data-key, change shred, event, sender, recipient
+    PAYLOAD_SHREDDED = "payload-shredded"
 
 
 @dataclass(frozen=True)

@@ -52,13 +52,17 @@ _REST = {
 }
 _INTERACTION = "http://hl7.org/fhir/restful-interaction"
 _ODS = re.compile(r"[A-Z0-9]{3,5}")
-_SUCCESS = frozenset({"accepted", "delivered", "fetched", "read", "ok", "success", "changed", "logged-in"})
+_SUCCESS = frozenset({"accepted", "delivered", "fetched", "read", "ok", "success", "changed", "logged-in", "shredded"})
 # event type -> (AuditEvent.type, restful-interaction subtype or None, action)
 _KINDS: dict[str, tuple[dict[str, str], str | None, str]] = {
     "message-accepted": (_REST, "operation", "C"),
     "message-refused": (_REST, "operation", "C"),
     "message-fetched": (_REST, "read", "R"),
     "message-delivered": (_REST, "operation", "E"),
+    # The delivery the hub gave up on: the same operation as a delivery, outcome "dead-letter" (8, serious failure).
+    "message-dead-lettered": (_REST, "operation", "E"),
+    # A crypto-shred destroys the payload's data key: a delete of the stored payload (the metadata stays).
+    "payload-shredded": (_REST, "delete", "D"),
     "payload-read": (_REST, "read", "R"),
     "key-changed": ({"system": _DCM, "code": "110113", "display": "Security Alert"}, None, "U"),
     "staff-login": ({"system": _DCM, "code": "110114", "display": "User Authentication"}, None, "E"),

@@ -396,6 +396,13 @@ def print_report(report: VerifyReport, console: Console) -> int:
     console.print(f"[red]FIRST DIVERGENCE[/] {first.describe()}")
     for other in sorted(report.divergences, key=lambda d: (d.index, d.kind))[1:20]:
         console.print(f"  also: {other.describe()}")
+    shorter = [d for d in report.divergences if d.kind == "log-shorter-than-checkpoint"]
+    if shorter:  # say what it means: the restore drill in docs/operations.md ends here
+        largest = max(d.index for d in shorter)
+        console.print(
+            f"[red]ROLLED BACK:[/] the log has {report.tree_size} entries but a signed checkpoint covers {largest}: "
+            f"{largest - report.tree_size} entries are missing (restored from an older backup, or rolled back)"
+        )
     return 1
 
 

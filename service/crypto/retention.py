@@ -136,7 +136,7 @@ class PayloadRetention:
 
 def _shredded(item: datakeys.ShreddedPayload, now: datetime) -> AuditEvent:
     return AuditEvent(
-        type=EventType.KEY_CHANGED,
+        type=EventType.PAYLOAD_SHREDDED,
         outcome="shredded",
         actor="hub",
         at=now,

@@ -15,7 +15,9 @@ import contextlib
 import functools
 import logging
 import random
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import asyncpg
@@ -35,6 +37,9 @@ from service.store import audit, db, outbox
 from service.store.outbox import LeasedJob
 
 log = logging.getLogger("handover.delivery")
+
+PushObserver = Callable[[str, str, float], None]
+"""Told of every push attempt: recipient ODS code, verdict (delivered, retry, rejected), seconds it took."""
 
 
 @dataclass
@@ -71,8 +76,10 @@ class DestinationQueue:
         gate: KeyGate,
         clock: Clock,
         rng: random.Random,
+        on_push: PushObserver | None = None,
     ) -> None:
         self.ods = ods
+        self._on_push = on_push
         self.endpoint = endpoint
         self._pool = pool
         self._vault = vault
@@ -126,7 +133,11 @@ class DestinationQueue:
         request = PushRequest(
             self.endpoint, job.recipient_ods, job.sender_ods, job.message_id, job.correlation_id, body
         )
-        return await self._push.push(request, now=self._clock())
+        started = time.perf_counter()
+        outcome = await self._push.push(request, now=self._clock())
+        if self._on_push is not None:
+            self._on_push(job.recipient_ods, outcome.verdict.value, time.perf_counter() - started)
+        return outcome
 
     async def record(self, job: LeasedJob, outcome: PushOutcome) -> None:
         """Record an attempt's outcome (module docstring); feeds the circuit breaker."""

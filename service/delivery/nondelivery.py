@@ -30,6 +30,7 @@ from service.crypto.vault import PayloadVault
 from service.delivery.hubmail import HUB, post_hub_message
 from service.errors import Code, Issue, operation_outcome
 from service.hubmessages import hub_header, signed_hub_message
+from service.identity.hubkey import HubKey, hub_jwk
 from service.signing import payload_sha256
 from service.store import audit, db, outbox
 from service.store.outbox import DeadLetter
@@ -100,7 +101,7 @@ class DeadLetters:
         self,
         pool: asyncpg.Pool,
         vault: PayloadVault,
-        hub_private_jwk: Mapping[str, Any],
+        hub_private_jwk: HubKey,
         event_system: str,
         *,
         window: timedelta,
@@ -155,7 +156,7 @@ class DeadLetters:
     ) -> NonDeliveryReport:
         text = report_text(dead, reason, status, self._window)
         report = build_non_delivery_report(
-            dead, text, event_system=self._event_system, hub_private_jwk=self._hub_key, now=now
+            dead, text, event_system=self._event_system, hub_private_jwk=hub_jwk(self._hub_key), now=now
         )
         await post_hub_message(
             conn,
@@ -180,10 +181,8 @@ def _dead_letter_event(
         details["status"] = str(status)
     if report is not None:
         details["report_message_id"] = str(report.message_id)
-    # A dedicated EventType (message-dead-lettered) would read better; until the audit log has one, a
-    # dead letter is the delivery event with outcome "dead-letter".
     return AuditEvent(
-        type=EventType.MESSAGE_DELIVERED,
+        type=EventType.MESSAGE_DEAD_LETTERED,
         outcome="dead-letter",
         actor=HUB,
         at=now,

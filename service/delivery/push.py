@@ -15,16 +15,15 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
 from uuid import UUID
 
 import aiohttp
 
 from service.delivery.backoff import parse_retry_after
+from service.identity.hubkey import HubKey, hub_jwk
 from service.signing import sign_compact_jwt
 
 TOKEN_LIFETIME_SECONDS = 300
@@ -84,9 +83,7 @@ class PushClient:
     """Makes push attempts over `session` as the hub (signing bearer tokens with `hub_private_jwk`); each attempt
     is bounded by `timeout_seconds` in all."""
 
-    def __init__(
-        self, session: aiohttp.ClientSession, hub_private_jwk: Mapping[str, Any], *, timeout_seconds: float
-    ) -> None:
+    def __init__(self, session: aiohttp.ClientSession, hub_private_jwk: HubKey, *, timeout_seconds: float) -> None:
         self._session = session
         self._hub_key = hub_private_jwk
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
@@ -101,7 +98,7 @@ class PushClient:
             "exp": now + TOKEN_LIFETIME_SECONDS,
             "jti": str(uuid.uuid4()),
         }
-        return sign_compact_jwt(claims, self._hub_key)
+        return sign_compact_jwt(claims, hub_jwk(self._hub_key))
 
     def headers(self, request: PushRequest) -> dict[str, str]:
         headers = {

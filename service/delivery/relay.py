@@ -19,18 +19,18 @@ import contextlib
 import logging
 import random
 from collections.abc import Callable, Mapping
-from typing import Any
 
 import aiohttp
 import asyncpg
 
 from service.clock import Clock, utc_now
 from service.crypto.vault import PayloadVault
-from service.delivery.destination import DestinationQueue, KeyGate
+from service.delivery.destination import DestinationQueue, KeyGate, PushObserver
 from service.delivery.nondelivery import DeadLetterReason, DeadLetters
 from service.delivery.push import PushClient
 from service.delivery.relay_settings import RelaySettings
 from service.errors import HandoverError
+from service.identity.hubkey import HubKey
 from service.registry import Registry
 from service.store import db, outbox
 
@@ -55,7 +55,7 @@ class Relay:
         self,
         pool: asyncpg.Pool,
         vault: PayloadVault,
-        hub_private_jwk: Mapping[str, Any],
+        hub_private_jwk: HubKey,
         event_system: str,
         *,
         endpoints: Endpoints,
@@ -63,8 +63,10 @@ class Relay:
         clock: Clock = utc_now,
         rng: random.Random | None = None,
         session: aiohttp.ClientSession | None = None,
+        on_push: PushObserver | None = None,
     ) -> None:
         self.settings = settings or RelaySettings()
+        self._on_push = on_push
         self._pool = pool
         self._vault = vault
         self._hub_key = hub_private_jwk
@@ -141,6 +143,11 @@ class Relay:
             if len(ids) < _SWEEP_BATCH:
                 return total
 
+    def circuit_states(self) -> dict[str, str]:
+        """The state of this process's circuit breaker to each push recipient (for /metrics)."""
+        now = self._clock()
+        return {ods: queue.circuit.state(now).value for ods, queue in self.queues.items()}
+
     # ------------------------------------------------------------------------------------------- internals
 
     def _http(self) -> aiohttp.ClientSession:
@@ -168,6 +175,7 @@ class Relay:
                     gate=self.gate,
                     clock=self._clock,
                     rng=self._rng,
+                    on_push=self._on_push,
                 )
                 self.queues[ods] = queue
             queue.endpoint = endpoint

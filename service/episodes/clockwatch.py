@@ -9,9 +9,7 @@ and audited in one transaction.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Any
 
 import asyncpg
 
@@ -20,6 +18,7 @@ from service.crypto.vault import PayloadVault
 from service.delivery.hubmail import post_hub_message
 from service.episodes.alerts import build_clock_alert
 from service.episodes.clocks import pathway_clock
+from service.identity.hubkey import HubKey, hub_jwk
 from service.store import audit, db
 from service.store import episodes as episode_store
 from service.store import pathway_clocks as store
@@ -48,7 +47,7 @@ class ClockWatch:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        hub_private_jwk: Mapping[str, Any],
+        hub_private_jwk: HubKey,
         event_system: str,
         *,
         vault: PayloadVault,
@@ -95,7 +94,7 @@ class ClockWatch:
             referral_header_id=episode.referral_header_id,
             target=target,
             now=now,
-            hub_private_jwk=self._hub_key,
+            hub_private_jwk=hub_jwk(self._hub_key),
         )
         await post_hub_message(
             conn, self._vault, message_id=alert_id, recipient_ods=recipient, bundle=bundle, raw=raw, at=now

@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Mapping
-from typing import Any
 
 import asyncpg
 
@@ -23,6 +21,7 @@ from service.delivery.hubmail import post_hub_message
 from service.episodes.alerts import build_alert
 from service.episodes.clockwatch import DEFAULT_WARNING_DAYS, ClockWatch
 from service.errors import HandoverError
+from service.identity.hubkey import HubKey, hub_jwk
 from service.store import audit, db
 from service.store import episodes as store
 
@@ -34,7 +33,7 @@ class SafetyNet:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        hub_private_jwk: Mapping[str, Any],
+        hub_private_jwk: HubKey,
         event_system: str,
         clock: Clock = utc_now,
         *,
@@ -62,7 +61,7 @@ class SafetyNet:
                     awaited_header_id=deadline.awaited_header_id,
                     due_at=deadline.due_at,
                     now=now,
-                    hub_private_jwk=self._hub_key,
+                    hub_private_jwk=hub_jwk(self._hub_key),
                 )
                 alert_id = uuid.uuid4()
                 await post_hub_message(

@@ -19,16 +19,19 @@ import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 
 from aiohttp import web
 
-from service.auditlog.checkpoints import CheckpointSigner, NoteSigner, log_origin
+from service.auditlog.checkpoints import CheckpointSigner, hub_note_keys, log_origin
+from service.auditlog.published import PublishedCheckpoints
 from service.auditlog.tree import AuditLogReader, AuditTree
 from service.config import Settings
 from service.errors import Code, HandoverError
 from service.http.auth import authenticate_staff
 from service.http.context import SERVICES
-from service.keystore import load_private_jwk
+from service.identity.hubkey import HubSigningKey
+from service.registry import RegistryHolder
 from service.staff import StaffRole
 from service.store import db
 
@@ -58,8 +61,13 @@ def audit_context(settings: Settings) -> Callable[[web.Application], AsyncIterat
         signer = CheckpointSigner(
             hub.pool,
             tree,
-            NoteSigner(load_private_jwk(settings.keys_dir, "hub"), log_origin(hub.registry.current.network)),
+            # The hub key in service, following the registry's active hub key: checkpoints are signed with the
+            # new key from the reload that makes it active, and each stored checkpoint names its signer's kid.
+            partial(
+                HubSigningKey(settings.keys_dir, hub.registry).note_signer, log_origin(hub.registry.current.network)
+            ),
             interval_seconds=settings.checkpoint_seconds,
+            published=_published_record(settings, hub.registry),
         )
         app[AUDIT_LOG] = AuditLogReader(hub.pool, tree)
         task = asyncio.create_task(signer.run(), name="audit-checkpoint-signer")
@@ -71,6 +79,16 @@ def audit_context(settings: Settings) -> Callable[[web.Application], AsyncIterat
                 await task
 
     return context
+
+
+def _published_record(settings: Settings, registry: RegistryHolder) -> PublishedCheckpoints | None:
+    """The record of published checkpoints outside the database, checked against the registry's hub keys."""
+    if settings.checkpoint_record_dir is None:
+        return None
+    origin = log_origin(registry.current.network)
+    return PublishedCheckpoints(
+        settings.checkpoint_record_dir, origin, lambda: hub_note_keys(origin, registry.current.hub_keys)
+    )
 
 
 async def checkpoint(request: web.Request) -> web.Response:

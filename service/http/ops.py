@@ -3,16 +3,17 @@ and POST /ops/reload-registry (ops staff: load an edited network registry withou
 
 from __future__ import annotations
 
+import asyncpg
 from aiohttp import web
 
 from service.auditlog.recording import record_key_changes
 from service.errors import HandoverError
 from service.http.auth import authenticate_staff
-from service.http.context import services
+from service.http.context import Services, services
 from service.http.registry_sync import announce_reload
 from service.metrics import CONTENT_TYPE, DEADLINE_KINDS
 from service.staff import StaffRole
-from service.store import db, episode_reads
+from service.store import db, episode_reads, ops_figures
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -27,6 +28,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     hub = services(request)
+    await _refresh_operations(hub)
     try:
         hub.metrics.undelivered.set(await hub.mailboxes.undelivered_count())
         async with db.connection(hub.pool) as conn:
@@ -40,6 +42,17 @@ async def metrics(request: web.Request) -> web.Response:
     response = web.Response(body=hub.metrics.render())
     response.headers["Content-Type"] = CONTENT_TYPE
     return response
+
+
+async def _refresh_operations(hub: Services) -> None:
+    """Read the shared figures (service/opsmetrics.py) from the database; on failure, report it down."""
+    try:
+        async with db.connection(hub.pool) as conn:
+            figures = await ops_figures.read_figures(conn)
+    except (HandoverError, asyncpg.PostgresError, OSError):
+        hub.metrics.operations.refresh(None, hub.clock())
+        return
+    hub.metrics.operations.refresh(figures, hub.clock())  # ages on the clock that dated acceptance and signing
 
 
 async def reload_registry(request: web.Request) -> web.Response:

@@ -114,11 +114,11 @@ async def test_d4_retention_shreds_delivered_payloads_per_type_and_keeps_metadat
             await world.vault.open(await stored(world, "RGT", delivered.message_id))
         assert await mailboxes.fetch("RGT", delivered.message_id) is None
         assert await mailboxes.fetch("RGT", pending.message_id) == pending.body, "pending payloads are kept"
-        audit_after = await world.fetch("SELECT seq, leaf_hash, outcome FROM audit_events ORDER BY seq")
+        audit_after = await world.fetch("SELECT seq, leaf_hash, event_type, outcome FROM audit_events ORDER BY seq")
         assert [(r["seq"], r["leaf_hash"]) for r in audit_after[: len(audit_before)]] == [
             (r["seq"], r["leaf_hash"]) for r in audit_before
         ], "the audit log is kept as it was"
-        assert audit_after[-1]["outcome"] == "shredded"
+        assert (audit_after[-1]["event_type"], audit_after[-1]["outcome"]) == ("payload-shredded", "shredded")
 
 
 def test_d4_retention_policy_format() -> None:

@@ -124,8 +124,13 @@ async def test_f12_recipient_down_for_five_days_dead_letters_once_with_one_repor
         for relay in relays:
             await relay.run_once()
         assert len(await world.reports()) == 1, "exactly once"
-        events = await world.fetch("SELECT outcome FROM audit_events WHERE message_id = $1", sent.message_id)
-        assert [e["outcome"] for e in events] == ["accepted", "dead-letter"]
+        events = await world.fetch(
+            "SELECT event_type, outcome FROM audit_events WHERE message_id = $1 ORDER BY seq", sent.message_id
+        )
+        assert [(e["event_type"], e["outcome"]) for e in events] == [
+            ("message-accepted", "accepted"),
+            ("message-dead-lettered", "dead-letter"),
+        ]
         await world.check_inv1()
         await world.check_inv2(rgt, exactly=set())
 

@@ -1,0 +1,40 @@
+"""deploy/prometheus/alerts.yml passes `promtool check rules` and its unit tests (`promtool test rules`).
+
+promtool comes from Debian's `prometheus` package, which `.ci/run` installs; in CI (CI=true) its absence is a
+failure, elsewhere the test is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
+
+
+def _promtool() -> str:
+    found = shutil.which("promtool")
+    if found is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("promtool is missing in CI: .ci/run installs Debian's prometheus package")
+        pytest.skip("promtool not installed (apt-get install prometheus); CI installs it")
+    return found
+
+
+def test_the_alert_rules_are_valid() -> None:
+    result = subprocess.run(
+        [_promtool(), "check", "rules", "alerts.yml"], cwd=DEPLOY, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 6 rules found" in result.stdout
+
+
+def test_each_alert_fires_when_it_should_and_not_otherwise() -> None:
+    result = subprocess.run(
+        [_promtool(), "test", "rules", "alerts.test.yml"], cwd=DEPLOY, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
