@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit conformance serve bench bench-load bench-soak bench-ui profiles clean screenshots vendor-ui
+.PHONY: demo test lint typecheck unit conformance serve bench bench-load bench-soak bench-ui profiles clean screenshots vendor-ui safety
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
@@ -55,6 +55,16 @@ bench: $(STAMP)
 	$(BIN)/python bench/audit_verify.py --entries 1000000
 	$(BIN)/python bench/validation.py
 	$(BIN)/python bench/worklist.py
+
+# The clinical safety case: runs the tests the hazard log names (or reads SAFETY_JUNIT, a pytest --junitxml report
+# of an earlier run), then renders docs/safety/hazard-log.html and docs/safety/safety-case.md with their results.
+SAFETY_JUNIT ?=
+safety: $(STAMP)
+	@status=0; junit="$(SAFETY_JUNIT)"; \
+	if [ -z "$$junit" ]; then junit=var/safety/junit.xml; mkdir -p var/safety; \
+		$(BIN)/pytest -p no:cacheprovider --hazard-tests-only --junitxml=$$junit || status=$$?; fi; \
+	$(BIN)/python -m service.safety --junit "$$junit" docs/safety || { [ $$status -ne 0 ] || status=1; }; \
+	exit $$status
 
 # Intake load (issue 12): ceiling, hub at 1 and 16 clients with 1 and 2 workers, latency, push, growth, MESH peer.
 bench-load: $(STAMP)

@@ -128,7 +128,9 @@ def _resources(settings: Settings, dsn: str, clock: Clock) -> Callable[[web.Appl
         app[SERVICES] = Services(
             settings, pool, registry, intake, mailboxes, metrics, authenticator, staff, pseudonyms, clock
         )
-        safety_net = SafetyNet(pool, hub_key, intake.events.url, clock, vault=vault)
+        safety_net = SafetyNet(
+            pool, hub_key, intake.events.url, clock, vault=vault, clock_warning_days=settings.clock_warning_days
+        )
         app[SAFETY_NET] = safety_net
         sweeper = asyncio.create_task(safety_net.run(settings.safety_net_seconds), name="safety-net")
         await relay.start()

@@ -49,6 +49,7 @@ class Settings:
     payload_retention: RetentionPolicy = field(default_factory=RetentionPolicy)
     retention_sweep_seconds: float = 3600
     background_pool_max: int = 5
+    clock_warning_days: int = 7
     oidc_issuer: str | None = None
     oidc_client_id: str = "handover"
     oidc_client_secret: str | None = None
@@ -96,6 +97,7 @@ class Settings:
             payload_retention=_retention(env.get("HANDOVER_PAYLOAD_RETENTION") or "30d"),
             retention_sweep_seconds=_positive_number(env, "HANDOVER_RETENTION_SWEEP_SECONDS", 3600),
             background_pool_max=int(_positive_number(env, "HANDOVER_BACKGROUND_POOL_MAX", 5)),
+            clock_warning_days=int(_positive_number(env, "HANDOVER_CLOCK_WARNING_DAYS", 7)),
             oidc_issuer=env.get("HANDOVER_OIDC_ISSUER") or None,
             oidc_client_id=env.get("HANDOVER_OIDC_CLIENT_ID") or "handover",
             oidc_client_secret=env.get("HANDOVER_OIDC_CLIENT_SECRET") or None,

@@ -38,6 +38,7 @@ class Code(StrEnum):
     STALE_MESSAGE = "stale-message"
     IDEMPOTENCY_KEY_REUSE = "idempotency-key-reuse"
     INVALID_TRANSITION = "invalid-transition"
+    PATIENT_MISMATCH = "patient-mismatch"
     RATE_LIMITED = "rate-limited"
     UNAVAILABLE = "unavailable"
     UNDELIVERABLE = "undeliverable"
@@ -73,6 +74,7 @@ _STATUS: dict[Code, int] = {
     Code.STALE_MESSAGE: 422,
     Code.IDEMPOTENCY_KEY_REUSE: 422,
     Code.INVALID_TRANSITION: 422,
+    Code.PATIENT_MISMATCH: 422,
     Code.RATE_LIMITED: 429,
     Code.UNAVAILABLE: 503,
     # Only ever inside a non-delivery report (never an HTTP answer of the hub's own): the hub, as a gateway,
@@ -102,6 +104,7 @@ _NHS_CODE: dict[Code, str] = {
     Code.STALE_MESSAGE: "SEND_UNPROCESSABLE_ENTITY",
     Code.IDEMPOTENCY_KEY_REUSE: "SEND_UNPROCESSABLE_ENTITY",
     Code.INVALID_TRANSITION: "SEND_UNPROCESSABLE_ENTITY",
+    Code.PATIENT_MISMATCH: "SEND_UNPROCESSABLE_ENTITY",
     Code.RATE_LIMITED: "SEND_TOO_MANY_REQUESTS",
     Code.UNAVAILABLE: "REC_UNAVAILABLE",
     Code.UNDELIVERABLE: "REC_TIMEOUT",
@@ -130,6 +133,7 @@ _ISSUE_TYPE: dict[Code, str] = {
     Code.STALE_MESSAGE: "business-rule",
     Code.IDEMPOTENCY_KEY_REUSE: "conflict",
     Code.INVALID_TRANSITION: "business-rule",
+    Code.PATIENT_MISMATCH: "business-rule",
     Code.RATE_LIMITED: "throttled",
     Code.UNAVAILABLE: "transient",
     Code.UNDELIVERABLE: "timeout",

@@ -1,7 +1,7 @@
 """The life of an inbound message, top to bottom.
 
 read (http/body.py) → strict parse → verify signature (before any FHIR model sees the bytes) → routing facts
-(a BaRS message read in its Handover form) → bind signer, sender and caller → freshness → route → validate
+(a BaRS message read in its Handover form) → bind signer, sender and caller → freshness → route → one patient → validate
 against fhir_profiles/ (every error at once) → one transaction (idempotency key, message, delivery
 job, audit event, receipt) → 202 receipt.
 
@@ -28,6 +28,7 @@ from service.clock import Clock, utc_now
 from service.config import Settings
 from service.crypto.envelope import PayloadIdentity
 from service.crypto.vault import PayloadVault
+from service.episodes.patient import read_patient_identity
 from service.episodes.tracker import EpisodeTracker, StoredMessage
 from service.errors import Code, HandoverError
 from service.identity.hubkey import HubKey, hub_jwk
@@ -124,6 +125,7 @@ class Intake:
         self._check_signer(signature, facts, submission.caller_ods)
         self._check_fresh(signature.signed_at, facts.timestamp)
         self._check_routing(facts)
+        read_patient_identity(handover_form)  # one patient per message, else 422 patient-mismatch
         self._check_profiles(doc)
         return await self._commit(submission, facts, signature.payload_sha256, handover_form)
 

@@ -29,6 +29,11 @@ class Pseudonymiser:
         """The pseudonym of an NHS number: lowercase hex HMAC-SHA256."""
         return hmac.new(self._key, b"nhs-number:" + value.encode("ascii"), hashlib.sha256).hexdigest()
 
+    def birth_date(self, nhs_number: str, birth_date: str) -> str:
+        """The pseudonym of a patient's date of birth, bound to their NHS number (so it links no one else)."""
+        message = b"birth-date:" + nhs_number.encode("ascii") + b":" + birth_date.encode("ascii")
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+
     @classmethod
     def from_keys_dir(cls, keys_dir: Path) -> Pseudonymiser:
         """Load the key, creating it (0600) if this is a fresh development setup."""

@@ -10,6 +10,9 @@ import pytest
 from tests.support.databases import DatabaseFactory, start_server
 from tests.support.hub import Network, RunningHub, running_hub
 
+# The hazard log's tests must exist, run and not be skipped (docs/safety/hazards.yaml); pytester tests that check.
+pytest_plugins = ("tests.support.hazards_plugin", "pytester")
+
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:

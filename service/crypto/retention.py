@@ -1,6 +1,8 @@
 """Retention of payloads: once every delivery of a message has ended (delivered or dead-lettered) longer ago than
 the retention for its type, its data key and ciphertext are deleted (crypto-shred). The message's metadata row,
-its delivery rows and its audit entries stay; an audit event records each shredding.
+its delivery rows and its audit entries stay; an audit event records each shredding. A payload nobody read (no
+delivery succeeded and no acknowledgement came, e.g. dead-lettered while the recipient was down) is never
+shredded: it is kept, and an audit event says so once (outcome `kept-unread`).
 
 Policy (``HANDOVER_PAYLOAD_RETENTION``): one duration for every type, or comma-separated ``type=duration`` rules
 with ``*`` for the rest, a duration being a whole number and a unit ``d``, ``h``, ``m`` or ``s``::
@@ -13,9 +15,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import asyncpg
 
@@ -80,43 +82,80 @@ class PayloadRetention:
         self._clock = clock
 
     async def shred_expired(self, *, batch: int = 200) -> int:
-        """Shred every payload now past its retention; returns how many."""
+        """Shred every payload now past its retention that was read; returns how many."""
         rules: list[tuple[str | None, timedelta]] = [*self._policy.by_event.items(), (None, self._policy.default)]
         total = 0
         for event, keep in rules:
-            while True:
-                now = self._clock()
-                async with db.transaction(self._pool) as conn:
-                    shredded = await datakeys.shred_finished_payloads(
-                        conn,
-                        event=event,
-                        other_than=list(self._policy.by_event),
-                        finished_before=now - keep,
-                        now=now,
-                        limit=batch,
-                    )
-                    for item in shredded:
-                        await audit.append_event(
-                            conn,
-                            AuditEvent(
-                                type=EventType.PAYLOAD_SHREDDED,
-                                outcome="shredded",
-                                actor="hub",
-                                at=now,
-                                message_id=item.message_id,
-                                details={
-                                    "owner": "data-key",
-                                    "change": "shred",
-                                    "status": "destroyed",
-                                    "event": item.event,
-                                    "sender": item.sender_ods,
-                                    "recipient": item.recipient_ods,
-                                },
-                            ),
-                        )
-                total += len(shredded)
-                if len(shredded) < batch:
-                    break
+            total += await self._in_batches(datakeys.shred_finished_payloads, _shredded, event, keep, batch)
+            kept = await self._in_batches(datakeys.keep_unread_payloads, _kept_unread, event, keep, batch)
+            if kept:
+                log.warning("unread payloads kept past their retention", extra={"count": kept})
         if total:
             log.info("payloads shredded at the end of retention", extra={"count": total})
         return total
+
+    async def _in_batches(
+        self,
+        take: Callable[..., Awaitable[list[datakeys.ShreddedPayload]]],
+        audit_of: Callable[[datakeys.ShreddedPayload, datetime], AuditEvent],
+        event: str | None,
+        keep: timedelta,
+        batch: int,
+    ) -> int:
+        """`take` payloads past `keep` in batches, each batch audited in its own transaction; returns how many."""
+        count = 0
+        while True:
+            now = self._clock()
+            async with db.transaction(self._pool) as conn:
+                found = await take(
+                    conn,
+                    event=event,
+                    other_than=list(self._policy.by_event),
+                    finished_before=now - keep,
+                    now=now,
+                    limit=batch,
+                )
+                for item in found:
+                    await audit.append_event(conn, audit_of(item, now))
+            count += len(found)
+            if len(found) < batch:
+                return count
+
+
+def _shredded(item: datakeys.ShreddedPayload, now: datetime) -> AuditEvent:
+    return AuditEvent(
+        type=EventType.PAYLOAD_SHREDDED,
+        outcome="shredded",
+        actor="hub",
+        at=now,
+        message_id=item.message_id,
+        details={
+            "owner": "data-key",
+            "change": "shred",
+            "status": "destroyed",
+            "event": item.event,
+            "sender": item.sender_ods,
+            "recipient": item.recipient_ods,
+            "read": item.read_as,
+        },
+    )
+
+
+def _kept_unread(item: datakeys.ShreddedPayload, now: datetime) -> AuditEvent:
+    """Retention kept a payload nobody read (HAZ-12): said once, in the audit log."""
+    return AuditEvent(
+        type=EventType.KEY_CHANGED,
+        outcome="kept-unread",
+        actor="hub",
+        at=now,
+        message_id=item.message_id,
+        details={
+            "owner": "data-key",
+            "change": "keep",
+            "status": "kept",
+            "reason": "never delivered or acknowledged",
+            "event": item.event,
+            "sender": item.sender_ods,
+            "recipient": item.recipient_ods,
+        },
+    )

@@ -2,7 +2,8 @@
 
 A sweep leases overdue deadlines (several hub processes may sweep: SKIP LOCKED), and for each one stores a
 hub-signed alert message for the waiting party's mailbox, notes it on the episode's timeline, marks the
-deadline alerted and audits it, all in one transaction.
+deadline alerted and audits it, all in one transaction. It also watches the cancer pathway clocks
+(service/episodes/clockwatch.py): `sweep_clocks` alerts a day-38 / day-62 breach or an approaching day-62 target.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from service.clock import Clock, utc_now
 from service.crypto.vault import PayloadVault
 from service.delivery.hubmail import post_hub_message
 from service.episodes.alerts import build_alert
+from service.episodes.clockwatch import DEFAULT_WARNING_DAYS, ClockWatch
 from service.errors import HandoverError
 from service.identity.hubkey import HubKey, hub_jwk
 from service.store import audit, db
@@ -36,8 +38,10 @@ class SafetyNet:
         clock: Clock = utc_now,
         *,
         vault: PayloadVault,
+        clock_warning_days: int = DEFAULT_WARNING_DAYS,
     ) -> None:
         self._vault = vault
+        self._clocks = ClockWatch(pool, hub_private_jwk, event_system, vault=vault, warning_days=clock_warning_days)
         self._pool = pool
         self._hub_key = hub_private_jwk
         self._event_system = event_system
@@ -99,11 +103,21 @@ class SafetyNet:
             log.warning("overdue answers alerted", extra={"count": len(due)})
         return len(due)
 
+    async def sweep_clocks(self) -> int:
+        """Alert every cancer pathway clock breach (or approaching day-62 target) not yet alerted; returns how many
+        alert messages were sent."""
+        sent = await self._clocks.sweep(self._clock())
+        if sent:
+            log.warning("cancer pathway clock alerts sent", extra={"count": sent})
+        return sent
+
     async def run(self, interval_seconds: float) -> None:
         """Sweep until cancelled; a store outage is logged and retried at the next interval."""
         while True:
             try:
                 while await self.sweep() == BATCH:
+                    pass
+                while await self.sweep_clocks() > 0:  # a full batch may leave more
                     pass
             except HandoverError:
                 log.warning("safety net sweep skipped: store unavailable")

@@ -3,6 +3,8 @@
 `EpisodeTracker.record` applies the message to its episode (creating it for a referral), appends any change of
 clinical responsibility to the ledger, sets and meets the safety net's deadlines, and refuses a message that
 makes no sense for the episode with 422 `invalid-transition` — in which case nothing of the message is kept.
+A message about another patient than its episode's (NHS number, or date of birth where both give one; compared
+as keyed pseudonyms) is refused with 422 `patient-mismatch`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import asyncpg
 from service.config import Settings
 from service.episodes import snapshot
 from service.episodes.machine import Episode, Fact, InvalidTransition, Kind, Outcome, State, apply, start
+from service.episodes.patient import read_patient_identity
 from service.episodes.reading import NotAnEpisodeMessage, read_acknowledgement, read_episode_message
 from service.errors import Code, HandoverError
 from service.pseudonyms import Pseudonymiser
@@ -74,12 +77,17 @@ class EpisodeTracker:
             raise HandoverError(Code.PROFILE_VIOLATION, str(err), "Bundle.entry[0].resource.focus") from None
         patient = self._pseudonyms.nhs_number(said.nhs_number)
         row = await store.lock_episode(conn, patient, said.referral_identifier)
+        if row is None and await store.referral_of_another_patient(
+            conn, said.referral_identifier, patient, parties=(message.sender_ods, message.recipient_ods)
+        ):
+            raise _wrong_patient("its NHS number differs from the patient of the episode this referral belongs to")
         opened = row is None and await self._open(
             conn, patient, said.referral_identifier, said.fact, said.pathway_start
         )
         row = row or await store.lock_episode(conn, patient, said.referral_identifier)
         if row is None:
             raise HandoverError(Code.UNAVAILABLE, "the episode could not be opened; retry", retry_after=1)
+        await self._same_birth_date(conn, row.id, doc, said.nhs_number)
         if opened:
             before, outcome = None, Outcome(snapshot.load(row.snapshot), changed=True)
         else:
@@ -111,6 +119,18 @@ class EpisodeTracker:
         if said.key_worker is not None:  # shown on the staff pages' episode page
             worker = said.key_worker
             await store.set_key_worker(conn, row.id, name=worker.name, identifier=worker.identifier, ods=worker.ods)
+
+    async def _same_birth_date(self, conn: asyncpg.Connection, episode_id: UUID, doc: dict[str, Any], nhs: str) -> None:
+        """Refuse a date of birth other than the one the episode already has; remember the first one given."""
+        identity = read_patient_identity(doc)
+        if identity is None or identity.birth_date is None:
+            return
+        given = self._pseudonyms.birth_date(nhs, identity.birth_date)
+        known = await store.episode_birth_date(conn, episode_id)
+        if known is None:
+            await store.set_episode_birth_date(conn, episode_id, given)
+        elif known != given:
+            raise _wrong_patient("its date of birth differs from the episode's patient")
 
     async def _open(
         self, conn: asyncpg.Connection, patient: str, referral: str, fact: Fact, pathway_start: Any
@@ -226,3 +246,12 @@ class EpisodeTracker:
             at=message.accepted_at,
             changed=False,
         )
+
+
+def _wrong_patient(why: str) -> HandoverError:
+    return HandoverError(
+        Code.PATIENT_MISMATCH,
+        f"This message names a different patient from its handover episode: {why}. Nothing was stored; check "
+        "the patient and the referral it is based on",
+        "Bundle.entry.resource.identifier",
+    )

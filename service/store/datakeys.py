@@ -1,5 +1,5 @@
 """Wrapped data keys: which KEKs are in use, re-wrapping under a new KEK, and crypto-shredding at the end of
-retention (the data key and ciphertext go; the message's metadata row stays)."""
+retention (the data key and ciphertext go; the message's metadata row stays) of payloads their recipient read."""
 
 from __future__ import annotations
 
@@ -24,6 +24,16 @@ class ShreddedPayload:
     event: str
     sender_ods: str
     recipient_ods: str
+    read_as: str = "delivered"  # how the recipient had it: "delivered" or (business) "acknowledged"
+
+
+# A payload counts as read when a delivery of it succeeded or its recipient acknowledged it (HAZ-12): retention
+# never shreds a payload nobody read, e.g. one dead-lettered while the recipient's system was down.
+_READ = """(EXISTS (SELECT 1 FROM deliveries r WHERE r.message_id = m.id AND r.state = 'delivered')
+            OR EXISTS (SELECT 1 FROM episode_messages a WHERE a.message_id = m.id AND a.acknowledged_at IS NOT NULL))"""
+_FINISHED = """NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.state = 'pending')
+              AND (SELECT max(coalesce(d.delivered_at, d.dead_lettered_at)) FROM deliveries d
+                   WHERE d.message_id = m.id) < $3"""
 
 
 async def kek_ids_in_use(conn: asyncpg.Connection) -> list[str]:
@@ -72,18 +82,18 @@ async def shred_finished_payloads(
     now: datetime,
     limit: int,
 ) -> list[ShreddedPayload]:
-    """Crypto-shred up to `limit` payloads whose deliveries all ended (delivered or dead-lettered) before
-    `finished_before`: delete the data key and the ciphertext, stamp `payload_shredded_at`. Only messages of
-    type `event`, or (`event` None) of any type but those in `other_than`. Returns what was shredded."""
+    """Crypto-shred up to `limit` payloads that were read (delivered or acknowledged) and whose deliveries all
+    ended (delivered or dead-lettered) before `finished_before`: delete the data key and the ciphertext, stamp
+    `payload_shredded_at`. Only messages of type `event`, or (`event` None) of any type but those in `other_than`.
+    Returns what was shredded."""
     rows = await conn.fetch(
-        """
+        f"""
         WITH doomed AS (
             SELECT m.id FROM messages m
             WHERE m.payload_shredded_at IS NULL
               AND ($1::text IS NULL AND NOT (m.event = ANY($2::text[])) OR m.event = $1)
-              AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.state = 'pending')
-              AND (SELECT max(coalesce(d.delivered_at, d.dead_lettered_at)) FROM deliveries d
-                   WHERE d.message_id = m.id) < $3
+              AND {_FINISHED}
+              AND {_READ}
             ORDER BY m.accepted_at, m.id
             LIMIT $5
             FOR UPDATE OF m SKIP LOCKED
@@ -94,12 +104,49 @@ async def shred_finished_payloads(
         SET payload = NULL, payload_ciphertext = NULL, payload_nonce = NULL, payload_aad_version = NULL,
             payload_shredded_at = $4
         WHERE m.id IN (SELECT id FROM doomed)
-        RETURNING m.id, m.event, m.sender_ods, m.recipient_ods
-        """,
+        RETURNING m.id, m.event, m.sender_ods, m.recipient_ods,
+            CASE WHEN EXISTS (SELECT 1 FROM deliveries r WHERE r.message_id = m.id AND r.state = 'delivered')
+                 THEN 'delivered' ELSE 'acknowledged' END AS read_as
+        """,  # noqa: S608 - fixed SQL fragments, values bound
         event,
         list(other_than),
         finished_before,
         now,
         limit,
     )
-    return [ShreddedPayload(r["id"], r["event"], r["sender_ods"], r["recipient_ods"]) for r in rows]
+    return [ShreddedPayload(r["id"], r["event"], r["sender_ods"], r["recipient_ods"], r["read_as"]) for r in rows]
+
+
+async def keep_unread_payloads(
+    conn: asyncpg.Connection,
+    *,
+    event: str | None,
+    other_than: Sequence[str] = (),
+    finished_before: datetime,
+    now: datetime,
+    limit: int,
+) -> list[ShreddedPayload]:
+    """Payloads past their retention that nobody read (every delivery dead-lettered, never acknowledged), not yet
+    noted: stamp `payload_kept_unread_at` and return them, so each is audited once as kept rather than shredded."""
+    rows = await conn.fetch(
+        f"""
+        UPDATE messages m SET payload_kept_unread_at = $4
+        WHERE m.id IN (
+            SELECT m.id FROM messages m
+            WHERE m.payload_shredded_at IS NULL AND m.payload_kept_unread_at IS NULL
+              AND ($1::text IS NULL AND NOT (m.event = ANY($2::text[])) OR m.event = $1)
+              AND {_FINISHED}
+              AND NOT {_READ}
+            ORDER BY m.accepted_at, m.id
+            LIMIT $5
+            FOR UPDATE OF m SKIP LOCKED
+        )
+        RETURNING m.id, m.event, m.sender_ods, m.recipient_ods
+        """,  # noqa: S608 - fixed SQL fragments, values bound
+        event,
+        list(other_than),
+        finished_before,
+        now,
+        limit,
+    )
+    return [ShreddedPayload(r["id"], r["event"], r["sender_ods"], r["recipient_ods"], "unread") for r in rows]

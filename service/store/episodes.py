@@ -60,6 +60,35 @@ async def lock_episode(conn: asyncpg.Connection, nhs_number_hmac: str, referral_
     return None if record is None else episode_row(record)
 
 
+async def referral_of_another_patient(
+    conn: asyncpg.Connection, referral_identifier: str, nhs_number_hmac: str, *, parties: tuple[str, str]
+) -> bool:
+    """Whether an episode between these parties has this referral identifier but another patient."""
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM episodes WHERE referral_identifier = $1 AND nhs_number_hmac <> $2"
+            " AND (referrer_ods = ANY($3::text[]) OR centre_ods = ANY($3::text[])))",
+            referral_identifier,
+            nhs_number_hmac,
+            list(parties),
+        )
+    )
+
+
+async def episode_birth_date(conn: asyncpg.Connection, episode_id: UUID) -> str | None:
+    """The keyed pseudonym of the episode's patient's date of birth, once a message has given one."""
+    value = await conn.fetchval("SELECT birth_date_hmac FROM episodes WHERE id = $1", episode_id)
+    return None if value is None else str(value)
+
+
+async def set_episode_birth_date(conn: asyncpg.Connection, episode_id: UUID, birth_date_hmac: str) -> None:
+    await conn.execute(
+        "UPDATE episodes SET birth_date_hmac = $2 WHERE id = $1 AND birth_date_hmac IS NULL",
+        episode_id,
+        birth_date_hmac,
+    )
+
+
 async def insert_episode(
     conn: asyncpg.Connection,
     *,

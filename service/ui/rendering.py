@@ -37,6 +37,7 @@ NAVIGATION = (
     NavItem("Deliveries", "/ui/deliveries", ("ops", "governance")),
     NavItem("Audit", "/ui/audit", ("governance",)),
     NavItem("Profiles", "/ui/profiles", EVERY_ROLE),
+    NavItem("Safety", "/ui/safety", ("governance",)),
 )
 
 

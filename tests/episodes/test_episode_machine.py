@@ -314,6 +314,27 @@ class EpisodeMachine(RuleBasedStateMachine):
         if self.episode.state is State.CLOSED:
             assert self.episode.responsible.clinician.ods == REFERRER
 
+    @invariant()
+    def never_two_parties_responsible(self) -> None:
+        """HAZ-05: exactly one current holder, and never a second party who believes it holds responsibility."""
+        episode = self.episode
+        ledger = episode.ledger
+        assert ledger[0].clinician == LOCAL_DOCTOR, "the referring clinician holds it first"
+        assert all(h.clinician.ods in (REFERRER, CENTRE) for h in ledger), "only a party of the episode holds it"
+        for before, after in itertools.pairwise(ledger):
+            assert not before.clinician.same_person(after.clinician), "a change of holder is a change of person"
+            assert after.accepted_by is not None and after.accepted_by.same_person(after.clinician), (
+                "responsibility moves only when the new holder accepts it"
+            )
+            assert after.caused_by in episode.history
+        if episode.pending is not None:
+            assert not episode.pending.to.same_person(episode.responsible.clinician), (
+                "while a transfer waits for its answer the requester still holds responsibility, not the receiver"
+            )
+            assert episode.state in (State.TRANSFER_REQUESTED, State.TRANSFER_BACK_REQUESTED)
+        else:
+            assert episode.state not in (State.TRANSFER_REQUESTED, State.TRANSFER_BACK_REQUESTED)
+
 
 TestEpisodeMachine = EpisodeMachine.TestCase
 TestEpisodeMachine.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)

@@ -3,32 +3,15 @@ episode's state, and the cancer pathway clocks."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from adapters import builders
 from adapters.pathway import Pathway
-from tests.support.hub import EVENT_SYSTEM, RunningHub
-from tests.support.messages import NAMES
+from tests.support.hub import RunningHub
+from tests.support.messages import pathway
 
 LOCAL = builders.Clinician("Referrer", "Sam", "7000001")
-
-
-def pathway(seed: int, *, start: date | None = None) -> Pathway:
-    patient = builders.SyntheticPatient(
-        builders.synthetic_nhs_number(seed), "Testpatient", "Alex", "1958-03-14", "female"
-    )
-    return Pathway(
-        EVENT_SYSTEM,
-        "RM1",
-        NAMES["RM1"],
-        "RGT",
-        NAMES["RGT"],
-        patient,
-        LOCAL,
-        builders.Clinician("Keyworker", "Jo", "7000002"),
-        pathway_start=start,
-    )
 
 
 async def send(hub: RunningHub, ods: str, bundle: dict[str, Any]) -> Any:

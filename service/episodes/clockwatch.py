@@ -1,0 +1,123 @@
+"""The safety net's watch on the cancer pathway clocks: a day-38 or day-62 breach, or a day-62 target within the
+warning period (`HANDOVER_CLOCK_WARNING_DAYS`) with treatment not started, is alerted once each to both the
+referring trust and the centre, as a hub-signed alert like the overdue answers' (service/episodes/alerts.py).
+
+Each alert is stored for the party's mailbox, noted on the episode's timeline, recorded (so it is sent once)
+and audited in one transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+import asyncpg
+
+from service.auditlog.events import AuditEvent, EventType
+from service.crypto.vault import PayloadVault
+from service.delivery.hubmail import post_hub_message
+from service.episodes.alerts import build_clock_alert
+from service.episodes.clocks import pathway_clock
+from service.identity.hubkey import HubKey, hub_jwk
+from service.store import audit, db
+from service.store import episodes as episode_store
+from service.store import pathway_clocks as store
+
+BATCH = 50
+DEFAULT_WARNING_DAYS = 7
+
+
+def due_alerts(episode: store.ClockedEpisode, today: date, warning_days: int) -> list[tuple[str, date]]:
+    """The clock alerts (code, target date) this episode needs now and has not had."""
+    clock = pathway_clock(
+        episode.pathway_start, referred_at=episode.opened_at, treated_at=episode.treated_at, today=today
+    )
+    due: list[tuple[str, date]] = []
+    if clock.transfer_breached:
+        due.append(("day-38-breached", clock.transfer_target))
+    if clock.treated_on is None:
+        if clock.treatment_breached:
+            due.append(("day-62-breached", clock.treatment_target))
+        elif (clock.treatment_target - today).days <= warning_days:
+            due.append(("day-62-approaching", clock.treatment_target))
+    return [(code, target) for code, target in due if code not in episode.alerted]
+
+
+class ClockWatch:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        hub_private_jwk: HubKey,
+        event_system: str,
+        *,
+        vault: PayloadVault,
+        warning_days: int = DEFAULT_WARNING_DAYS,
+    ) -> None:
+        self._pool = pool
+        self._hub_key = hub_private_jwk
+        self._event_system = event_system
+        self._vault = vault
+        self._warning_days = warning_days
+
+    async def sweep(self, now: datetime) -> int:
+        """Send every clock alert now due; returns how many messages were sent."""
+        sent = 0
+        async with db.transaction(self._pool) as conn:
+            for episode in await store.lease_due_clocks(conn, now.date(), warning_days=self._warning_days, limit=BATCH):
+                for code, target in due_alerts(episode, now.date(), self._warning_days):
+                    for recipient in (episode.referrer_ods, episode.centre_ods):
+                        sent += await self._alert(
+                            conn, episode=episode, code=code, target=target, recipient=recipient, now=now
+                        )
+        return sent
+
+    async def _alert(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        episode: store.ClockedEpisode,
+        code: str,
+        target: date,
+        recipient: str,
+        now: datetime,
+    ) -> bool:
+        """Send one alert unless it was already sent (claimed first, so two sweeping processes send it once)."""
+        alert_id = uuid.uuid4()
+        if not await store.record_clock_alert(
+            conn, episode.id, alert=code, recipient_ods=recipient, alert_message=alert_id, at=now
+        ):
+            return False
+        bundle, raw = build_clock_alert(
+            event_system=self._event_system,
+            code=code,
+            recipient_ods=recipient,
+            referral_header_id=episode.referral_header_id,
+            target=target,
+            now=now,
+            hub_private_jwk=hub_jwk(self._hub_key),
+        )
+        await post_hub_message(
+            conn, self._vault, message_id=alert_id, recipient_ods=recipient, bundle=bundle, raw=raw, at=now
+        )
+        await episode_store.add_message(
+            conn,
+            episode_id=episode.id,
+            message_id=alert_id,
+            kind=f"alert:{code}",
+            sender_ods="hub",
+            recipient_ods=recipient,
+            at=now,
+            changed=False,
+        )
+        await audit.append_event(
+            conn,
+            AuditEvent(
+                EventType.ALERT_SENT,
+                code,
+                "hub",
+                now,
+                message_id=alert_id,
+                details={"episode": str(episode.id), "recipient": recipient, "target": target.isoformat()},
+            ),
+        )
+        return True
