@@ -7,6 +7,8 @@ its notification connection was lost), so an announcement made before it listene
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -44,6 +46,8 @@ def registry_sync_context(dsn: str) -> Callable[[web.Application], AsyncIterator
         listener = Listener(dsn, CHANNEL, reload, on_listening=lambda: reload("listening"))
         app[LISTENER] = listener
         listener.start()
+        with contextlib.suppress(TimeoutError):  # listening (and reloaded) before the first request, unless the
+            await asyncio.wait_for(listener.listening.wait(), timeout=10)  # store is down: then it catches up later
         try:
             yield
         finally:

@@ -68,9 +68,9 @@ class Listener:
         try:
             conn.add_termination_listener(lambda _conn: lost.set())
             await conn.add_listener(self._channel, self._deliver)
-            self.listening.set()
             if self._on_listening is not None:
                 await self._on_listening()
+            self.listening.set()
             await lost.wait()
             log.warning("notification connection lost; reconnecting", extra={"code": self._channel})
         finally:
