@@ -9,24 +9,20 @@ Sizes: the contract referral padded, through `ServiceRequest.note`, to about 4 K
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 import uuid
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from bench.audit_verify import COLUMNS, rows
 from bench.load_hub import BenchNetwork, LoadResult, closed_loop, running_hub, scratch_database
 from bench.load_messages import Request, bearer_token, signed_referrals
-from service.auditlog.events import AuditEvent, EventType, leaf_hash
 from service.keystore import load_private_jwk
 from service.signing import sign_bundle
 from service.strictjson import parse_strict_json
 
 SIZES = (4 * 1024, 64 * 1024, 512 * 1024, 2 * 1024 * 1024)
-_COLUMNS = ["seq", "event_type", "outcome", "actor", "message_id", "recorded_at", "leaf", "leaf_hash"]
 
 
 def padded(network: BenchNetwork, request: Request, size: int) -> Request:
@@ -58,34 +54,12 @@ async def cost_by_size(server: str, network: BenchNetwork, *, per_size: int) -> 
     return found
 
 
-def _leaves(count: int) -> Iterator[tuple[object, ...]]:
-    start = datetime(2026, 1, 1, tzinfo=UTC)
-    for number in range(count):
-        event = AuditEvent(
-            type=EventType.MESSAGE_ACCEPTED,
-            outcome="accepted",
-            actor="RM1",
-            at=start + timedelta(milliseconds=number),
-            message_id=uuid.UUID(int=number + 1),
-            details={
-                "sender": "RM1",
-                "recipient": "RGT",
-                "event": "referral",
-                "bundle_identifier": f"urn:uuid:{uuid.UUID(int=number + 7)}",
-                "payload_sha256": hashlib.sha256(number.to_bytes(8, "big")).hexdigest(),
-                "request_id": str(uuid.UUID(int=number + 13)),
-            },
-        )
-        leaf = event.leaf()
-        yield number, event.type.value, event.outcome, event.actor, event.message_id, event.at, leaf, leaf_hash(leaf)
-
-
 async def preload_log(dsn: str, entries: int) -> float:
     """COPY `entries` valid audit entries into an empty log; returns the seconds it took (not timed as load)."""
     started = time.perf_counter()
     conn = await asyncpg.connect(dsn)
     try:
-        await conn.copy_records_to_table("audit_events", records=_leaves(entries), columns=_COLUMNS)
+        await conn.copy_records_to_table("audit_events", records=rows(0, entries), columns=COLUMNS)
         await conn.execute("VACUUM ANALYZE audit_events")  # settled, as a long-running hub's table would be
         await conn.execute("CHECKPOINT")  # the bulk load's WAL flushed before anything is timed
     finally:
