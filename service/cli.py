@@ -447,7 +447,6 @@ def _cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_keys_rotate_kek(args: argparse.Namespace, settings: Settings) -> int:
     from service.crypto.kek import KeyUnavailableError, UnwrapError
     from service.crypto.rotation import purge_retired_keks, rotate_kek
-    from service.store import db
 
     async def run(dsn: str) -> int:
         await db.migrate(dsn)
@@ -560,7 +559,6 @@ def _cmd_audit_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_db_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    from service.store import db
 
     async def migrate(dsn: str) -> int:
         applied = await db.migrate(dsn)
