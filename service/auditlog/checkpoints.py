@@ -254,10 +254,10 @@ class CheckpointSigner:
                 return None
             await self._tree.sync(conn, up_to=size)
             if latest is not None:
-                self._tree.check_root(latest.tree_size, latest.root_hash)
-            if self._published is not None:  # what was published outside this database (a restore forgets it)
-                self._published.check(size, self._tree.tree.root)
-            root = self._tree.tree.root(size)
+                await self._tree.check_root(conn, latest.tree_size, latest.root_hash)
+            if (published := self._published) is not None:  # what was published outside this database
+                await self._tree.answer(conn, lambda: published.check(size, self._tree.tree.root))
+            root = await self._tree.root(conn, size)
             now = self._clock()
             signed_at = now if latest is None else max(now, latest.signed_at)
             signer = self._signer() if callable(self._signer) else self._signer

@@ -12,77 +12,23 @@ on start (`AuditTree.load`) and then follows the table (`sync`); several service
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import asyncpg
 
 from service.auditlog import merkle
+from service.auditlog.merkle_tree import BlockMismatchError, BlockNeeded, MerkleTree
 from service.errors import Code, HandoverError
 from service.store import audit_reads, db
 from service.store import checkpoints as checkpoint_store
 
+T = TypeVar("T")
+
 
 class AuditIntegrityError(RuntimeError):
     """The stored log contradicts itself or what was already read: a leaf's hash, a gap, a checkpoint root."""
-
-
-class MerkleTree:
-    """An append-only RFC 9162 tree of leaf hashes with cached perfect subtrees."""
-
-    def __init__(self) -> None:
-        self._levels: list[bytearray] = [bytearray()]
-        self._size = 0
-
-    @property
-    def size(self) -> int:
-        return self._size
-
-    def append(self, leaf_hash: bytes) -> None:
-        """Add the next leaf hash (32 bytes)."""
-        if len(leaf_hash) != merkle.HASH_SIZE:
-            raise ValueError("a leaf hash is 32 bytes")
-        levels = self._levels
-        levels[0] += leaf_hash
-        index, level = self._size, 0
-        while index & 1:
-            row = levels[level]
-            parent = merkle.hash_children(row[-64:-32], row[-32:])
-            if level + 1 == len(levels):
-                levels.append(bytearray())
-            levels[level + 1] += parent
-            index >>= 1
-            level += 1
-        self._size += 1
-
-    def leaf_hash(self, index: int) -> bytes:
-        self._check_size(index + 1)
-        return bytes(self._levels[0][32 * index : 32 * index + 32])
-
-    def root(self, size: int | None = None) -> bytes:
-        """MTH of the first `size` leaves (default: all); EMPTY_ROOT for size 0."""
-        size = self._size if size is None else size
-        self._check_size(size)
-        return merkle.EMPTY_ROOT if size == 0 else merkle.range_root(self._perfect, 0, size)
-
-    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
-        self._check_size(size)
-        return merkle.inclusion_proof(self._subtree, index, size)
-
-    def consistency_proof(self, first: int, second: int) -> list[bytes]:
-        self._check_size(second)
-        return merkle.consistency_proof(self._subtree, first, second)
-
-    def _subtree(self, start: int, end: int) -> bytes:
-        return merkle.range_root(self._perfect, start, end)
-
-    def _perfect(self, start: int, end: int) -> bytes:
-        level = (end - start).bit_length() - 1
-        offset = 32 * (start >> level)
-        return bytes(self._levels[level][offset : offset + 32])
-
-    def _check_size(self, size: int) -> None:
-        if not 0 <= size <= self._size:
-            raise ValueError(f"size {size} is beyond the tree's {self._size} leaves")
 
 
 @dataclass(frozen=True)
@@ -98,9 +44,11 @@ class AuditTree:
     """
 
     BATCH = 5000
+    FLOOR_LEVEL = 8
+    """Blocks of 2^8 = 256 leaves: about 0.25 bytes held per entry, 8 KB read back per block a proof needs."""
 
     def __init__(self) -> None:
-        self.tree = MerkleTree()
+        self.tree = MerkleTree(floor=self.FLOOR_LEVEL)
         self._lock = asyncio.Lock()
 
     @property
@@ -121,7 +69,7 @@ class AuditTree:
         checkpoints = await checkpoint_store.all_checkpoints(conn)
         await audit_tree.sync(conn)
         for checkpoint in checkpoints:
-            audit_tree.check_root(checkpoint.tree_size, checkpoint.root_hash)
+            await audit_tree.check_root(conn, checkpoint.tree_size, checkpoint.root_hash)
         return audit_tree
 
     async def sync(self, conn: asyncpg.Connection, up_to: int | None = None) -> SyncResult:
@@ -138,15 +86,40 @@ class AuditTree:
                     self._add(row)
             return SyncResult(self.tree.size, self.tree.size - start)
 
-    def check_root(self, size: int, root: bytes) -> None:
+    async def answer(self, conn: asyncpg.Connection, question: Callable[[], T]) -> T:
+        """`question()`, a computation on `self.tree`, after reading back any completed blocks it needs.
+
+        Raises AuditIntegrityError when a block read back is short or no longer hashes to its root.
+        """
+        while True:
+            try:
+                return question()
+            except BlockNeeded as need:
+                await self._read_block(conn, need.block)
+
+    async def root(self, conn: asyncpg.Connection, size: int) -> bytes:
+        """MTH of the first `size` leaves (size within what the tree has read)."""
+        return await self.answer(conn, lambda: self.tree.root(size))
+
+    async def check_root(self, conn: asyncpg.Connection, size: int, root: bytes) -> None:
         """Raise AuditIntegrityError unless the tree has `size` leaves whose root is `root`."""
         if size > self.tree.size:
             raise AuditIntegrityError(f"a checkpoint of size {size} is beyond the log's {self.tree.size} entries")
-        found = self.tree.root(size)
+        found = await self.root(conn, size)
         if found != root:
             raise AuditIntegrityError(
                 f"the checkpoint of size {size} has root {root.hex()}, the log gives {found.hex()}"
             )
+
+    async def _read_block(self, conn: asyncpg.Connection, block: int) -> None:
+        start, end = block * self.tree.block_size, (block + 1) * self.tree.block_size
+        hashes = await audit_reads.read_leaf_hashes(conn, start, end)
+        try:
+            self.tree.provide(block, b"".join(hashes))
+        except BlockMismatchError as err:
+            raise AuditIntegrityError(
+                f"audit_events entries {start}..{end - 1} changed after they were read: {err}"
+            ) from err
 
     def _add(self, row: audit_reads.StoredLeaf) -> None:
         expected = self.tree.size
@@ -182,14 +155,16 @@ class AuditLogReader:
         if not 0 <= index < size:
             raise HandoverError(Code.BAD_HEADER, "index must be less than size")
         await self._reach(size)
-        return self.tree.tree.inclusion_proof(index, size)
+        async with db.connection(self._pool) as conn:
+            return await self.tree.answer(conn, lambda: self.tree.tree.inclusion_proof(index, size))
 
     async def consistency_proof(self, first: int, second: int) -> list[bytes]:
         """PROOF(first, D[0:second]); HandoverError BAD_HEADER unless 0 < first <= second."""
         if not 0 < first <= second:
             raise HandoverError(Code.BAD_HEADER, "first must be at least 1 and at most second")
         await self._reach(second)
-        return self.tree.tree.consistency_proof(first, second)
+        async with db.connection(self._pool) as conn:
+            return await self.tree.answer(conn, lambda: self.tree.tree.consistency_proof(first, second))
 
     async def entries(self, start: int, end: int | None) -> list[audit_reads.StoredLeaf]:
         """Entries start..end inclusive (RFC 9162 get-entries), clamped to the log and to MAX_ENTRIES."""

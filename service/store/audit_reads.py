@@ -36,6 +36,12 @@ async def read_leaves(conn: asyncpg.Connection, start: int, end: int) -> list[St
     return [StoredLeaf(int(r["seq"]), bytes(r["leaf"]), bytes(r["leaf_hash"])) for r in rows]
 
 
+async def read_leaf_hashes(conn: asyncpg.Connection, start: int, end: int) -> list[bytes]:
+    """The stored leaf hashes of the rows with start <= index < end, in index order (fewer if some are missing)."""
+    rows = await conn.fetch("SELECT leaf_hash FROM audit_events WHERE seq >= $1 AND seq < $2 ORDER BY seq", start, end)
+    return [bytes(r[0]) for r in rows]
+
+
 async def stream_leaves(conn: asyncpg.Connection, *, prefetch: int = 10_000) -> AsyncIterator[StoredLeaf]:
     """Every row in index order, fetched `prefetch` at a time. Must run inside a transaction (a cursor);
     open it REPEATABLE READ to read one consistent snapshot together with the checkpoints."""

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from pymerkle import InmemoryTree
 
 from service.auditlog import merkle, verifier
-from service.auditlog.tree import MerkleTree
+from service.auditlog.merkle_tree import MerkleTree
 
 
 def _leaves(count: int, seed: bytes) -> list[bytes]:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from service.auditlog import merkle, verifier
-from service.auditlog.tree import MerkleTree
+from service.auditlog.merkle_tree import MerkleTree
 from tests.auditlog.audit_fixtures import VECTORS
 
 # The leaves behind the vectors (transparency-dev/merkle proof/verify_test.go, the RFC 6962 reference set).

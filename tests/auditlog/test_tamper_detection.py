@@ -12,7 +12,7 @@ import pytest
 
 from service.auditlog import merkle, verifier
 from service.auditlog.events import AuditEvent, EventType
-from service.auditlog.tree import MerkleTree
+from service.auditlog.merkle_tree import MerkleTree
 from service.auditlog.verify_cli import VerifyReport, verify_database
 from service.store import audit_reads
 from service.store.checkpoints import StoredCheckpoint
