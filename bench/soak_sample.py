@@ -142,8 +142,11 @@ LIFETIMES: dict[str, Lifetime] = {
     "deadlines": Lifetime("forever (clinical record)", lambda c: 2 * c.accepted, "2 per referral"),
     "pathway_clock_alerts": Lifetime("forever, one per alert", lambda c: 3 * c.rows.get("episodes", 0), "3/episode"),
     "mesh_sends": Lifetime("forever, one per MESH delivery", lambda c: c.rows.get("deliveries", 0), "1/delivery"),
-    "ui_sessions": Lifetime("until idle timeout", lambda c: 0, "no sign-ins in the soak"),
-    "ui_sign_in_attempts": Lifetime("until 10 min old", lambda c: 0, "no sign-ins in the soak"),
+    "ui_sessions": Lifetime("until idle timeout (duty staff-sign-ins)", lambda c: 0, "no sign-ins in the soak"),
+    "ui_sign_in_attempts": Lifetime("until 10 min old (duty staff-sign-ins)", lambda c: 0, "no sign-ins in the soak"),
+    "redeliveries": Lifetime("forever, one per dead letter re-queued", lambda c: 0, "no staff in the soak"),
+    "audit_verify_runs": Lifetime("forever, one per verify run", lambda c: 0, "no staff in the soak"),
+    "push_circuits": Lifetime("constant: one row per push recipient", lambda c: 10, "recipients"),
     "housekeeping_duties": Lifetime("constant: one row per duty", lambda c: 10, "duties"),
     "schema_migrations": Lifetime("constant: one row per migration", lambda c: 100, "migrations"),
 }

@@ -23,7 +23,7 @@ from service.delivery.relay_settings import RelaySettings
 from service.episodes.safetynet import SafetyNet
 from service.episodes.tracker import Deadlines, EpisodeTracker
 from service.errors import HandoverError
-from service.housekeeping.duties import ForgetExpiredTokenIds, ShredExpiredPayloads
+from service.housekeeping.duties import ForgetExpiredTokenIds, ForgetStaleSignIns, ShredExpiredPayloads
 from service.housekeeping.scheduler import Housekeeping
 from service.http import audit, episodes, mailbox, messaging, metadata, onboarding, ops, profiles_ui, validate
 from service.http.context import SERVICES, Services
@@ -38,6 +38,7 @@ from service.registry import RegistryHolder
 from service.staff import StaffIdentityProvider
 from service.store import db
 from service.terminology import load_code_system
+from service.ui.sessions import SIGN_IN_SECONDS
 from service.validation import load_validator
 
 log = logging.getLogger("handover.app")
@@ -160,6 +161,11 @@ def _housekeeping(settings: Settings, pool: asyncpg.Pool, clock: Clock) -> House
         pool,
         [
             ForgetExpiredTokenIds(timedelta(seconds=settings.housekeeping_seconds)),
+            ForgetStaleSignIns(
+                timedelta(seconds=settings.housekeeping_seconds),
+                idle=timedelta(minutes=settings.ui_idle_minutes),
+                sign_in=timedelta(seconds=SIGN_IN_SECONDS),
+            ),
             ShredExpiredPayloads(
                 PayloadRetention(pool, settings.payload_retention, clock=clock),
                 timedelta(seconds=settings.retention_sweep_seconds),

@@ -4,6 +4,9 @@
   the clock allowance ago (a token is refused on its expiry before its jti is looked at, so the id proves
   nothing any more; the allowance covers a replica whose clock runs behind). Not audited: the request each
   token carried is in the audit log already, and the id itself is not evidence of anything.
+* ``staff-sign-ins``: staff page sessions ended or idle longer than the idle timeout (they can never be resumed),
+  and OIDC sign-ins in flight older than the time a sign-in may take. Not audited: sign-in and sign-out are
+  audited when they happen; the row is only the server's half of a cookie that no longer works.
 * ``payload-retention``: crypto-shredding of payloads past their retention (service/crypto/retention.py), on
   HANDOVER_RETENTION_SWEEP_SECONDS; each shredding is audited there, in the transaction that does it.
 """
@@ -18,7 +21,7 @@ import asyncpg
 
 from service.clock import Clock, utc_now
 from service.crypto.retention import PayloadRetention
-from service.store import tokens
+from service.store import tokens, ui_sessions
 from service.tokens import CLOCK_SKEW
 
 TOKEN_ID_BATCH = 5000
@@ -60,6 +63,25 @@ class ForgetExpiredTokenIds:
             if removed < self._batch:
                 break
         return total
+
+
+class ForgetStaleSignIns:
+    """Drops `ui_sessions` rows ended or idle for longer than `idle`, and `ui_sign_in_attempts` older than
+    `sign_in` (an attempt is taken once, on the redirect back; one never finished stays behind)."""
+
+    name = "staff-sign-ins"
+
+    def __init__(self, every: timedelta, *, idle: timedelta, sign_in: timedelta, clock: Clock = utc_now) -> None:
+        self.every = every
+        self._idle, self._sign_in = idle, sign_in
+        self._clock = clock
+
+    async def run(self, conn: asyncpg.Connection, stopping: asyncio.Event) -> int:
+        now = self._clock()
+        async with conn.transaction():
+            sessions = await ui_sessions.forget_idle_sessions(conn, now - self._idle)
+            attempts = await ui_sessions.forget_stale_attempts(conn, now - self._sign_in)
+        return sessions + attempts
 
 
 class ShredExpiredPayloads:

@@ -175,3 +175,40 @@ async def test_two_hubs_on_one_database_never_run_a_duty_at_once(network: Networ
         assert later["started"] >= earlier["ended"], f"two deletes overlapped: {earlier} and {later}"
     assert figures['handover_housekeeping_rows_removed_total{duty="used-token-ids"}'] == 8 * 11_000 + 100
     assert timedelta(0) < runs[-1]["ended"] - runs[0]["started"]
+
+
+async def test_idle_staff_sessions_and_unfinished_sign_ins_go_away_on_schedule(network: Network, database: str) -> None:
+    conn = await asyncpg.connect(database)
+    try:
+        for digest, seen, ended in (
+            ("a" * 64, timedelta(hours=2), None),  # idle past the 30-minute timeout: goes
+            ("b" * 64, timedelta(minutes=1), timedelta(hours=1)),  # signed out an hour ago: goes
+            ("c" * 64, timedelta(minutes=1), None),  # in use: stays
+        ):
+            await conn.execute(
+                "INSERT INTO ui_sessions (token_sha256, subject, display_name, role, issuer, csrf_token, created_at,"
+                " last_seen_at, ended_at) VALUES ($1, 'synthetic-user', 'Synthetic User', 'governance', 'dev',"
+                " 'csrf', now() - interval '3 hours', now() - $2::interval, now() - $3::interval)",
+                digest,
+                seen,
+                ended,
+            )
+        # A sign-in abandoned an hour ago goes; one in flight stays.
+        for digest, age in (("d" * 64, timedelta(hours=1)), ("e" * 64, timedelta(minutes=1))):
+            await conn.execute(
+                "INSERT INTO ui_sign_in_attempts (state_sha256, nonce, code_verifier, redirect_uri, created_at)"
+                " VALUES ($1, 'nonce', 'verifier', 'http://127.0.0.1/ui/callback', now() - $2::interval)",
+                digest,
+                age,
+            )
+    finally:
+        await conn.close()
+    async with running_hub(network, database, housekeeping_seconds=0.5) as hub:
+        await _wait_for(database, "SELECT count(*) FROM ui_sessions", 1)
+        await _wait_for(database, "SELECT count(*) FROM ui_sign_in_attempts", 1)
+        assert await _count(database, "SELECT count(*) FROM ui_sessions WHERE token_sha256 = repeat('c', 64)") == 1
+        assert await _count(database, "SELECT count(*) FROM ui_sign_in_attempts WHERE state_sha256 = repeat('e', 64)")
+        await asyncio.sleep(0.6)
+        figures = await _metrics(hub)
+        assert figures['handover_housekeeping_rows_removed_total{duty="staff-sign-ins"}'] == 3
+        assert figures['handover_housekeeping_last_run_success{duty="staff-sign-ins"}'] == 1
