@@ -115,8 +115,8 @@ class PayloadRetention:
                     now=now,
                     limit=batch,
                 )
-                for item in found:
-                    await audit.append_event(conn, audit_of(item, now))
+                # One append for the batch, last: the audit sequencer's lock is held from it to COMMIT only.
+                await audit.append_events(conn, [audit_of(item, now) for item in found])
             count += len(found)
             if len(found) < batch:
                 return count
