@@ -1,7 +1,8 @@
 """Human-readable pages generated from the conformance resources in fhir_profiles/: one per message, one per
 profile (element table from the differential: cardinality, types and targets, fixed values, bindings, rules), a
-terminology page, and the published example messages. Served under /ui/profiles and written by
-`make profiles` to docs/profiles/. Everything shown comes from the resources; nothing is written by hand here.
+terminology page, and the published example messages. Served under /profiles (public) and /ui/profiles (staff)
+and written by `make profiles` to docs/profiles/. Everything shown comes from the resources; nothing is written by
+hand here.
 """
 
 from __future__ import annotations

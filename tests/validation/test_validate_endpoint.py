@@ -1,4 +1,4 @@
-"""POST /fhir/Bundle/$validate and the profile pages under /ui/profiles, on the real service over real HTTP.
+"""POST /fhir/Bundle/$validate and the public profile pages under /profiles, on the real service over real HTTP.
 
 Until service/app.py routes them, the hub used here is the real application with the two routes added."""
 
@@ -32,9 +32,8 @@ async def validating_hub(network: Network, dsn: str, **overrides: Any) -> AsyncI
     routed = {resource.canonical for resource in app.router.resources()}
     if VALIDATE not in routed:
         app.router.add_post(VALIDATE, validate.validate_bundle)
-    if "/ui/profiles" not in routed:
-        app.router.add_get("/ui/profiles", profiles_ui.profiles_index)
-        app.router.add_get("/ui/profiles/{name}", profiles_ui.profile_page)
+    if profiles_ui.PUBLIC_PATH not in routed:
+        profiles_ui.add_routes(app.router)
     runner = web.AppRunner(app, auto_decompress=False, access_log=None)
     await runner.setup()
     try:
@@ -145,15 +144,19 @@ async def test_unreadable_requests_are_refused_as_on_process_message(network: Ne
 async def test_profile_pages_are_served(network: Network, database: str) -> None:
     async with validating_hub(network, database) as hub:
         for path, words in [
-            ("/ui/profiles", "Handover messages and profiles"),
-            ("/ui/profiles/message-referral", "Bundle-referral"),
-            ("/ui/profiles/handover-patient.html", "Patient.identifier:nhsNumber"),
+            ("/profiles", "Handover messages and profiles"),
+            ("/profiles/message-referral", "Bundle-referral"),
+            ("/profiles/handover-patient.html", "Patient.identifier:nhsNumber"),
         ]:
             async with hub.session.get(hub.base_url + path) as response:
                 text = await response.text()
                 assert response.status == 200 and response.content_type == "text/html", path
                 assert words in text or words.removeprefix("Bundle-") in text, path
                 assert "default-src 'none'" in response.headers["Content-Security-Policy"]
-        async with hub.session.get(hub.base_url + "/ui/profiles/no-such-profile") as response:
+            assert 'href="/profiles/' in text, "the public pages link to each other, not into /ui/"
+        async with hub.session.get(hub.base_url + "/profiles/no-such-profile") as response:
             assert response.status == 404
             assert "not-found" in codes(json.loads(await response.read()))
+        for path in ("/ui/profiles", "/ui/profiles/message-referral"):  # inside the staff pages: a session first
+            async with hub.session.get(hub.base_url + path, allow_redirects=False) as response:
+                assert response.status == 401, path
