@@ -6,9 +6,11 @@ section 8). A role that may not see a page or an episode gets the 403 page, whic
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from aiohttp import web
+from yarl import URL
 
 from service.episodes import snapshot
 from service.errors import Code, HandoverError
@@ -19,6 +21,26 @@ from service.ui.state import SESSION_STORE
 
 SIGN_IN_PATH = "/ui/sign-in"
 _SESSION = web.RequestKey("ui_session", StaffSession)
+_RETURN_PATH = re.compile(r"/ui/[A-Za-z0-9._~=&%+:@/?-]{0,500}")
+
+
+def return_path(candidate: str | None) -> str:
+    """Where to go after signing in: `candidate` if it is one of our own pages (a path under /ui/, never another
+    site, nor sign-in itself), else the worklist."""
+    if (
+        candidate
+        and _RETURN_PATH.fullmatch(candidate)
+        and "//" not in candidate
+        and not candidate.startswith((SIGN_IN_PATH, "/ui/auth/"))
+    ):
+        return candidate
+    return "/ui/"
+
+
+def sign_in_location(request: web.Request) -> str:
+    """The sign-in page, asked to come back to this page afterwards (when it is a page one can come back to)."""
+    back = return_path(request.rel_url.raw_path_qs) if request.method == "GET" else "/ui/"
+    return SIGN_IN_PATH if back == "/ui/" else str(URL(SIGN_IN_PATH).with_query(next=back))
 
 
 def is_browser(request: web.Request) -> bool:
@@ -40,7 +62,7 @@ async def current_session(request: web.Request) -> StaffSession:
     session = await request.app[SESSION_STORE].resume(token) if token else None
     if session is None:
         if is_browser(request):
-            raise web.HTTPSeeOther(SIGN_IN_PATH)
+            raise web.HTTPSeeOther(sign_in_location(request))
         raise HandoverError(Code.UNAUTHENTICATED, "Sign in at /ui/sign-in to use the staff pages")
     request[_SESSION] = session
     return session

@@ -1,5 +1,6 @@
 """Staff sign-in and sign-out: `GET /ui/sign-in` starts the OIDC authorization code flow (PKCE, state, nonce),
-`GET /ui/auth/callback` finishes it and opens a session, `POST /ui/sign-out` ends it.
+`GET /ui/auth/callback` finishes it, opens a session and moves on to the page first asked for (`?next=`, a page
+under /ui/ only, carried in a short-lived cookie), `POST /ui/sign-out` ends it.
 
 The `state` is kept server side (by its hash, for ten minutes, used once) and bound to the browser that
 started the flow by a short-lived Lax cookie. Each sign-in and sign-out is an audited `staff-login` event, as
@@ -18,7 +19,7 @@ from service.errors import Code, HandoverError
 from service.http.context import services
 from service.identity.staff_roles import role_from_claim
 from service.store import audit, db
-from service.ui.access import current_session
+from service.ui.access import current_session, return_path
 from service.ui.forms import read_form
 from service.ui.rendering import render
 from service.ui.sessions import (
@@ -32,6 +33,7 @@ from service.ui.state import RELYING_PARTY, SESSION_STORE
 
 log = logging.getLogger("handover.ui.signin")
 CALLBACK_PATH = "/ui/auth/callback"
+RETURN_COOKIE = "handover_return_to"  # the page asked for before signing in; checked again when used
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
@@ -58,6 +60,13 @@ async def start_sign_in(request: web.Request) -> web.Response:
         samesite="Lax",
         max_age=SIGN_IN_SECONDS,
     )
+    back = return_path(request.rel_url.query.get("next"))
+    if back != "/ui/":
+        response.set_cookie(
+            RETURN_COOKIE, back, path=CALLBACK_PATH, httponly=True, secure=request.secure, samesite="Lax", max_age=600
+        )
+    else:
+        response.del_cookie(RETURN_COOKIE, path=CALLBACK_PATH)
     raise response
 
 
@@ -84,11 +93,13 @@ async def finish_sign_in(request: web.Request) -> web.Response:
         subject=staff.subject, display_name=staff.display_name, role=role, issuer=party.issuer
     )
     await _audit(request, staff.subject, "signed-in", {"role": role, "issuer": party.issuer, "via": "oidc"})
-    # A page of our own that moves on to /ui/: the SameSite=Strict cookie is sent on that same-site navigation
-    # even when the provider (another site) started the redirect chain.
-    response = render(request, "signin/continue.html", {"page_title": "Signed in"})
+    # A page of our own that moves on to the page first asked for (else /ui/): the SameSite=Strict cookie is sent
+    # on that same-site navigation even when the provider (another site) started the redirect chain.
+    back = return_path(request.cookies.get(RETURN_COOKIE))
+    response = render(request, "signin/continue.html", {"page_title": "Signed in", "continue_to": back})
     set_session_cookie(request, response, token)
     response.del_cookie(SIGN_IN_COOKIE, path=CALLBACK_PATH)
+    response.del_cookie(RETURN_COOKIE, path=CALLBACK_PATH)
     log.info("staff signed in", extra={"role": role, "session": session.session_id[:12]})
     return response
 

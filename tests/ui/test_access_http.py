@@ -3,18 +3,23 @@ CSRF on forms, role checks, and sign-in and sign-out audited."""
 
 from __future__ import annotations
 
+import html
+import re
+from urllib.parse import quote
+
 import aiohttp
 import asyncpg
 
 from tests.support.hub import RunningHub
-from tests.ui.http_signin import BROWSER
+from tests.ui.http_signin import BROWSER, hidden_fields
 
 
 async def test_without_a_session_browsers_are_sent_to_sign_in_and_others_get_401(ui_hub: RunningHub) -> None:
-    for path in ("/ui/", "/ui/episodes/00000000-0000-0000-0000-000000000000"):
+    episode = "/ui/episodes/00000000-0000-0000-0000-000000000000"
+    for path, sign_in_at in (("/ui/", "/ui/sign-in"), (episode, f"/ui/sign-in?next={episode}")):
         async with ui_hub.session.get(f"{ui_hub.base_url}{path}", headers=BROWSER, allow_redirects=False) as resp:
             assert resp.status == 303
-            assert resp.headers["Location"] == "/ui/sign-in"
+            assert resp.headers["Location"] == sign_in_at
         async with ui_hub.session.get(f"{ui_hub.base_url}{path}", allow_redirects=False) as resp:
             assert resp.status == 401
             assert (await resp.json())["issue"][0]["details"]["coding"][0]["code"] == "unauthenticated"
@@ -175,3 +180,39 @@ async def test_the_worklist_is_paginated_and_filtered(ui_hub: RunningHub, signed
     trust = await signed_in("priya.shah")  # trust:RDE sees only its own three
     async with trust.client.get(f"{ui_hub.base_url}/ui/?trust=RM1") as resp:
         assert (await resp.text()).count('<tr class="nhsuk-table__row">') == 3
+
+
+async def _sign_in_from(ui_hub: RunningHub, first_asked: str) -> str:
+    """Ask for `first_asked` without a session, sign in through the development provider, follow the sign-in's
+    own redirects; the path the signed-in page then moves on to."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True), headers=BROWSER) as client:
+        async with client.get(f"{ui_hub.base_url}{first_asked}", allow_redirects=False) as resp:
+            assert resp.status == 303
+            sign_in_at = resp.headers["Location"]
+        async with client.get(f"{ui_hub.base_url}{sign_in_at}", allow_redirects=False) as resp:
+            authorize = resp.headers["Location"]
+        async with client.get(authorize) as resp:
+            fields = hidden_fields(await resp.text())
+        async with client.post(f"{ui_hub.base_url}/dev-idp/authorize", data={**fields, "user": "amara.okafor"}) as resp:
+            assert resp.status == 200
+            page = await resp.text()
+        found = re.search(r'<meta http-equiv="refresh" content="0;url=([^"]+)">', page)
+        assert found is not None, "the signed-in page moves on by itself"
+        target = html.unescape(found.group(1))
+        async with client.get(f"{ui_hub.base_url}{target}", allow_redirects=False) as resp:
+            assert resp.status == 200, target  # signed in now: the page itself, not sign-in again
+        return target
+
+
+async def test_signing_in_returns_to_the_page_first_asked_for(ui_hub: RunningHub) -> None:
+    assert await _sign_in_from(ui_hub, "/ui/governance?year=2026") == "/ui/governance?year=2026"
+    assert await _sign_in_from(ui_hub, "/ui/") == "/ui/"
+
+
+async def test_sign_in_never_returns_to_another_site(ui_hub: RunningHub) -> None:
+    for elsewhere in ("//evil.example/ui/", "https://evil.example/", "/ui//evil.example", "/ui/sign-in", "/elsewhere"):
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True), headers=BROWSER) as client:
+            url = f"{ui_hub.base_url}/ui/sign-in?next={quote(elsewhere, safe='')}"
+            async with client.get(url, allow_redirects=False) as resp:
+                assert resp.status == 303
+                assert not [c for c in client.cookie_jar if c.key == "handover_return_to" and c.value], elsewhere
