@@ -47,7 +47,6 @@ from bench.load_hub import (
 )
 from bench.load_messages import signed_referrals
 from bench.soak_sample import (
-    AUDIT_TREE_BYTES_PER_LEAF,
     LIFETIMES,
     Context,
     Sample,
@@ -306,23 +305,13 @@ def _print_verdict(soak: Soak, arguments: argparse.Namespace) -> bool:
             checks.append((f"{label} flat", after <= 1.10 * before, f"{before:.1f} ms -> {after:.1f} ms"))
         rss_before = statistics.mean(s.rss_bytes for s in first)
         rss_after = statistics.mean(s.rss_bytes for s in last)
-        leaves = statistics.mean(s.rows.get("audit_events", 0) for s in last) - statistics.mean(
-            s.rows.get("audit_events", 0) for s in first
-        )
-        tree = leaves * AUDIT_TREE_BYTES_PER_LEAF
-        checks.append(
-            (
-                "RSS flat (less the audit tree's 64 B per new leaf)",
-                rss_after - tree <= 1.10 * rss_before,
-                f"{rss_before / 2**20:.1f} MB -> {rss_after / 2**20:.1f} MB, audit tree +{tree / 2**20:.1f} MB",
-            )
-        )
         slope = (last[-1].rss_bytes - last[0].rss_bytes) / max(last[-1].minute - last[0].minute, 1e-9)
         checks.append(
             (
-                "RSS flat (raw)",
+                "RSS flat",
                 rss_after <= 1.10 * rss_before,
-                f"{rss_after / rss_before:.3f} x first window; {slope / 2**20:+.2f} MB/min across the last window",
+                f"{rss_before / 2**20:.1f} MB -> {rss_after / 2**20:.1f} MB ({rss_after / rss_before:.3f} x); "
+                f"{slope / 2**20:+.2f} MB/min across the last window",
             )
         )
         note = f"samples {arguments.warmup + 1}-{arguments.warmup + width} vs the last {width}"

@@ -15,7 +15,6 @@ import psutil
 
 TOKEN_LIFETIME_SECONDS = 300  # the longest a trust's bearer token may live (service/tokens.py MAX_LIFETIME)
 TOKEN_GRACE_SECONDS = 300  # housekeeping keeps a token's id this long after expiry (service/tokens.py CLOCK_SKEW)
-AUDIT_TREE_BYTES_PER_LEAF = 64  # the in-memory Merkle tree of the audit log (service/auditlog/tree.py)
 
 
 @dataclass
