@@ -43,13 +43,36 @@ class StreamingRoot:
             size += 1
         self.size = size
 
-    def root(self) -> bytes:
-        if not self._peaks:
-            return sha256(b"").digest()
-        result = self._peaks[-1]
-        for peak in reversed(self._peaks[:-1]):
-            result = node_hash(peak, result)
-        return result
+    @property
+    def peaks(self) -> tuple[bytes, ...]:
+        """The perfect subtree hashes now held, largest (leftmost) first: one per 1-bit of the size."""
+        return tuple(self._peaks)
+
+    def add_subtree(self, digest: bytes, level: int) -> None:
+        """Add the root of a perfect subtree of 2^level leaves; the size must be a multiple of 2^level."""
+        if self.size % (1 << level):
+            raise ValueError(f"a subtree of 2^{level} leaves cannot follow {self.size} leaves")
+        carry, pending = self.size >> level, digest
+        while carry & 1:
+            pending = node_hash(self._peaks.pop(), pending)
+            carry >>= 1
+        self._peaks.append(pending)
+        self.size += 1 << level
+
+    def root(self, more: Sequence[bytes] = ()) -> bytes:
+        """MTH of the leaves so far, or, given `more` (the peaks of leaves that would follow, each smaller than
+        every peak held), of those leaves and these together."""
+        return peaks_root([*self._peaks, *more])
+
+
+def peaks_root(peaks: Sequence[bytes]) -> bytes:
+    """MTH of a log whose perfect subtree hashes, largest first, are `peaks` (SHA-256("") for none)."""
+    if not peaks:
+        return sha256(b"").digest()
+    result = peaks[-1]
+    for peak in reversed(peaks[:-1]):
+        result = node_hash(peak, result)
+    return result
 
 
 def verify_inclusion(leaf_digest: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes) -> bool:

@@ -28,6 +28,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ from rich.text import Text
 from service.auditlog import verifier
 from service.auditlog.checkpoints import CheckpointError, Keyring, hub_note_keys, log_origin, verify_checkpoint
 from service.auditlog.export import CHECKPOINTS, LEAVES, MANIFEST
+from service.auditlog.verify_parallel import CHUNK_LEVEL, ChunkResult, FastPathDeclined, read_in_parallel
 from service.config import Settings
 from service.errors import HandoverError
 from service.receipts import receipt_parameters
@@ -166,6 +168,29 @@ class LogCheck:
         for index in self._claimed[bisect.bisect_left(self._claimed, first) : bisect.bisect_left(self._claimed, end)]:
             self._check_claim(index, leaves[index - first], digests[index - first])
 
+    @property
+    def target_sizes(self) -> Sequence[int]:
+        return self._sizes
+
+    @property
+    def claimed_indexes(self) -> Sequence[int]:
+        return self._claimed
+
+    def consume_chunk(self, chunk: ChunkResult) -> None:
+        """The next chunk of entries as the fast path (verify_parallel) read and hashed it, in index order."""
+        root = self._root
+        if chunk.start != root.size:
+            raise ValueError(f"chunk at {chunk.start} after {root.size} entries")
+        for size, peaks in sorted(chunk.at_sizes.items()):
+            self._compare_roots(size, root.root(peaks))
+        for index, (leaf, digest) in sorted(chunk.leaves.items()):
+            self._check_claim(index, leaf, digest)
+        remaining = chunk.rows
+        for peak in chunk.peaks:  # largest first: one per 1-bit of the chunk's row count
+            level = remaining.bit_length() - 1
+            root.add_subtree(peak, level)
+            remaining -= 1 << level
+
     def finish(self) -> VerifyReport:
         size = self._root.size
         self.report.tree_size, self.report.root = size, self._root.root()
@@ -241,8 +266,9 @@ class LogCheck:
         else:
             self._claims[index] = claim
 
-    def _compare_roots(self, size: int) -> None:
-        found = self._root.root() if size else verifier.StreamingRoot().root()
+    def _compare_roots(self, size: int, found: bytes | None = None) -> None:
+        if found is None:
+            found = self._root.root() if size else verifier.StreamingRoot().root()
         matched = True
         for label, expected in self._targets[size]:
             if expected != found:
@@ -281,14 +307,27 @@ async def verify_database(
     receipts: Sequence[tuple[str, Any]],
     *,
     console: Console | None = None,
+    workers: int | None = None,
+    chunk_level: int = CHUNK_LEVEL,
 ) -> VerifyReport:
-    """Check the log in the database at `dsn`, read as one consistent snapshot."""
+    """Check the log in the database at `dsn`, read as one consistent snapshot: in parallel by `workers`
+    processes (default one per CPU; 0: read sequentially) when the log is dense and large enough, else
+    sequentially (which names the first missing index)."""
     conn = await db.connect(dsn)
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             check = LogCheck(registry, await checkpoint_store.all_checkpoints(conn), trusted, receipts)
             with _progress(console) as progress:
                 task = progress.add_task("verifying", total=await audit_reads.log_size(conn))
+                advance = partial(progress.advance, task)
+                try:
+                    if workers != 0 and await read_in_parallel(
+                        conn, dsn, check, workers=workers, level=chunk_level, advance=advance
+                    ):
+                        return check.finish()
+                except FastPathDeclined:  # start again, in the same snapshot, with the sequential reader
+                    check = LogCheck(registry, await checkpoint_store.all_checkpoints(conn), trusted, receipts)
+                    progress.reset(task)
                 batches = aiter(audit_reads.leaf_batches(conn, batch=BATCH))
                 pending = asyncio.ensure_future(anext(batches, None))
                 try:
