@@ -126,12 +126,18 @@ async def _hash_chunk(job: ChunkJob) -> ChunkResult:
             await conn.execute(f"SET TRANSACTION SNAPSHOT '{job.snapshot}'")
             await conn.execute("SET LOCAL work_mem = '64MB'")  # each slice sorts in memory, never on disk
             statement = await conn.prepare(_SLICE)
-            for start in range(job.start, job.end, SLICE_ROWS):
-                end = min(job.end, start + SLICE_ROWS)
-                blob, rows = await statement.fetchrow(start, end)
-                if rows != end - start:  # the snapshot is the parent's: a dense log cannot lose rows here
-                    raise RuntimeError(f"entries {start}..{end - 1}: {rows} rows")
-                hasher.take(rows, blob)
+            slices = [(start, min(job.end, start + SLICE_ROWS)) for start in range(job.start, job.end, SLICE_ROWS)]
+            pending = asyncio.ensure_future(statement.fetchrow(*slices[0]))
+            try:
+                for number, (start, end) in enumerate(slices):
+                    blob, rows = await pending
+                    if number + 1 < len(slices):  # the server builds the next slice while this one is hashed
+                        pending = asyncio.ensure_future(statement.fetchrow(*slices[number + 1]))
+                    if rows != end - start:  # the snapshot is the parent's: a dense log cannot lose rows here
+                        raise RuntimeError(f"entries {start}..{end - 1}: {rows} rows")
+                    await asyncio.to_thread(hasher.take, rows, blob)
+            finally:
+                pending.cancel()
     finally:
         await conn.close()
     return hasher.finish()
