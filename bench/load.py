@@ -34,6 +34,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.load_ceiling import bare_pipeline
+from bench.load_cpu import CpuMeter, CpuShare
 from bench.load_growth import cost_by_size, linear_fit, throughput_with_log
 from bench.load_hub import (
     BenchNetwork,
@@ -41,6 +42,7 @@ from bench.load_hub import (
     bench_server,
     closed_loop,
     free_port,
+    hub_process,
     open_loop,
     running_hub,
     scratch_database,
@@ -69,15 +71,19 @@ def _check(result: LoadResult, what: str) -> None:
 
 async def hub_phase(
     server: str, network: BenchNetwork, *, workers: int, clients: int, count: int, warmup: int, name: str
-) -> LoadResult:
-    """A fresh hub on a fresh database: `warmup` messages, then `count` timed ones from `clients` clients."""
-    async with scratch_database(server) as dsn, running_hub(network, dsn, workers=workers, log_name=name) as base:
+) -> tuple[LoadResult, CpuShare]:
+    """A fresh hub on a fresh database: `warmup` messages, then `count` timed ones from `clients` clients; the
+    result and where the CPU went while the timed ones ran."""
+    async with scratch_database(server) as dsn, hub_process(network, dsn, workers=workers, log_name=name) as hub:
         registry = network.registry
-        await closed_loop(base, signed_referrals(registry, network.keys_dir, warmup, seed=900_000), clients=clients)
+        await closed_loop(hub.base, signed_referrals(registry, network.keys_dir, warmup, seed=900_000), clients=clients)
         requests = signed_referrals(registry, network.keys_dir, count)
-        result = await closed_loop(base, requests, clients=clients)
+        meter = CpuMeter(hub.pid)
+        meter.start()
+        result = await closed_loop(hub.base, requests, clients=clients)
+        share = meter.share(result.accepted)
         _check(result, name)
-        return result
+        return result, share
 
 
 async def latency_phase(server: str, network: BenchNetwork, *, rate: float, count: int) -> LoadResult:
@@ -137,20 +143,26 @@ async def throughput_rows(server: str, network: BenchNetwork, arguments: argpars
             ceiling = await bare_pipeline(dsn, registry, signed_referrals(registry, keys, count), concurrency=16)
     rows.append(Row("bare pipeline ceiling, one process, 16 tasks", f"{ceiling:,.0f} msgs/s"))
     with console.status("hub: one worker, one sequential client"):
-        sequential = await hub_phase(
+        sequential, _ = await hub_phase(
             server, network, workers=1, clients=1, count=count // 3, warmup=warmup // 3, name="sequential"
         )
     rows.append(_latency_row("hub, one worker, one sequential client", sequential))
     results: dict[int, LoadResult] = {}
+    shares: dict[int, CpuShare] = {}
     for workers in range(1, arguments.workers_max + 1):
         with console.status(f"hub: {workers} worker(s), 16 concurrent clients"):
-            results[workers] = await hub_phase(
+            results[workers], shares[workers] = await hub_phase(
                 server, network, workers=workers, clients=16, count=count, warmup=warmup, name=f"w{workers}"
             )
         ratio = f"{results[workers].rate / ceiling:.2f} of ceiling"
         if workers > 1:
             ratio += f", {results[workers].rate / results[1].rate:.2f} x one worker"
         rows.append(_latency_row(f"hub, {workers} worker(s), 16 concurrent clients", results[workers], ratio))
+        rows.append(Row(f"  where the CPU went ({workers} worker(s))", shares[workers].describe()))
+    for workers in range(2, arguments.workers_max + 1):  # what this machine allows, from the one-worker costs
+        bound = shares[1].workers_bound(workers) / results[1].rate
+        measure = f"  most {workers} workers could reach on {os.cpu_count()} CPUs at these costs"
+        rows.append(Row(measure, f"{bound:.2f} x one worker", ratio="bench and PostgreSQL share the CPUs"))
     half = results[1].rate / 2
     with console.status(f"hub: one worker at half its maximum ({half:,.0f}/s, open loop)"):
         steady = await latency_phase(server, network, rate=half, count=max(200, int(half * 10)))
