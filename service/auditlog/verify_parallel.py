@@ -22,6 +22,7 @@ stdout.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pickle
 import re
@@ -200,7 +201,8 @@ async def read_in_parallel(
     finally:
         for process in processes:
             if process.returncode is None:
-                process.kill()
+                with contextlib.suppress(ProcessLookupError):  # it may end between the check and the kill
+                    process.kill()
             await process.wait()
 
 
