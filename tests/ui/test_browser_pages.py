@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.support.ui import WebDriverWait
 
 from adapters.trust_client import TrustClient
@@ -28,7 +29,9 @@ REASON = "Clinical incident review 2026-117: what the SMDT was told"
 
 
 def wait_for_text(page: Browser, css: str, text: str, timeout: float = 60) -> None:
-    WebDriverWait(page.driver, timeout).until(lambda _: text in page.find(css).text)
+    # The element found may be replaced by the next page before its text is read: look again, as for a missing one.
+    waiting = WebDriverWait(page.driver, timeout, ignored_exceptions=(StaleElementReferenceException,))
+    waiting.until(lambda _: text in page.find(css).text)
 
 
 def test_governance_reads_a_payload_only_after_giving_a_reason_and_the_read_is_on_the_audit_page(

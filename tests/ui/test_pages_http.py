@@ -329,6 +329,6 @@ async def _has(dsn: str, wanted: tuple[str, str]) -> bool:
 async def test_pages_without_a_session_send_browsers_to_sign_in(ui_hub: RunningHub) -> None:
     for path in ("/ui/governance", "/ui/governance.csv", "/ui/deliveries", "/ui/audit"):
         async with ui_hub.session.get(f"{ui_hub.base_url}{path}", headers=BROWSER, allow_redirects=False) as resp:
-            assert resp.status == 303 and resp.headers["Location"] == "/ui/sign-in", path
+            assert resp.status == 303 and resp.headers["Location"] == f"/ui/sign-in?next={path}", path
         async with ui_hub.session.get(f"{ui_hub.base_url}{path}", allow_redirects=False) as resp:
             assert resp.status == 401, path
