@@ -155,16 +155,14 @@ class AuditLogReader:
         if not 0 <= index < size:
             raise HandoverError(Code.BAD_HEADER, "index must be less than size")
         await self._reach(size)
-        async with db.connection(self._pool) as conn:
-            return await self.tree.answer(conn, lambda: self.tree.tree.inclusion_proof(index, size))
+        return await self._answer(lambda: self.tree.tree.inclusion_proof(index, size))
 
     async def consistency_proof(self, first: int, second: int) -> list[bytes]:
         """PROOF(first, D[0:second]); HandoverError BAD_HEADER unless 0 < first <= second."""
         if not 0 < first <= second:
             raise HandoverError(Code.BAD_HEADER, "first must be at least 1 and at most second")
         await self._reach(second)
-        async with db.connection(self._pool) as conn:
-            return await self.tree.answer(conn, lambda: self.tree.tree.consistency_proof(first, second))
+        return await self._answer(lambda: self.tree.tree.consistency_proof(first, second))
 
     async def entries(self, start: int, end: int | None) -> list[audit_reads.StoredLeaf]:
         """Entries start..end inclusive (RFC 9162 get-entries), clamped to the log and to MAX_ENTRIES."""
@@ -176,6 +174,14 @@ class AuditLogReader:
             if start >= size:
                 raise HandoverError(Code.NOT_FOUND, f"the audit log has {size} entries")
             return await audit_reads.read_leaves(conn, start, min(last + 1, size))
+
+    async def _answer(self, question: Callable[[], T]) -> T:
+        """`question()` on the tree; a connection is taken only when it needs a block read back."""
+        try:
+            return question()
+        except BlockNeeded:
+            async with db.connection(self._pool) as conn:
+                return await self.tree.answer(conn, question)
 
     async def _reach(self, size: int) -> None:
         if size <= self.tree.size:

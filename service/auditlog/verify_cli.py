@@ -322,7 +322,8 @@ async def verify_database(
     conn = await db.connect(dsn)
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
-            check = LogCheck(registry, await checkpoint_store.all_checkpoints(conn), trusted, receipts)
+            stored = await checkpoint_store.all_checkpoints(conn)
+            check = LogCheck(registry, stored, trusted, receipts)
             with _progress(console) as progress:
                 task = progress.add_task("verifying", total=await audit_reads.log_size(conn))
                 advance = partial(progress.advance, task)
@@ -332,7 +333,7 @@ async def verify_database(
                     ):
                         return check.finish()
                 except FastPathDeclined:  # start again, in the same snapshot, with the sequential reader
-                    check = LogCheck(registry, await checkpoint_store.all_checkpoints(conn), trusted, receipts)
+                    check = LogCheck(registry, stored, trusted, receipts)
                     progress.reset(task)
                 batches = aiter(audit_reads.leaf_batches(conn, batch=BATCH))
                 pending = asyncio.ensure_future(anext(batches, None))

@@ -37,10 +37,10 @@ import asyncpg
 from service.auditlog.verifier import StreamingRoot
 
 CHUNK_LEVEL = 16
-"""Chunks of 65,536 entries: large enough that a worker's start-up and COPY set-up are noise."""
+"""Chunks of 65,536 entries: large enough that a worker's start-up and connection are noise."""
 _SNAPSHOT = re.compile(r"[0-9A-F]{1,16}(-[0-9A-F]{1,16}){1,3}")
 SLICE_ROWS = 8192
-"""Entries per query: one aggregated value of about 3.5 MB (sorted within the default work_mem)."""
+"""Entries per query: one aggregated value of about 3.5 MB, sorted in memory (the worker raises work_mem)."""
 SEPARATOR = bytes.fromhex("fffefdfc" * 4)
 """Between rows: never in a leaf (bytes 0xF8-0xFF are not UTF-8, and a leaf is UTF-8 JSON) and, at 16 bytes, in a
 leaf hash only by design: then a slice splits into the wrong number of rows and the fast path declines."""
@@ -77,7 +77,8 @@ class ChunkResult:
 
 
 class FastPathDeclined(Exception):  # noqa: N818 - a decision, not a failure
-    """The fast path cannot read this log faithfully (a leaf or hash holds the separator): read it sequentially."""
+    """The fast path cannot prove this log whole (a slice does not split into its rows, or a leaf hash differs):
+    read it sequentially, which reports each divergence at its index."""
 
 
 class _ChunkHasher:
