@@ -213,7 +213,8 @@ class Intake:
             correlation_id=submission.correlation_id,
             accepted_at=now,
         )
-        async with db.transaction(self._pool) as conn:
+        async with db.endable_transaction(self._pool) as tx:
+            conn = tx.conn
             if submission.token is not None:  # first: a replayed token waits here and is refused, storing nothing
                 await consume_token(conn, submission.token)
             if not await messages.claim_idempotency_key(
@@ -264,7 +265,8 @@ class Intake:
                 self._events.url,
                 hub_jwk(self._hub_key),
             )
-            await messages.store_receipt(conn, facts.sender_ods, submission.request_id, receipt)
+            # The receipt's write and COMMIT in one round trip: the sequencer's lock is held until COMMIT.
+            await tx.commit_after(messages.store_receipt_statement(facts.sender_ods, submission.request_id, receipt))
         log.info(
             "message accepted",
             extra={"message_id": str(message.id), "sender": facts.sender_ods, "event": facts.event},

@@ -111,6 +111,39 @@ async def transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
         yield conn
 
 
+class EndableTransaction:
+    """An open transaction whose last write and COMMIT may travel in one round trip (`commit_after`)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self.ended = False
+
+    async def commit_after(self, statement: str) -> None:
+        """Run `statement`, then COMMIT, in one simple-protocol query: one wait for the database instead of two.
+        The simple protocol takes no parameters, so `statement` must be built from checked literals only."""
+        await self.conn.execute(f"{statement};\nCOMMIT")
+        self.ended = True
+
+
+@asynccontextmanager
+async def endable_transaction(pool: asyncpg.Pool) -> AsyncIterator[EndableTransaction]:
+    """`transaction`, for a hot path that holds a lock until COMMIT: the caller may end it with its last write
+    (`EndableTransaction.commit_after`); if it does not, it commits when the block ends, and any exception
+    rolls it back."""
+    async with connection(pool) as conn:
+        await conn.execute("BEGIN")
+        tx = EndableTransaction(conn)
+        try:
+            yield tx
+        except BaseException:
+            if conn.is_in_transaction():  # a failed commit_after has already ended it
+                with suppress(*CONNECTION_ERRORS, asyncpg.PostgresError):
+                    await conn.execute("ROLLBACK")
+            raise
+        if not tx.ended:
+            await conn.execute("COMMIT")
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int

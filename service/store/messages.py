@@ -14,6 +14,8 @@ from uuid import UUID
 
 import asyncpg
 
+from service.terminology import is_ods_code
+
 
 @dataclass(frozen=True)
 class EncryptedPayload:
@@ -148,13 +150,15 @@ async def insert_message(conn: asyncpg.Connection, message: NewMessage) -> bool:
     return bool(inserted)
 
 
-async def store_receipt(conn: asyncpg.Connection, sender_ods: str, request_id: UUID, receipt: bytes) -> None:
-    await conn.execute(
-        "UPDATE idempotency_keys SET receipt = $3 WHERE sender_ods = $1 AND request_id = $2",
-        sender_ods,
-        request_id,
-        receipt,
-    )
+def store_receipt_statement(sender_ods: str, request_id: UUID, receipt: bytes) -> str:
+    """The statement that keeps an acceptance's receipt for replays, as plain SQL for
+    `EndableTransaction.commit_after`: the values are written as literals, each checked to be what it claims (an
+    ODS code, a UUID, bytes as hex), never quoted from input."""
+    if not is_ods_code(sender_ods) or not isinstance(request_id, UUID):
+        raise ValueError("store_receipt_statement: not an ODS code and a UUID")
+    # Literals checked above: an ODS code ([A-Z0-9]), a UUID, hex digits.
+    where = f"WHERE sender_ods = '{sender_ods}' AND request_id = '{request_id}'::uuid"
+    return f"UPDATE idempotency_keys SET receipt = '\\x{receipt.hex()}'::bytea {where}"  # noqa: S608
 
 
 async def count_messages(conn: asyncpg.Connection) -> int:
