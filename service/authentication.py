@@ -40,7 +40,12 @@ async def consume_token(conn: asyncpg.Connection, claims: TokenClaims) -> None:
     """Record the token's jti; 401 `unauthenticated` if it was used before (a replay). A concurrent use of the
     same token waits here for the other transaction, and loses if that one commits."""
     if not await tokens.remember_token_id(conn, claims.issuer, claims.jti, claims.expires_at):
-        raise HandoverError(Code.UNAUTHENTICATED, "this bearer token was already used: mint a new one (new jti)")
+        raise token_replayed()
+
+
+def token_replayed() -> HandoverError:
+    """401 `unauthenticated` for a bearer token whose jti was used before."""
+    return HandoverError(Code.UNAUTHENTICATED, "this bearer token was already used: mint a new one (new jti)")
 
 
 class StaffAuthenticator:

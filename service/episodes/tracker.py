@@ -77,14 +77,15 @@ class EpisodeTracker:
             raise HandoverError(Code.PROFILE_VIOLATION, str(err), "Bundle.entry[0].resource.focus") from None
         patient = self._pseudonyms.nhs_number(said.nhs_number)
         row = await store.lock_episode(conn, patient, said.referral_identifier)
-        if row is None and await store.referral_of_another_patient(
-            conn, said.referral_identifier, patient, parties=(message.sender_ods, message.recipient_ods)
-        ):
-            raise _wrong_patient("its NHS number differs from the patient of the episode this referral belongs to")
-        opened = row is None and await self._open(
-            conn, patient, said.referral_identifier, said.fact, said.pathway_start
-        )
-        row = row or await store.lock_episode(conn, patient, said.referral_identifier)
+        opened = False
+        if row is None:
+            if await store.referral_of_another_patient(
+                conn, said.referral_identifier, patient, parties=(message.sender_ods, message.recipient_ods)
+            ):
+                raise _wrong_patient("its NHS number differs from the patient of the episode this referral belongs to")
+            row = await self._open(conn, patient, said.referral_identifier, said.fact, said.pathway_start)
+            opened = row is not None
+            row = row or await store.lock_episode(conn, patient, said.referral_identifier)  # opened meanwhile
         if row is None:
             raise HandoverError(Code.UNAVAILABLE, "the episode could not be opened; retry", retry_after=1)
         await self._same_birth_date(conn, row.id, doc, said.nhs_number)
@@ -126,16 +127,13 @@ class EpisodeTracker:
         if identity is None or identity.birth_date is None:
             return
         given = self._pseudonyms.birth_date(nhs, identity.birth_date)
-        known = await store.episode_birth_date(conn, episode_id)
-        if known is None:
-            await store.set_episode_birth_date(conn, episode_id, given)
-        elif known != given:
+        if await store.claim_birth_date(conn, episode_id, given) != given:
             raise _wrong_patient("its date of birth differs from the episode's patient")
 
     async def _open(
         self, conn: asyncpg.Connection, patient: str, referral: str, fact: Fact, pathway_start: Any
-    ) -> bool:
-        """Create the episode from its referral; False if a concurrent transaction created it first."""
+    ) -> store.EpisodeRow | None:
+        """Create the episode from its referral, locked; None if a concurrent transaction created it first."""
         try:
             episode = start(fact)
         except InvalidTransition:
@@ -177,47 +175,39 @@ class EpisodeTracker:
     async def _deadlines_for(
         self, conn: asyncpg.Connection, episode_id: UUID, fact: Fact, message: StoredMessage, outcome: Outcome
     ) -> None:
+        """Start the clocks this message starts (in one statement) and stop those it answers."""
         at, d = message.accepted_at, self._deadlines
+        started: list[store.NewDeadline] = []
 
-        async def recipient_owes(kind: str, within: timedelta) -> None:
-            await store.add_deadline(
-                conn,
-                episode_id=episode_id,
-                kind=kind,
-                message_id=message.id,
-                owed_by=message.recipient_ods,
-                waiting=message.sender_ods,
-                due_at=at + within,
-            )
+        def recipient_owes(kind: str, within: timedelta) -> None:
+            started.append(store.NewDeadline(kind, message.id, message.recipient_ods, message.sender_ods, at + within))
 
         async def met(kind: str) -> None:
             await store.meet_deadlines(conn, episode_id=episode_id, kind=kind, at=at)
 
-        await recipient_owes("acknowledgement", d.acknowledgement)
+        recipient_owes("acknowledgement", d.acknowledgement)
         if not outcome.changed:
-            return
-        if fact.kind is Kind.REFERRAL:
-            await recipient_owes("smdt-outcome", d.smdt_outcome)
+            pass
+        elif fact.kind is Kind.REFERRAL:
+            recipient_owes("smdt-outcome", d.smdt_outcome)
         elif fact.kind in (Kind.OUTCOME_ACCEPTED, Kind.OUTCOME_DECLINED, Kind.OUTCOME_MORE_INFORMATION):
             await met("smdt-outcome")
         elif fact.kind is Kind.TRANSFER_REQUESTED:
-            await recipient_owes("transfer-response", d.transfer_response)
+            recipient_owes("transfer-response", d.transfer_response)
             episode = outcome.episode
             if episode.state is State.TRANSFER_BACK_REQUESTED and episode.discharge_summary_at is None:
                 # Handing the patient back is the discharge from the centre: the centre owes the summary.
-                await store.add_deadline(
-                    conn,
-                    episode_id=episode_id,
-                    kind="discharge-summary",
-                    message_id=message.id,
-                    owed_by=message.sender_ods,
-                    waiting=message.recipient_ods,
-                    due_at=at + d.discharge_summary,
+                summary_due = at + d.discharge_summary
+                started.append(
+                    store.NewDeadline(
+                        "discharge-summary", message.id, message.sender_ods, message.recipient_ods, summary_due
+                    )
                 )
         elif fact.kind in (Kind.TRANSFER_ACCEPTED, Kind.TRANSFER_REJECTED):
             await met("transfer-response")
         elif fact.kind is Kind.DISCHARGE_SUMMARY:
             await met("discharge-summary")
+        await store.add_deadlines(conn, episode_id, started)
 
     async def _acknowledgement(self, conn: asyncpg.Connection, doc: dict[str, Any], message: StoredMessage) -> None:
         ack = read_acknowledgement(doc)

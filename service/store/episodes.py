@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -75,18 +76,15 @@ async def referral_of_another_patient(
     )
 
 
-async def episode_birth_date(conn: asyncpg.Connection, episode_id: UUID) -> str | None:
-    """The keyed pseudonym of the episode's patient's date of birth, once a message has given one."""
-    value = await conn.fetchval("SELECT birth_date_hmac FROM episodes WHERE id = $1", episode_id)
-    return None if value is None else str(value)
-
-
-async def set_episode_birth_date(conn: asyncpg.Connection, episode_id: UUID, birth_date_hmac: str) -> None:
-    await conn.execute(
-        "UPDATE episodes SET birth_date_hmac = $2 WHERE id = $1 AND birth_date_hmac IS NULL",
+async def claim_birth_date(conn: asyncpg.Connection, episode_id: UUID, birth_date_hmac: str) -> str | None:
+    """Remember `birth_date_hmac` as the episode's patient's date of birth unless one is known already; returns
+    the one the episode now holds (one round trip: compare it with what the message gave)."""
+    value = await conn.fetchval(
+        "UPDATE episodes SET birth_date_hmac = coalesce(birth_date_hmac, $2) WHERE id = $1 RETURNING birth_date_hmac",
         episode_id,
         birth_date_hmac,
     )
+    return None if value is None else str(value)
 
 
 async def insert_episode(
@@ -101,14 +99,16 @@ async def insert_episode(
     snapshot: dict[str, Any],
     pathway_start: date | None,
     at: datetime,
-) -> bool:
-    """False if a concurrent transaction created the same episode first (the caller retries the lock)."""
-    inserted = await conn.fetchval(
+) -> EpisodeRow | None:
+    """The new episode, which this transaction now holds locked; None if a concurrent transaction created the
+    same episode first (the caller locks that one instead)."""
+    record = await conn.fetchrow(
         """
         INSERT INTO episodes (id, nhs_number_hmac, referral_identifier, referrer_ods, centre_ods, state, snapshot,
                               pathway_start, opened_at, updated_at)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
-        ON CONFLICT ON CONSTRAINT episodes_patient_referral_key DO NOTHING RETURNING true
+        ON CONFLICT ON CONSTRAINT episodes_patient_referral_key DO NOTHING
+        RETURNING id, state, snapshot, referrer_ods, centre_ods, pathway_start, opened_at, updated_at
         """,
         episode_id,
         nhs_number_hmac,
@@ -120,7 +120,7 @@ async def insert_episode(
         pathway_start,
         at,
     )
-    return bool(inserted)
+    return None if record is None else episode_row(record)
 
 
 async def update_episode(
@@ -182,25 +182,31 @@ async def append_ledger(conn: asyncpg.Connection, episode_id: UUID, entry: Ledge
     )
 
 
-async def add_deadline(
-    conn: asyncpg.Connection,
-    *,
-    episode_id: UUID,
-    kind: str,
-    message_id: UUID,
-    owed_by: str,
-    waiting: str,
-    due_at: datetime,
-) -> None:
+@dataclass(frozen=True)
+class NewDeadline:
+    """An answer one trust owes another about a message, due by `due_at`."""
+
+    kind: str
+    message_id: UUID
+    owed_by: str
+    waiting: str
+    due_at: datetime
+
+
+async def add_deadlines(conn: asyncpg.Connection, episode_id: UUID, deadlines: Sequence[NewDeadline]) -> None:
+    """Start the clocks on `deadlines` in one statement; one already started for that kind and message stays."""
+    if not deadlines:
+        return
     await conn.execute(
         "INSERT INTO deadlines (episode_id, kind, message_id, owed_by, waiting, due_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT ON CONSTRAINT deadlines_episode_kind_message_key DO NOTHING",
+        " SELECT $1, * FROM unnest($2::text[], $3::uuid[], $4::text[], $5::text[], $6::timestamptz[])"
+        " ON CONFLICT ON CONSTRAINT deadlines_episode_kind_message_key DO NOTHING",
         episode_id,
-        kind,
-        message_id,
-        owed_by,
-        waiting,
-        due_at,
+        [d.kind for d in deadlines],
+        [d.message_id for d in deadlines],
+        [d.owed_by for d in deadlines],
+        [d.waiting for d in deadlines],
+        [d.due_at for d in deadlines],
     )
 
 

@@ -95,6 +95,45 @@ async def claim_idempotency_key(
     return bool(claimed)
 
 
+async def claim_idempotency_key_and_token(
+    conn: asyncpg.Connection,
+    sender_ods: str,
+    request_id: UUID,
+    payload_sha256: str,
+    message_id: UUID,
+    *,
+    token_issuer: str,
+    token_jti: str,
+    token_expires_at: datetime,
+) -> tuple[bool, bool]:
+    """Use up the bearer token's jti and then claim (sender, X-Request-ID), in one statement (one round trip);
+    returns (the token was fresh, the key was claimed). A used token claims nothing. Concurrent uses of one token
+    or one key wait for each other as `tokens.remember_token_id` and `claim_idempotency_key` do."""
+    record = await conn.fetchrow(
+        """
+        WITH token AS (
+            INSERT INTO used_token_ids (issuer, jti, expires_at) VALUES ($5, $6, $7)
+            ON CONFLICT (issuer, jti) DO NOTHING
+            RETURNING true
+        ), claim AS (
+            INSERT INTO idempotency_keys (sender_ods, request_id, payload_sha256, message_id)
+            SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM token)
+            ON CONFLICT (sender_ods, request_id) DO NOTHING
+            RETURNING true
+        )
+        SELECT EXISTS (SELECT 1 FROM token) AS fresh, EXISTS (SELECT 1 FROM claim) AS claimed
+        """,
+        sender_ods,
+        request_id,
+        payload_sha256,
+        message_id,
+        token_issuer,
+        token_jti,
+        token_expires_at,
+    )
+    return bool(record["fresh"]), bool(record["claimed"])
+
+
 async def find_idempotency_record(
     conn: asyncpg.Connection, sender_ods: str, request_id: UUID
 ) -> IdempotencyRecord | None:
