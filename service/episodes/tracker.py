@@ -76,22 +76,34 @@ class EpisodeTracker:
         except NotAnEpisodeMessage as err:
             raise HandoverError(Code.PROFILE_VIOLATION, str(err), "Bundle.entry[0].resource.focus") from None
         patient = self._pseudonyms.nhs_number(said.nhs_number)
-        row = await store.lock_episode(conn, patient, said.referral_identifier)
+        birth_date = self._birth_date(doc, said.nhs_number)
+        worker = said.key_worker  # shown on the staff pages' episode page
+        key_worker = store.KeyWorker(worker.name, worker.identifier, worker.ods) if worker is not None else None
+        row, of_another_patient = await store.lock_episode_checking_patient(
+            conn, patient, said.referral_identifier, parties=(message.sender_ods, message.recipient_ods)
+        )
         opened = False
         if row is None:
-            if await store.referral_of_another_patient(
-                conn, said.referral_identifier, patient, parties=(message.sender_ods, message.recipient_ods)
-            ):
+            if of_another_patient:
                 raise _wrong_patient("its NHS number differs from the patient of the episode this referral belongs to")
-            row = await self._open(conn, patient, said.referral_identifier, said.fact, said.pathway_start)
+            row = await self._open(
+                conn,
+                patient,
+                said.referral_identifier,
+                said.fact,
+                said.pathway_start,
+                birth_date=birth_date,
+                key_worker=key_worker,
+            )
             opened = row is not None
             row = row or await store.lock_episode(conn, patient, said.referral_identifier)  # opened meanwhile
         if row is None:
             raise HandoverError(Code.UNAVAILABLE, "the episode could not be opened; retry", retry_after=1)
-        await self._same_birth_date(conn, row.id, doc, said.nhs_number)
-        if opened:
+        if opened:  # the episode was opened with the date of birth and key worker
             before, outcome = None, Outcome(snapshot.load(row.snapshot), changed=True)
         else:
+            if birth_date is not None and await store.claim_birth_date(conn, row.id, birth_date) != birth_date:
+                raise _wrong_patient("its date of birth differs from the episode's patient")
             before = snapshot.load(row.snapshot)
             try:
                 outcome = apply(before, said.fact)
@@ -104,6 +116,7 @@ class EpisodeTracker:
                 snapshot=snapshot.dump(outcome.episode),
                 pathway_start=said.pathway_start,
                 at=message.accepted_at,
+                key_worker=key_worker,
             )
         await store.add_message(
             conn,
@@ -117,21 +130,25 @@ class EpisodeTracker:
         )
         await self._ledger(conn, row.id, before, outcome.episode)
         await self._deadlines_for(conn, row.id, said.fact, message, outcome)
-        if said.key_worker is not None:  # shown on the staff pages' episode page
-            worker = said.key_worker
-            await store.set_key_worker(conn, row.id, name=worker.name, identifier=worker.identifier, ods=worker.ods)
 
-    async def _same_birth_date(self, conn: asyncpg.Connection, episode_id: UUID, doc: dict[str, Any], nhs: str) -> None:
-        """Refuse a date of birth other than the one the episode already has; remember the first one given."""
+    def _birth_date(self, doc: dict[str, Any], nhs: str) -> str | None:
+        """The keyed pseudonym of the patient's date of birth, if the message gives one: an episode keeps the first
+        one given, and a message giving another is refused."""
         identity = read_patient_identity(doc)
         if identity is None or identity.birth_date is None:
-            return
-        given = self._pseudonyms.birth_date(nhs, identity.birth_date)
-        if await store.claim_birth_date(conn, episode_id, given) != given:
-            raise _wrong_patient("its date of birth differs from the episode's patient")
+            return None
+        return self._pseudonyms.birth_date(nhs, identity.birth_date)
 
     async def _open(
-        self, conn: asyncpg.Connection, patient: str, referral: str, fact: Fact, pathway_start: Any
+        self,
+        conn: asyncpg.Connection,
+        patient: str,
+        referral: str,
+        fact: Fact,
+        pathway_start: Any,
+        *,
+        birth_date: str | None,
+        key_worker: store.KeyWorker | None,
     ) -> store.EpisodeRow | None:
         """Create the episode from its referral, locked; None if a concurrent transaction created it first."""
         try:
@@ -153,6 +170,8 @@ class EpisodeTracker:
             snapshot=snapshot.dump(episode),
             pathway_start=pathway_start,
             at=fact.at,
+            birth_date_hmac=birth_date,
+            key_worker=key_worker,
         )
 
     async def _ledger(self, conn: asyncpg.Connection, episode_id: UUID, before: Episode | None, after: Episode) -> None:

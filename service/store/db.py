@@ -73,10 +73,33 @@ async def connect(dsn: str, **options: Any) -> asyncpg.Connection:
     return await asyncpg.connect(resolve(dsn), **options)
 
 
+class HubConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg has no type hints
+    """A pooled connection that may skip the pool's reset on release (a round trip: advisory unlock, CLOSE ALL,
+    UNLISTEN, RESET ALL) once, after a use known to leave no session state: `endable_transaction`'s, marked by
+    `left_clean`. Anything else (a duty's session lock, a cursor) is reset as usual."""
+
+    _left_clean = False
+
+    def left_clean(self) -> None:
+        self._left_clean = True
+
+    def get_reset_query(self) -> str:
+        clean, self._left_clean = self._left_clean, False
+        if clean and not self.is_in_transaction():
+            return ""
+        return str(super().get_reset_query())
+
+
 async def create_pool(dsn: str, *, max_size: int = 20) -> asyncpg.Pool:
     """A pool that reconnects by itself, to wherever the database is now; it may be created while it is down."""
     pool = await asyncpg.create_pool(
-        dsn, min_size=0, max_size=max_size, command_timeout=30, max_inactive_connection_lifetime=60, connect=connect
+        dsn,
+        min_size=0,
+        max_size=max_size,
+        command_timeout=30,
+        max_inactive_connection_lifetime=60,
+        connect=connect,
+        connection_class=HubConnection,
     )
     assert pool is not None
     return pool
@@ -129,7 +152,8 @@ class EndableTransaction:
 async def endable_transaction(pool: asyncpg.Pool) -> AsyncIterator[EndableTransaction]:
     """`transaction`, for a hot path that holds a lock until COMMIT: the caller may end it with its last write
     (`EndableTransaction.commit_after`); if it does not, it commits when the block ends, and any exception
-    rolls it back."""
+    rolls it back. After a commit the pool skips its reset round trip (`HubConnection`), so nothing inside may
+    change session state (SET, LISTEN, session advisory locks, cursors kept open): transaction-scoped only."""
     async with connection(pool) as conn:
         await conn.execute("BEGIN")
         tx = EndableTransaction(conn)
@@ -142,6 +166,9 @@ async def endable_transaction(pool: asyncpg.Pool) -> AsyncIterator[EndableTransa
             raise
         if not tx.ended:
             await conn.execute("COMMIT")
+        left_clean = getattr(conn, "left_clean", None)  # a pool of plain connections resets as usual
+        if left_clean is not None:
+            left_clean()  # only statements inside one transaction ran: nothing to reset
 
 
 @dataclass(frozen=True)

@@ -61,19 +61,38 @@ async def lock_episode(conn: asyncpg.Connection, nhs_number_hmac: str, referral_
     return None if record is None else episode_row(record)
 
 
-async def referral_of_another_patient(
-    conn: asyncpg.Connection, referral_identifier: str, nhs_number_hmac: str, *, parties: tuple[str, str]
-) -> bool:
-    """Whether an episode between these parties has this referral identifier but another patient."""
-    return bool(
-        await conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM episodes WHERE referral_identifier = $1 AND nhs_number_hmac <> $2"
-            " AND (referrer_ods = ANY($3::text[]) OR centre_ods = ANY($3::text[])))",
-            referral_identifier,
-            nhs_number_hmac,
-            list(parties),
+async def lock_episode_checking_patient(
+    conn: asyncpg.Connection, nhs_number_hmac: str, referral_identifier: str, *, parties: tuple[str, str]
+) -> tuple[EpisodeRow | None, bool]:
+    """`lock_episode` and, when there is no such episode, whether an episode between these parties has this
+    referral identifier but another patient, in one round trip: (the episode, locked, or None; that answer)."""
+    record = await conn.fetchrow(
+        f"""
+        WITH locked AS (
+            SELECT {_COLUMNS} FROM episodes WHERE nhs_number_hmac = $1 AND referral_identifier = $2 FOR UPDATE
         )
+        SELECT locked.*, (locked.id IS NULL AND EXISTS (
+            SELECT 1 FROM episodes WHERE referral_identifier = $2 AND nhs_number_hmac <> $1
+            AND (referrer_ods = ANY($3::text[]) OR centre_ods = ANY($3::text[]))
+        )) AS of_another_patient
+        FROM (SELECT 1) AS one LEFT JOIN locked ON true
+        """,  # noqa: S608 - _COLUMNS is a constant
+        nhs_number_hmac,
+        referral_identifier,
+        list(parties),
     )
+    assert record is not None  # one row always, from the LEFT JOIN
+    row = None if record["id"] is None else episode_row(record)
+    return row, bool(record["of_another_patient"])
+
+
+@dataclass(frozen=True)
+class KeyWorker:
+    """The patient's key worker as a referral names them (migration 0005)."""
+
+    name: str
+    identifier: str | None
+    ods: str
 
 
 async def claim_birth_date(conn: asyncpg.Connection, episode_id: UUID, birth_date_hmac: str) -> str | None:
@@ -99,14 +118,17 @@ async def insert_episode(
     snapshot: dict[str, Any],
     pathway_start: date | None,
     at: datetime,
+    birth_date_hmac: str | None = None,
+    key_worker: KeyWorker | None = None,
 ) -> EpisodeRow | None:
     """The new episode, which this transaction now holds locked; None if a concurrent transaction created the
     same episode first (the caller locks that one instead)."""
     record = await conn.fetchrow(
         """
         INSERT INTO episodes (id, nhs_number_hmac, referral_identifier, referrer_ods, centre_ods, state, snapshot,
-                              pathway_start, opened_at, updated_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
+                              pathway_start, opened_at, updated_at, birth_date_hmac, key_worker_name,
+                              key_worker_identifier, key_worker_ods)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $13)
         ON CONFLICT ON CONSTRAINT episodes_patient_referral_key DO NOTHING
         RETURNING id, state, snapshot, referrer_ods, centre_ods, pathway_start, opened_at, updated_at
         """,
@@ -119,6 +141,10 @@ async def insert_episode(
         json.dumps(snapshot),
         pathway_start,
         at,
+        birth_date_hmac,
+        key_worker.name if key_worker else None,
+        key_worker.identifier if key_worker else None,
+        key_worker.ods if key_worker else None,
     )
     return None if record is None else episode_row(record)
 
@@ -131,15 +157,24 @@ async def update_episode(
     snapshot: dict[str, Any],
     pathway_start: date | None,
     at: datetime,
+    key_worker: KeyWorker | None = None,
 ) -> None:
+    """The episode's new state; and its key worker, when the message names one (else the one it had stays)."""
     await conn.execute(
-        "UPDATE episodes SET state = $2, snapshot = $3, pathway_start = coalesce(pathway_start, $4), updated_at = $5"
+        "UPDATE episodes SET state = $2, snapshot = $3, pathway_start = coalesce(pathway_start, $4), updated_at = $5,"
+        " key_worker_name = CASE WHEN $6 THEN $7 ELSE key_worker_name END,"
+        " key_worker_identifier = CASE WHEN $6 THEN $8 ELSE key_worker_identifier END,"
+        " key_worker_ods = CASE WHEN $6 THEN $9 ELSE key_worker_ods END"
         " WHERE id = $1",
         episode_id,
         state,
         json.dumps(snapshot),
         pathway_start,
         at,
+        key_worker is not None,
+        key_worker.name if key_worker else None,
+        key_worker.identifier if key_worker else None,
+        key_worker.ods if key_worker else None,
     )
 
 
@@ -295,17 +330,4 @@ async def lease_overdue(conn: asyncpg.Connection, now: datetime, *, limit: int) 
 async def mark_alerted(conn: asyncpg.Connection, deadline_id: int, alert_message: UUID, at: datetime) -> None:
     await conn.execute(
         "UPDATE deadlines SET alerted_at = $2, alert_message = $3 WHERE id = $1", deadline_id, at, alert_message
-    )
-
-
-async def set_key_worker(
-    conn: asyncpg.Connection, episode_id: UUID, *, name: str, identifier: str | None, ods: str
-) -> None:
-    """The patient's key worker as the latest referral names them (migration 0005)."""
-    await conn.execute(
-        "UPDATE episodes SET key_worker_name = $2, key_worker_identifier = $3, key_worker_ods = $4 WHERE id = $1",
-        episode_id,
-        name,
-        identifier,
-        ods,
     )

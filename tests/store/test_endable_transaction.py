@@ -112,3 +112,33 @@ def test_the_receipt_statement_takes_only_an_ods_code(sender: str) -> None:
 def test_the_receipt_statement_takes_only_a_uuid() -> None:
     with pytest.raises(ValueError, match="not an ODS code and a UUID"):
         store_receipt_statement("RGN", "1' OR '1'='1", b"receipt")  # type: ignore[arg-type]
+
+
+async def test_after_a_commit_the_pool_skips_its_reset_round_trip_and_otherwise_resets(database: str) -> None:
+    """Shown with a session setting (which `endable_transaction`'s callers must not make): it survives release
+    only after an endable transaction's commit; after a plain use or a rollback the pool resets it."""
+    pool = await db.create_pool(database, max_size=1)
+
+    async def seen() -> str:
+        async with db.connection(pool) as conn:
+            return str(await conn.fetchval("SELECT current_setting('application_name')"))
+
+    try:
+        async with db.connection(pool) as conn:
+            await conn.execute("SET application_name = 'plain use'")
+        assert await seen() == ""
+        async with db.endable_transaction(pool) as tx:
+            await tx.conn.execute("SET application_name = 'after commit'")
+        assert await seen() == "after commit"  # no reset this once
+        assert await seen() == ""  # reset as usual the time after
+
+        async def rolled_back() -> None:
+            async with db.endable_transaction(pool) as tx:
+                await tx.conn.execute("SET application_name = 'rolled back'")
+                raise RuntimeError("refused")
+
+        with pytest.raises(RuntimeError, match="refused"):
+            await rolled_back()
+        assert await seen() == ""
+    finally:
+        await pool.close()
