@@ -1,7 +1,8 @@
 """What the hub must know about an inbound message to route it: read from the Bundle, or refused.
 
-It checks the envelope only (a FHIR R4 message Bundle whose first entry is the MessageHeader, parsed with
-the fhir.resources R4B models) and the routing facts; full profile validation belongs to service/validation.
+It checks the envelope only (a FHIR R4 message Bundle whose first entry is the MessageHeader, valid against the
+fhir.resources R4B models, or their fast stand-in in service/validation/base_models.py) and the routing facts;
+full profile validation belongs to service/validation.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pydantic import ValidationError
 
 from service.errors import Code, HandoverError, Issue
 from service.terminology import ODS_SYSTEM, RFC3986_SYSTEM, URN_UUID, CodeSystem, is_ods_code
+from service.validation.base_models import parse_date_time, surely_valid
 
 MH = "Bundle.entry[0].resource"
 
@@ -35,12 +37,7 @@ def read_message_facts(doc: dict[str, Any], events: CodeSystem) -> MessageFacts:
     """Return the routing facts of a strictly-parsed JSON document, or raise one HandoverError with every issue."""
     _require_message_shape(doc)
     _require_known_resource_types(doc)
-    try:
-        bundle = Bundle.model_validate(doc)
-    except ValidationError as exc:
-        raise _profile_violation([_issue_from_pydantic(err) for err in exc.errors(include_input=False)]) from None
-    except (KeyError, TypeError, ValueError):  # the model library's own faults on odd input: still a refusal
-        raise _profile_violation([_issue("The Bundle could not be read as FHIR R4", "Bundle")]) from None
+    timestamp = _valid_r4_timestamp(doc)
 
     header = doc["entry"][0]["resource"]
     issues: list[Issue] = []
@@ -53,7 +50,7 @@ def read_message_facts(doc: dict[str, Any], events: CodeSystem) -> MessageFacts:
                 "Bundle.identifier",
             )
         )
-    if bundle.timestamp is None:
+    if timestamp is None:
         issues.append(_issue("Bundle.timestamp is required", "Bundle.timestamp"))
     if not header.get("id"):
         issues.append(_issue("MessageHeader.id is required: responses refer to it", f"{MH}.id"))
@@ -96,15 +93,29 @@ def read_message_facts(doc: dict[str, Any], events: CodeSystem) -> MessageFacts:
         raise _profile_violation(issues)
     assert sender is not None
     assert recipient is not None
-    assert bundle.timestamp is not None
+    assert timestamp is not None
     return MessageFacts(
         event=coding["code"],
         sender_ods=sender,
         recipient_ods=recipient,
         bundle_identifier=identifier["value"],
         message_header_id=header["id"],
-        timestamp=bundle.timestamp,
+        timestamp=timestamp,
     )
+
+
+def _valid_r4_timestamp(doc: dict[str, Any]) -> datetime | None:
+    """Bundle.timestamp, having checked the whole document against the R4B base models: by the fast stand-in
+    (`surely_valid`) when it recognises the document, else by fhir.resources, which words any errors."""
+    if surely_valid(doc):
+        stamp = doc.get("timestamp")
+        return None if stamp is None else parse_date_time(stamp)  # an instant: surely_valid checked its form
+    try:
+        return Bundle.model_validate(doc).timestamp
+    except ValidationError as exc:
+        raise _profile_violation([_issue_from_pydantic(err) for err in exc.errors(include_input=False)]) from None
+    except (KeyError, TypeError, ValueError):  # the model library's own faults on odd input: still a refusal
+        raise _profile_violation([_issue("The Bundle could not be read as FHIR R4", "Bundle")]) from None
 
 
 def _require_message_shape(doc: dict[str, Any]) -> None:
