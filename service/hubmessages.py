@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from service.signing import sign_bundle
+from service.signing import sign_own_bundle
 from service.terminology import ODS_SYSTEM, RFC3986_SYSTEM
 
 HUB_IDENTIFIER_SYSTEM = "https://handover.nhs.example/fhir/Id/hub"
@@ -53,7 +53,7 @@ def signed_hub_message(
         "timestamp": at.isoformat(timespec="microseconds").replace("+00:00", "Z"),
         "entry": [{"fullUrl": f"urn:uuid:{resource['id']}", "resource": resource} for resource in entries],
     }
-    signed = sign_bundle(bundle, hub_private_jwk, "hub", when=at)
+    signed = sign_own_bundle(bundle, hub_private_jwk, "hub", when=at)
     # `who` is outside the signed payload; the hub has no ODS code, so it is named by its own identifier.
     signed["signature"]["who"] = {
         "identifier": {"system": HUB_IDENTIFIER_SYSTEM, "value": "hub"},

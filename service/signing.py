@@ -184,6 +184,16 @@ def sign_bundle(
     `when` (timezone-aware, default now) gives both ``signature.when`` and the header's ``iat``.
     Raises ValueError for an unusable key, a naive `when` or an empty `signer_ods`.
     """
+    return sign_own_bundle(
+        copy.deepcopy({k: v for k, v in bundle.items() if k != "signature"}), private_jwk, signer_ods, when=when
+    )
+
+
+def sign_own_bundle(
+    bundle: dict[str, Any], private_jwk: Mapping[str, Any], signer_ods: str, *, when: datetime | None = None
+) -> dict[str, Any]:
+    """`sign_bundle` for a Bundle the caller has just built and hands over: signed in place, not copied (the
+    hub's receipts and alerts)."""
     if not isinstance(signer_ods, str) or not signer_ods:
         raise ValueError("signer_ods must be a non-empty string")
     moment = _utc_seconds(when)
@@ -191,7 +201,7 @@ def sign_bundle(
     header = {"alg": alg, "kid": kid, "typ": JWS_TYP, "iat": int(moment.timestamp())}
     compact = jws.serialize_compact(header, canonical_bytes(bundle), key, registry=_REGISTRIES[alg])
     detached = jws.detach_content(compact)
-    signed = copy.deepcopy({k: v for k, v in bundle.items() if k != "signature"})
+    signed = bundle
     signed["signature"] = {
         "type": [{"system": SIGNATURE_TYPE_SYSTEM, "code": SIGNATURE_TYPE_CODE}],
         "when": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -397,16 +407,18 @@ def _private_key(private_jwk: Mapping[str, Any]) -> tuple[jwk.Key, str, str]:
         raise ValueError(f"the key's alg does not match its type (expected {alg})")
     if not isinstance(private_jwk.get("d"), str):
         raise ValueError("a private JWK with d is required to sign")
-    kid = thumbprint(private_jwk)
+    key, kid = _import_private(tuple((name, private_jwk[name]) for name in names))
     if private_jwk.get("kid", kid) != kid:
         raise ValueError("the key's kid is not its RFC 7638 thumbprint")
-    return _import_private(tuple((name, private_jwk[name]) for name in names)), alg, kid
+    return key, alg, kid
 
 
 @lru_cache(maxsize=64)
-def _import_private(members: tuple[tuple[str, Any], ...]) -> jwk.Key:
-    """Importing a key costs more than signing with it: once per key (the hub signs every receipt)."""
-    return jwk.import_key(dict(members))
+def _import_private(members: tuple[tuple[str, Any], ...]) -> tuple[jwk.Key, str]:
+    """The key and its thumbprint: importing costs more than signing, so once per key (the hub signs every
+    receipt)."""
+    as_dict = dict(members)
+    return jwk.import_key(as_dict), thumbprint(as_dict)
 
 
 def _utc_seconds(when: datetime | None) -> datetime:
