@@ -215,9 +215,15 @@ class Intake:
         )
         async with db.endable_transaction(self._pool) as tx:
             conn = tx.conn
-            if not await self._claim(conn, submission, facts.sender_ods, sha256, message.id):
+            token = submission.token
+            claim = await messages.claim_and_insert_message(
+                conn, message, token=messages.UsedToken(token.issuer, token.jti, token.expires_at) if token else None
+            )
+            if not claim.fresh:  # a replayed token waits for its first use and is refused, storing nothing
+                raise token_replayed()
+            if not claim.claimed:
                 return await self._replay(conn, facts, submission.request_id, sha256)
-            if not await messages.insert_message(conn, message):
+            if not claim.inserted:
                 raise HandoverError(
                     Code.DUPLICATE_MESSAGE,
                     "This sender already sent a message with this Bundle.identifier; it was not accepted again",
@@ -270,28 +276,6 @@ class Intake:
         if self._on_accepted is not None:
             self._on_accepted(facts.recipient_ods)  # e.g. wake the push relay now rather than at its next poll
         return Accepted(message.id, facts.event, receipt, replayed=False)
-
-    async def _claim(
-        self, conn: asyncpg.Connection, submission: Submission, sender_ods: str, sha256: str, message_id: UUID
-    ) -> bool:
-        """Use up the bearer token (first: a replayed token waits here and is refused, storing nothing), then
-        claim the idempotency key; False if the key was used before (a replay of the request)."""
-        token = submission.token
-        if token is None:
-            return await messages.claim_idempotency_key(conn, sender_ods, submission.request_id, sha256, message_id)
-        fresh, claimed = await messages.claim_idempotency_key_and_token(
-            conn,
-            sender_ods,
-            submission.request_id,
-            sha256,
-            message_id,
-            token_issuer=token.issuer,
-            token_jti=token.jti,
-            token_expires_at=token.expires_at,
-        )
-        if not fresh:
-            raise token_replayed()
-        return claimed
 
     async def _replay(self, conn: asyncpg.Connection, facts: MessageFacts, request_id: UUID, sha256: str) -> Accepted:
         record = await messages.find_idempotency_record(conn, facts.sender_ods, request_id)

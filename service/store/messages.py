@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -73,67 +74,6 @@ class LegacyPayload:
     plaintext: bytes
 
 
-async def claim_idempotency_key(
-    conn: asyncpg.Connection, sender_ods: str, request_id: UUID, payload_sha256: str, message_id: UUID
-) -> bool:
-    """Claim (sender, X-Request-ID) for a new message. False if it was already used by a committed message.
-
-    A concurrent claim of the same key waits here until the other transaction ends, so at most one wins.
-    """
-    claimed = await conn.fetchval(
-        """
-        INSERT INTO idempotency_keys (sender_ods, request_id, payload_sha256, message_id)
-        VALUES ($1, $2, $3, $4)
-        ON CONFLICT (sender_ods, request_id) DO NOTHING
-        RETURNING true
-        """,
-        sender_ods,
-        request_id,
-        payload_sha256,
-        message_id,
-    )
-    return bool(claimed)
-
-
-async def claim_idempotency_key_and_token(
-    conn: asyncpg.Connection,
-    sender_ods: str,
-    request_id: UUID,
-    payload_sha256: str,
-    message_id: UUID,
-    *,
-    token_issuer: str,
-    token_jti: str,
-    token_expires_at: datetime,
-) -> tuple[bool, bool]:
-    """Use up the bearer token's jti and then claim (sender, X-Request-ID), in one statement (one round trip);
-    returns (the token was fresh, the key was claimed). A used token claims nothing. Concurrent uses of one token
-    or one key wait for each other as `tokens.remember_token_id` and `claim_idempotency_key` do."""
-    record = await conn.fetchrow(
-        """
-        WITH token AS (
-            INSERT INTO used_token_ids (issuer, jti, expires_at) VALUES ($5, $6, $7)
-            ON CONFLICT (issuer, jti) DO NOTHING
-            RETURNING true
-        ), claim AS (
-            INSERT INTO idempotency_keys (sender_ods, request_id, payload_sha256, message_id)
-            SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM token)
-            ON CONFLICT (sender_ods, request_id) DO NOTHING
-            RETURNING true
-        )
-        SELECT EXISTS (SELECT 1 FROM token) AS fresh, EXISTS (SELECT 1 FROM claim) AS claimed
-        """,
-        sender_ods,
-        request_id,
-        payload_sha256,
-        message_id,
-        token_issuer,
-        token_jti,
-        token_expires_at,
-    )
-    return bool(record["fresh"]), bool(record["claimed"])
-
-
 async def find_idempotency_record(
     conn: asyncpg.Connection, sender_ods: str, request_id: UUID
 ) -> IdempotencyRecord | None:
@@ -147,29 +87,46 @@ async def find_idempotency_record(
     return IdempotencyRecord(row["payload_sha256"], row["message_id"], bytes(row["receipt"]))
 
 
-async def insert_message(conn: asyncpg.Connection, message: NewMessage) -> bool:
-    """Store the message, its encrypted payload, its data key and its delivery job. False (nothing stored) if
-    this sender already sent this Bundle.identifier."""
+# The message, its data key and its delivery job, in one statement: the key and the job are written only if the
+# message was. Parameters $1-$15 are `_message_arguments`; {condition} may make the message depend on a CTE before.
+_MESSAGE_CTES = """
+    message AS (
+        INSERT INTO messages (id, sender_ods, recipient_ods, event, bundle_identifier, message_header_id,
+                              payload_sha256, payload_ciphertext, payload_nonce, payload_aad_version,
+                              request_id, correlation_id, accepted_at)
+        SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 {condition}
+        ON CONFLICT ON CONSTRAINT messages_sender_bundle_identifier_key DO NOTHING
+        RETURNING id, recipient_ods, accepted_at
+    ), data_key AS (
+        INSERT INTO data_keys (message_id, kek_id, wrapped_key, created_at)
+        SELECT id, $14, $15, accepted_at FROM message
+    ), delivery AS (
+        INSERT INTO deliveries (message_id, recipient_ods, created_at, next_attempt_at)
+        SELECT id, recipient_ods, accepted_at, accepted_at FROM message
+    )
+"""
+_INSERT_MESSAGE = "WITH" + _MESSAGE_CTES.format(condition="") + "SELECT count(*) = 1 FROM message"  # noqa: S608
+_CLAIM = """
+    WITH token AS (
+        INSERT INTO used_token_ids (issuer, jti, expires_at) SELECT $16, $17, $18 WHERE $16::text IS NOT NULL
+        ON CONFLICT (issuer, jti) DO NOTHING
+        RETURNING true
+    ), claim AS (
+        INSERT INTO idempotency_keys (sender_ods, request_id, payload_sha256, message_id)
+        SELECT $2, $11, $7, $1 WHERE $16::text IS NULL OR EXISTS (SELECT 1 FROM token)
+        ON CONFLICT (sender_ods, request_id) DO NOTHING
+        RETURNING true
+    ),"""
+_CLAIMED = """
+    SELECT $16::text IS NULL OR EXISTS (SELECT 1 FROM token) AS fresh, EXISTS (SELECT 1 FROM claim) AS claimed,
+           EXISTS (SELECT 1 FROM message) AS inserted
+"""
+_CLAIM_AND_INSERT = _CLAIM + _MESSAGE_CTES.format(condition="WHERE EXISTS (SELECT 1 FROM claim)") + _CLAIMED
+
+
+def _message_arguments(message: NewMessage) -> tuple[Any, ...]:
     sealed = message.sealed
-    # One statement, one round trip: the data key and the delivery job are written only if the message was.
-    inserted = await conn.fetchval(
-        """
-        WITH message AS (
-            INSERT INTO messages (id, sender_ods, recipient_ods, event, bundle_identifier, message_header_id,
-                                  payload_sha256, payload_ciphertext, payload_nonce, payload_aad_version,
-                                  request_id, correlation_id, accepted_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-            ON CONFLICT ON CONSTRAINT messages_sender_bundle_identifier_key DO NOTHING
-            RETURNING id, recipient_ods, accepted_at
-        ), data_key AS (
-            INSERT INTO data_keys (message_id, kek_id, wrapped_key, created_at)
-            SELECT id, $14, $15, accepted_at FROM message
-        ), delivery AS (
-            INSERT INTO deliveries (message_id, recipient_ods, created_at, next_attempt_at)
-            SELECT id, recipient_ods, accepted_at, accepted_at FROM message
-        )
-        SELECT count(*) = 1 FROM message
-        """,
+    return (
         message.id,
         message.sender_ods,
         message.recipient_ods,
@@ -186,7 +143,46 @@ async def insert_message(conn: asyncpg.Connection, message: NewMessage) -> bool:
         sealed.kek_id,
         sealed.wrapped_key,
     )
-    return bool(inserted)
+
+
+async def insert_message(conn: asyncpg.Connection, message: NewMessage) -> bool:
+    """Store the message, its encrypted payload, its data key and its delivery job. False (nothing stored) if
+    this sender already sent this Bundle.identifier."""
+    return bool(await conn.fetchval(_INSERT_MESSAGE, *_message_arguments(message)))
+
+
+@dataclass(frozen=True)
+class UsedToken:
+    """A bearer token's id, kept until the token expires so it is never accepted twice."""
+
+    issuer: str
+    jti: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Claim:
+    fresh: bool
+    """The bearer token had not been used (True when there is none)."""
+    claimed: bool
+    """(sender, X-Request-ID) was free: False means the request was made before (a replay)."""
+    inserted: bool
+    """The message was stored: False, with `claimed`, means this sender already sent its Bundle.identifier."""
+
+
+async def claim_and_insert_message(conn: asyncpg.Connection, message: NewMessage, *, token: UsedToken | None) -> Claim:
+    """An acceptance's writes before its episode and audit, in one statement (one round trip), each only if the one
+    before succeeded: use up the bearer token's jti, claim (sender, X-Request-ID), store the message as
+    `insert_message` does. Concurrent uses of one token, one key or one Bundle.identifier wait for each other
+    and at most one wins, as they would one statement each."""
+    record = await conn.fetchrow(
+        _CLAIM_AND_INSERT,
+        *_message_arguments(message),
+        token.issuer if token else None,
+        token.jti if token else None,
+        token.expires_at if token else None,
+    )
+    return Claim(bool(record["fresh"]), bool(record["claimed"]), bool(record["inserted"]))
 
 
 def store_receipt_statement(sender_ods: str, request_id: UUID, receipt: bytes) -> str:
