@@ -118,18 +118,23 @@ class EpisodeTracker:
                 at=message.accepted_at,
                 key_worker=key_worker,
             )
-        await store.add_message(
+        started, met = self._deadline_changes(said.fact, message, outcome)
+        for kind in met:  # the answers this message gives stop their clocks
+            await store.meet_deadlines(conn, episode_id=row.id, kind=kind, at=message.accepted_at)
+        await store.record_timeline(
             conn,
-            episode_id=row.id,
-            message_id=message.id,
-            kind=said.fact.kind.value,
-            sender_ods=message.sender_ods,
-            recipient_ods=message.recipient_ods,
-            at=message.accepted_at,
-            changed=outcome.changed,
+            store.TimelineEntry(
+                row.id,
+                message.id,
+                said.fact.kind.value,
+                message.sender_ods,
+                message.recipient_ods,
+                message.accepted_at,
+                outcome.changed,
+            ),
+            ledger=_new_ledger_entries(before, outcome.episode),
+            deadlines=started,
         )
-        await self._ledger(conn, row.id, before, outcome.episode)
-        await self._deadlines_for(conn, row.id, said.fact, message, outcome)
 
     def _birth_date(self, doc: dict[str, Any], nhs: str) -> str | None:
         """The keyed pseudonym of the patient's date of birth, if the message gives one: an episode keeps the first
@@ -174,35 +179,16 @@ class EpisodeTracker:
             key_worker=key_worker,
         )
 
-    async def _ledger(self, conn: asyncpg.Connection, episode_id: UUID, before: Episode | None, after: Episode) -> None:
-        known = 0 if before is None else len(before.ledger)
-        for seq, holder in enumerate(after.ledger[known:], start=known):
-            await store.append_ledger(
-                conn,
-                episode_id,
-                store.LedgerEntry(
-                    seq,
-                    holder.clinician.ods,
-                    holder.clinician.name,
-                    holder.clinician.identifier,
-                    holder.since,
-                    UUID(holder.caused_by),
-                    holder.accepted_by.name if holder.accepted_by else None,
-                ),
-            )
-
-    async def _deadlines_for(
-        self, conn: asyncpg.Connection, episode_id: UUID, fact: Fact, message: StoredMessage, outcome: Outcome
-    ) -> None:
-        """Start the clocks this message starts (in one statement) and stop those it answers."""
+    def _deadline_changes(
+        self, fact: Fact, message: StoredMessage, outcome: Outcome
+    ) -> tuple[list[store.NewDeadline], list[str]]:
+        """The clocks this message starts, and the kinds of answer it gives (whose open clocks stop)."""
         at, d = message.accepted_at, self._deadlines
         started: list[store.NewDeadline] = []
+        met: list[str] = []
 
         def recipient_owes(kind: str, within: timedelta) -> None:
             started.append(store.NewDeadline(kind, message.id, message.recipient_ods, message.sender_ods, at + within))
-
-        async def met(kind: str) -> None:
-            await store.meet_deadlines(conn, episode_id=episode_id, kind=kind, at=at)
 
         recipient_owes("acknowledgement", d.acknowledgement)
         if not outcome.changed:
@@ -210,7 +196,7 @@ class EpisodeTracker:
         elif fact.kind is Kind.REFERRAL:
             recipient_owes("smdt-outcome", d.smdt_outcome)
         elif fact.kind in (Kind.OUTCOME_ACCEPTED, Kind.OUTCOME_DECLINED, Kind.OUTCOME_MORE_INFORMATION):
-            await met("smdt-outcome")
+            met.append("smdt-outcome")
         elif fact.kind is Kind.TRANSFER_REQUESTED:
             recipient_owes("transfer-response", d.transfer_response)
             episode = outcome.episode
@@ -223,10 +209,10 @@ class EpisodeTracker:
                     )
                 )
         elif fact.kind in (Kind.TRANSFER_ACCEPTED, Kind.TRANSFER_REJECTED):
-            await met("transfer-response")
+            met.append("transfer-response")
         elif fact.kind is Kind.DISCHARGE_SUMMARY:
-            await met("discharge-summary")
-        await store.add_deadlines(conn, episode_id, started)
+            met.append("discharge-summary")
+        return started, met
 
     async def _acknowledgement(self, conn: asyncpg.Connection, doc: dict[str, Any], message: StoredMessage) -> None:
         ack = read_acknowledgement(doc)
@@ -264,3 +250,20 @@ def _wrong_patient(why: str) -> HandoverError:
         "the patient and the referral it is based on",
         "Bundle.entry.resource.identifier",
     )
+
+
+def _new_ledger_entries(before: Episode | None, after: Episode) -> list[store.LedgerEntry]:
+    """The holders of clinical responsibility this message added to the episode's ledger, numbered on."""
+    known = 0 if before is None else len(before.ledger)
+    return [
+        store.LedgerEntry(
+            seq,
+            holder.clinician.ods,
+            holder.clinician.name,
+            holder.clinician.identifier,
+            holder.since,
+            UUID(holder.caused_by),
+            holder.accepted_by.name if holder.accepted_by else None,
+        )
+        for seq, holder in enumerate(after.ledger[known:], start=known)
+    ]

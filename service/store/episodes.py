@@ -228,15 +228,64 @@ class NewDeadline:
     due_at: datetime
 
 
-async def add_deadlines(conn: asyncpg.Connection, episode_id: UUID, deadlines: Sequence[NewDeadline]) -> None:
-    """Start the clocks on `deadlines` in one statement; one already started for that kind and message stays."""
-    if not deadlines:
-        return
+@dataclass(frozen=True)
+class TimelineEntry:
+    """A message on its episode's timeline (`changed`: whether it moved the episode's state)."""
+
+    episode_id: UUID
+    message_id: UUID
+    kind: str
+    sender_ods: str
+    recipient_ods: str
+    at: datetime
+    changed: bool
+
+
+async def record_timeline(
+    conn: asyncpg.Connection,
+    entry: TimelineEntry,
+    *,
+    ledger: Sequence[LedgerEntry],
+    deadlines: Sequence[NewDeadline],
+) -> None:
+    """What a message adds to its episode, in one statement: its place on the timeline (`add_message`), the new
+    holders of clinical responsibility, and the clocks it starts (one already started for that kind and message
+    stays). More than one new holder are appended one statement each, so the ledger's chain trigger sees each."""
+    if len(ledger) > 1:
+        for holder in ledger:
+            await append_ledger(conn, entry.episode_id, holder)
+        ledger = ()
     await conn.execute(
-        "INSERT INTO deadlines (episode_id, kind, message_id, owed_by, waiting, due_at)"
-        " SELECT $1, * FROM unnest($2::text[], $3::uuid[], $4::text[], $5::text[], $6::timestamptz[])"
-        " ON CONFLICT ON CONSTRAINT deadlines_episode_kind_message_key DO NOTHING",
-        episode_id,
+        """
+        WITH timeline AS (
+            INSERT INTO episode_messages (episode_id, message_id, kind, sender_ods, recipient_ods, at, changed)
+            VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING
+        ), ledger AS (
+            INSERT INTO responsibility_ledger (episode_id, seq, ods, clinician_name, clinician_identifier, since,
+                                               caused_by, accepted_by_name)
+            SELECT $1, * FROM unnest($8::integer[], $9::text[], $10::text[], $11::text[], $12::timestamptz[],
+                                     $13::uuid[], $14::text[])
+        ), deadline AS (
+            INSERT INTO deadlines (episode_id, kind, message_id, owed_by, waiting, due_at)
+            SELECT $1, * FROM unnest($15::text[], $16::uuid[], $17::text[], $18::text[], $19::timestamptz[])
+            ON CONFLICT ON CONSTRAINT deadlines_episode_kind_message_key DO NOTHING
+        )
+        SELECT 1
+        """,
+        entry.episode_id,
+        entry.message_id,
+        entry.kind,
+        entry.sender_ods,
+        entry.recipient_ods,
+        entry.at,
+        entry.changed,
+        [h.seq for h in ledger],
+        [h.ods for h in ledger],
+        [h.clinician_name for h in ledger],
+        [h.clinician_identifier for h in ledger],
+        [h.since for h in ledger],
+        [h.caused_by for h in ledger],
+        [h.accepted_by_name for h in ledger],
         [d.kind for d in deadlines],
         [d.message_id for d in deadlines],
         [d.owed_by for d in deadlines],
