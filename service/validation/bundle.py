@@ -43,6 +43,7 @@ class BundleIndex:
         self.entries: list[Located] = []
         self._by_full_url: dict[str, list[Located]] = {}
         self._full_url_of: dict[int, str] = {}
+        self._references: list[FoundReference] | None = None
         raw = doc.get("entry") if isinstance(doc, dict) else None
         for index, entry in enumerate(raw if isinstance(raw, list) else []):
             resource = entry.get("resource") if isinstance(entry, dict) else None
@@ -76,12 +77,17 @@ class BundleIndex:
         found = self.resolve(reference)
         return found.resource if found is not None else None
 
-    def references(self) -> Iterator[FoundReference]:
-        """Every Reference (an object with a string `reference`) inside every entry's resource."""
-        for located in self.entries:
-            assert located.entry is not None
-            for reference, expression in _walk_references(located.resource, located.expression):
-                yield FoundReference(located.entry, reference, expression, located.resource)
+    def references(self) -> list[FoundReference]:
+        """Every Reference (an object with a string `reference`) inside every entry's resource (found once: the
+        engine checks that each resolves, `unreachable` follows them)."""
+        if self._references is None:
+            self._references = [
+                FoundReference(located.entry, reference, expression, located.resource)
+                for located in self.entries
+                if located.entry is not None
+                for reference, expression in _walk_references(located.resource, located.expression)
+            ]
+        return self._references
 
     def unreachable(self) -> list[Located]:
         """Entries no chain of references from the first entry (the MessageHeader) reaches."""
