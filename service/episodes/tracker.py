@@ -123,7 +123,7 @@ class EpisodeTracker:
             await store.meet_deadlines(conn, episode_id=row.id, kind=kind, at=message.accepted_at)
         await store.record_timeline(
             conn,
-            store.TimelineEntry(
+            store.NewTimelineEntry(
                 row.id,
                 message.id,
                 said.fact.kind.value,

@@ -229,7 +229,7 @@ class NewDeadline:
 
 
 @dataclass(frozen=True)
-class TimelineEntry:
+class NewTimelineEntry:
     """A message on its episode's timeline (`changed`: whether it moved the episode's state)."""
 
     episode_id: UUID
@@ -243,7 +243,7 @@ class TimelineEntry:
 
 async def record_timeline(
     conn: asyncpg.Connection,
-    entry: TimelineEntry,
+    entry: NewTimelineEntry,
     *,
     ledger: Sequence[LedgerEntry],
     deadlines: Sequence[NewDeadline],
