@@ -28,7 +28,7 @@ from service.clock import Clock, utc_now
 from service.config import Settings
 from service.crypto.envelope import PayloadIdentity
 from service.crypto.vault import PayloadVault
-from service.episodes.patient import read_patient_identity
+from service.episodes.patient import PatientIdentity, read_patient_identity
 from service.episodes.tracker import EpisodeTracker, StoredMessage
 from service.errors import Code, HandoverError
 from service.identity.hubkey import HubKey, hub_jwk
@@ -125,9 +125,9 @@ class Intake:
         self._check_signer(signature, facts, submission.caller_ods)
         self._check_fresh(signature.signed_at, facts.timestamp)
         self._check_routing(facts)
-        read_patient_identity(handover_form)  # one patient per message, else 422 patient-mismatch
+        patient = read_patient_identity(handover_form)  # one patient per message, else 422 patient-mismatch
         self._check_profiles(doc)
-        return await self._commit(submission, facts, signature.payload_sha256, handover_form)
+        return await self._commit(submission, facts, signature.payload_sha256, handover_form, patient)
 
     def _check_profiles(self, doc: dict[str, Any]) -> None:
         """Every error against fhir_profiles/ at once (422 profile-violation); warnings never block."""
@@ -192,7 +192,12 @@ class Intake:
             )
 
     async def _commit(
-        self, submission: Submission, facts: MessageFacts, sha256: str, handover_form: dict[str, Any]
+        self,
+        submission: Submission,
+        facts: MessageFacts,
+        sha256: str,
+        handover_form: dict[str, Any],
+        patient: PatientIdentity | None,
     ) -> Accepted:
         now = self._clock()
         message_id = uuid.uuid4()
@@ -233,7 +238,7 @@ class Intake:
                 await self._episodes.record(
                     conn,
                     handover_form,
-                    StoredMessage(message.id, facts.event, facts.sender_ods, facts.recipient_ods, now),
+                    StoredMessage(message.id, facts.event, facts.sender_ods, facts.recipient_ods, now, patient),
                 )
             leaf = await audit.append_event(
                 conn,

@@ -20,7 +20,7 @@ import asyncpg
 from service.config import Settings
 from service.episodes import snapshot
 from service.episodes.machine import Episode, Fact, InvalidTransition, Kind, Outcome, State, apply, start
-from service.episodes.patient import read_patient_identity
+from service.episodes.patient import PatientIdentity, read_patient_identity
 from service.episodes.reading import NotAnEpisodeMessage, read_acknowledgement, read_episode_message
 from service.errors import Code, HandoverError
 from service.pseudonyms import Pseudonymiser
@@ -53,6 +53,8 @@ class StoredMessage:
     sender_ods: str
     recipient_ods: str
     accepted_at: datetime
+    patient: PatientIdentity | None = None
+    """Who the message is about, as intake already read it (`read_patient_identity`); read again if not given."""
 
 
 class EpisodeTracker:
@@ -76,7 +78,7 @@ class EpisodeTracker:
         except NotAnEpisodeMessage as err:
             raise HandoverError(Code.PROFILE_VIOLATION, str(err), "Bundle.entry[0].resource.focus") from None
         patient = self._pseudonyms.nhs_number(said.nhs_number)
-        birth_date = self._birth_date(doc, said.nhs_number)
+        birth_date = self._birth_date(message.patient or read_patient_identity(doc), said.nhs_number)
         worker = said.key_worker  # shown on the staff pages' episode page
         key_worker = store.KeyWorker(worker.name, worker.identifier, worker.ods) if worker is not None else None
         row, of_another_patient = await store.lock_episode_checking_patient(
@@ -136,10 +138,9 @@ class EpisodeTracker:
             deadlines=started,
         )
 
-    def _birth_date(self, doc: dict[str, Any], nhs: str) -> str | None:
+    def _birth_date(self, identity: PatientIdentity | None, nhs: str) -> str | None:
         """The keyed pseudonym of the patient's date of birth, if the message gives one: an episode keeps the first
         one given, and a message giving another is refused."""
-        identity = read_patient_identity(doc)
         if identity is None or identity.birth_date is None:
             return None
         return self._pseudonyms.birth_date(nhs, identity.birth_date)
