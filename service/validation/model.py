@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from service.validation.fhirpath import Invariant
@@ -97,11 +98,11 @@ class Node:
     slicing_rules: str | None = None  # "open" | "closed" | "openAtEnd" when the element is sliced
     discriminator_specs: list[tuple[str, str]] = field(default_factory=list)  # (type, path) from slicing
 
-    @property
+    @cached_property
     def is_choice(self) -> bool:
         return self.name.endswith("[x]")
 
-    @property
+    @cached_property
     def base_name(self) -> str:
         return self.name[:-3] if self.is_choice else self.name
 

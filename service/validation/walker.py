@@ -82,6 +82,9 @@ class Walker:
     def _check_child(
         self, node: Node, parent: dict[str, Any], parent_expression: str, resource: dict[str, Any]
     ) -> None:
+        rule = node.rule
+        if not (node.slices or node.is_choice or (rule is not None and rule.min)) and node.name not in parent:
+            return  # absent, optional and unsliced: nothing to check (most of a profile's elements, most of the time)
         occurrences = _occurrences(node, parent, parent_expression)
         element_expression = f"{parent_expression}.{node.base_name}"
         if node.rule is not None:
