@@ -19,7 +19,7 @@ from service.crypto.retention import PayloadRetention
 from service.crypto.vault import open_vault, seal_legacy_payloads
 from service.delivery.mailbox import Mailboxes
 from service.delivery.relay import Relay, push_endpoints
-from service.delivery.relay_settings import RelaySettings
+from service.delivery.relay_settings import RelaySettings, relay_lease
 from service.episodes.safetynet import SafetyNet
 from service.episodes.tracker import Deadlines, EpisodeTracker
 from service.errors import HandoverError
@@ -99,6 +99,7 @@ def _resources(settings: Settings, dsn: str, clock: Clock) -> Callable[[web.Appl
             endpoints=lambda: push_endpoints(registry.current),
             settings=RelaySettings(
                 timeout_seconds=settings.push_timeout_seconds,
+                lease=relay_lease(settings.push_timeout_seconds),
                 concurrency=settings.push_concurrency,
                 poll_seconds=settings.relay_poll_seconds,
                 window=timedelta(seconds=settings.delivery_window_seconds),

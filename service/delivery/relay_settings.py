@@ -28,3 +28,9 @@ class RelaySettings:
     circuit_cooldown: timedelta = timedelta(seconds=5)
     backoff_base: timedelta = BASE
     backoff_cap: timedelta = CAP
+
+
+def relay_lease(push_timeout_seconds: float) -> timedelta:
+    """How long a leased delivery stays with one relay: twice the push timeout and 10 seconds, so a push and the
+    recording of its outcome fit, and a crashed process's jobs in flight go to another process that much later."""
+    return timedelta(seconds=2 * push_timeout_seconds + 10)

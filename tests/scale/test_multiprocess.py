@@ -56,6 +56,9 @@ def hub_env(network: Network, database: str, port: int, kek: Path) -> dict[str, 
         HANDOVER_SAFETY_NET_SECONDS="0.3",
         HANDOVER_DEADLINE_ACKNOWLEDGEMENT_HOURS="0.0005",  # 1.8 s: answers fall overdue during the run
         HANDOVER_RELAY_POLL_SECONDS="0.5",
+        # A push to the local recipient takes milliseconds; a short timeout gives a 16 s lease, so the jobs the
+        # killed process had leased go to another process well within the wait below (with 30 s, 70 s).
+        HANDOVER_PUSH_TIMEOUT_SECONDS="3",
     )
     return env
 
