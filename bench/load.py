@@ -1,6 +1,9 @@
 """Load benchmark of the hub's intake (issue 12): every figure below is measured in the same run.
 
-    .venv/bin/python -m bench.load [--messages 1500] [--workers-max 2] [--no-mesh]
+    .venv/bin/python -m bench.load [--messages 1500] [--workers-max 2] [--rounds 3] [--no-mesh] [--growth]
+
+Items 1, 2, 3 and 6 are measured in `--rounds` interleaved rounds: a ratio is the median of each round's own ratio
+(with its range), since on a shared virtual machine one run of a phase can be 10% off the next.
 
 1. the bare pipeline ceiling (bench/load_ceiling.py), 16 tasks in one process;
 2. `handover serve` with one worker: one sequential client, then 16 concurrent clients;
@@ -25,6 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -131,43 +135,95 @@ async def push_phase(server: str, directory: Path, *, count: int) -> list[float]
         await runner.cleanup()
 
 
-async def throughput_rows(server: str, network: BenchNetwork, arguments: argparse.Namespace) -> tuple[list[Row], float]:
-    """The ceiling, the hub sequential and at 16 clients with 1..N workers, and latency at half the maximum.
-    Also returns the sequential rate, for the MESH comparison."""
-    rows: list[Row] = []
+@dataclass
+class Round:
+    """One pass over the measures compared with each other: taken one after the other, so one ratio's two figures
+    see the same state of the machine."""
+
+    ceiling: float
+    sequential: LoadResult
+    mesh: float | None
+    hubs: dict[int, tuple[LoadResult, CpuShare]]
+
+
+async def measure_round(
+    server: str, directory: Path, network: BenchNetwork, arguments: argparse.Namespace, number: int
+) -> Round:
     count, warmup = arguments.messages, arguments.messages // 5
     registry, keys = network.registry, network.keys_dir
-    with console.status("bare pipeline ceiling"):
+    label = f" (round {number + 1} of {arguments.rounds})" if arguments.rounds > 1 else ""
+    with console.status(f"bare pipeline ceiling{label}"):
         async with scratch_database(server, migrated=False) as dsn:
             await bare_pipeline(dsn, registry, signed_referrals(registry, keys, warmup), concurrency=16)
             ceiling = await bare_pipeline(dsn, registry, signed_referrals(registry, keys, count), concurrency=16)
-    rows.append(Row("bare pipeline ceiling, one process, 16 tasks", f"{ceiling:,.0f} msgs/s"))
-    with console.status("hub: one worker, one sequential client"):
+    with console.status(f"hub: one worker, one sequential client{label}"):
         sequential, _ = await hub_phase(
             server, network, workers=1, clients=1, count=count // 3, warmup=warmup // 3, name="sequential"
         )
-    rows.append(_latency_row("hub, one worker, one sequential client", sequential))
-    results: dict[int, LoadResult] = {}
-    shares: dict[int, CpuShare] = {}
+    mesh = None
+    if not arguments.no_mesh:
+        with console.status(f"MESH sandbox: one sequential sender, same payload bytes{label}"):
+            body = signed_referrals(registry, keys, 1)[0].body
+            mesh = await mesh_sequential_sends(directory / f"mesh-{number}", body, count // 3)
+    hubs = {}
     for workers in range(1, arguments.workers_max + 1):
-        with console.status(f"hub: {workers} worker(s), 16 concurrent clients"):
-            results[workers], shares[workers] = await hub_phase(
+        with console.status(f"hub: {workers} worker(s), 16 concurrent clients{label}"):
+            hubs[workers] = await hub_phase(
                 server, network, workers=workers, clients=16, count=count, warmup=warmup, name=f"w{workers}"
             )
-        ratio = f"{results[workers].rate / ceiling:.2f} of ceiling"
+    return Round(ceiling, sequential, mesh, hubs)
+
+
+def _middle(values: list[float]) -> str:
+    """The median of `values`, with their range when there are several."""
+    middle = statistics.median(values)
+    return f"{middle:.2f}" if len(values) == 1 else f"{middle:.2f} (range {min(values):.2f}-{max(values):.2f})"
+
+
+def _median_round(rounds: list[Round], rate: Callable[[Round], float]) -> Round:
+    """The round whose `rate` is the median (the lower of the two middle ones for an even count)."""
+    ordered = sorted(rounds, key=rate)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+async def throughput_rows(
+    server: str, directory: Path, network: BenchNetwork, arguments: argparse.Namespace
+) -> list[Row]:
+    """The ceiling, the hub sequential and at 16 clients with 1..N workers, and the MESH sandbox, in `--rounds`
+    interleaved rounds (figures: the median round; ratios: the median of each round's own ratio, and its range);
+    then latency at half the one-worker maximum."""
+    rounds = [await measure_round(server, directory, network, arguments, n) for n in range(arguments.rounds)]
+    rows: list[Row] = []
+    median_ceiling = statistics.median(r.ceiling for r in rounds)
+    rows.append(Row(f"bare pipeline ceiling, one process, 16 tasks{_of(rounds)}", f"{median_ceiling:,.0f} msgs/s"))
+    sequential = _median_round(rounds, lambda r: r.sequential.rate).sequential
+    rows.append(_latency_row(f"hub, one worker, one sequential client{_of(rounds)}", sequential))
+    one_worker = _median_round(rounds, lambda r: r.hubs[1][0].rate).hubs[1]
+    for workers in range(1, arguments.workers_max + 1):
+        result, share = _median_round(rounds, lambda r, w=workers: r.hubs[w][0].rate).hubs[workers]
+        ratio = f"{_middle([r.hubs[workers][0].rate / r.ceiling for r in rounds])} of ceiling"
         if workers > 1:
-            ratio += f", {results[workers].rate / results[1].rate:.2f} x one worker"
-        rows.append(_latency_row(f"hub, {workers} worker(s), 16 concurrent clients", results[workers], ratio))
-        rows.append(Row(f"  where the CPU went ({workers} worker(s))", shares[workers].describe()))
+            ratio += f", {_middle([r.hubs[workers][0].rate / r.hubs[1][0].rate for r in rounds])} x one worker"
+        rows.append(_latency_row(f"hub, {workers} worker(s), 16 concurrent clients{_of(rounds)}", result, ratio))
+        rows.append(Row(f"  where the CPU went ({workers} worker(s))", share.describe()))
     for workers in range(2, arguments.workers_max + 1):  # what this machine allows, from the one-worker costs
-        bound = shares[1].workers_bound(workers) / results[1].rate
+        bound = one_worker[1].workers_bound(workers) / one_worker[0].rate
         measure = f"  most {workers} workers could reach on {os.cpu_count()} CPUs at these costs"
         rows.append(Row(measure, f"{bound:.2f} x one worker", ratio="bench and PostgreSQL share the CPUs"))
-    half = results[1].rate / 2
+    if not arguments.no_mesh:
+        meshes = [r.mesh for r in rounds if r.mesh is not None]
+        measure = f"NHS England mesh-sandbox (file store) + mesh-client, one sequential sender{_of(rounds)}"
+        ratio = _middle([r.sequential.rate / r.mesh for r in rounds if r.mesh])
+        rows.append(Row(measure, f"{statistics.median(meshes):,.0f} sends/s", ratio=f"hub sequential = {ratio} x MESH"))
+    half = one_worker[0].rate / 2
     with console.status(f"hub: one worker at half its maximum ({half:,.0f}/s, open loop)"):
         steady = await latency_phase(server, network, rate=half, count=max(200, int(half * 10)))
     rows.append(_latency_row(f"hub, one worker, open loop at {half:,.0f}/s (half of max)", steady, "p99 aim < 50 ms"))
-    return rows, sequential.rate
+    return rows
+
+
+def _of(rounds: list[Round]) -> str:
+    return f", median of {len(rounds)} rounds" if len(rounds) > 1 else ""
 
 
 def _latency_row(measure: str, result: LoadResult, ratio: str = "") -> Row:
@@ -210,27 +266,16 @@ async def growth_rows(server: str, network: BenchNetwork, arguments: argparse.Na
     return rows
 
 
-async def mesh_row(directory: Path, network: BenchNetwork, count: int, hub_sequential: float) -> Row:
-    with console.status("MESH sandbox: one sequential sender, same payload bytes"):
-        body = signed_referrals(network.registry, network.keys_dir, 1)[0].body
-        mesh_rate = await mesh_sequential_sends(directory / "mesh", body, count)
-    measure = "NHS England mesh-sandbox (file store) + mesh-client, one sequential sender"
-    return Row(measure, f"{mesh_rate:,.0f} sends/s", ratio=f"hub sequential = {hub_sequential / mesh_rate:.2f} x MESH")
-
-
 async def main(arguments: argparse.Namespace) -> int:
     directory = Path(tempfile.mkdtemp(prefix="handover-load-"))
     server, cluster = bench_server()
     rows: list[Row] = []
     try:
         network = BenchNetwork.create(directory / "network")
-        found, sequential = await throughput_rows(server, network, arguments)
-        rows += found
+        rows += await throughput_rows(server, directory, network, arguments)
         rows += await push_rows(server, directory)
         if arguments.growth:
             rows += await growth_rows(server, network, arguments)
-        if not arguments.no_mesh:
-            rows.append(await mesh_row(directory, network, arguments.messages // 3, sequential))
     except Exception as exc:  # noqa: BLE001 - report any failure as the script's result, with a non-zero status
         _print(rows)
         console.print(f"[red]benchmark failed: {type(exc).__name__}: {exc}[/red] (logs in {directory})")
@@ -256,6 +301,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=1500, help="timed messages per concurrent phase")
     parser.add_argument("--workers-max", type=int, default=2, help="measure 1..N workers (default 2)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the compared measures (3)")
     parser.add_argument("--no-mesh", action="store_true", help="skip the MESH sandbox peer")
     parser.add_argument("--growth", action="store_true", help="also: message sizes 4 KB-2 MB and a large audit log")
     parser.add_argument("--per-size", type=int, default=20, help="messages timed per size (default 20)")
