@@ -8,7 +8,7 @@ from uuid import UUID
 
 import asyncpg
 
-from service.store.episodes import EpisodeRow, LedgerEntry, episode_row
+from service.store.episodes import EpisodeRow, KeyWorker, LedgerEntry, episode_row
 
 
 @dataclass(frozen=True)
@@ -138,13 +138,6 @@ async def open_deadlines(conn: asyncpg.Connection, now: datetime) -> list[tuple[
         )
         for r in records
     ]
-
-
-@dataclass(frozen=True)
-class KeyWorker:
-    name: str
-    identifier: str | None
-    ods: str
 
 
 async def key_worker(conn: asyncpg.Connection, episode_id: UUID) -> KeyWorker | None:

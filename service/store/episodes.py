@@ -88,11 +88,19 @@ async def lock_episode_checking_patient(
 
 @dataclass(frozen=True)
 class KeyWorker:
-    """The patient's key worker as a referral names them (migration 0005)."""
+    """The patient's key worker as the latest referral names them (migration 0005): written here, read by
+    `episode_reads.key_worker`."""
 
     name: str
     identifier: str | None
     ods: str
+
+
+def _key_worker_columns(key_worker: KeyWorker | None) -> tuple[str | None, str | None, str | None]:
+    """key_worker_name, key_worker_identifier and key_worker_ods."""
+    if key_worker is None:
+        return None, None, None
+    return key_worker.name, key_worker.identifier, key_worker.ods
 
 
 async def claim_birth_date(conn: asyncpg.Connection, episode_id: UUID, birth_date_hmac: str) -> str | None:
@@ -124,14 +132,14 @@ async def insert_episode(
     """The new episode, which this transaction now holds locked; None if a concurrent transaction created the
     same episode first (the caller locks that one instead)."""
     record = await conn.fetchrow(
-        """
+        f"""
         INSERT INTO episodes (id, nhs_number_hmac, referral_identifier, referrer_ods, centre_ods, state, snapshot,
                               pathway_start, opened_at, updated_at, birth_date_hmac, key_worker_name,
                               key_worker_identifier, key_worker_ods)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $13)
         ON CONFLICT ON CONSTRAINT episodes_patient_referral_key DO NOTHING
-        RETURNING id, state, snapshot, referrer_ods, centre_ods, pathway_start, opened_at, updated_at
-        """,
+        RETURNING {_COLUMNS}
+        """,  # noqa: S608 - _COLUMNS is a constant
         episode_id,
         nhs_number_hmac,
         referral_identifier,
@@ -142,9 +150,7 @@ async def insert_episode(
         pathway_start,
         at,
         birth_date_hmac,
-        key_worker.name if key_worker else None,
-        key_worker.identifier if key_worker else None,
-        key_worker.ods if key_worker else None,
+        *_key_worker_columns(key_worker),
     )
     return None if record is None else episode_row(record)
 
@@ -172,9 +178,7 @@ async def update_episode(
         pathway_start,
         at,
         key_worker is not None,
-        key_worker.name if key_worker else None,
-        key_worker.identifier if key_worker else None,
-        key_worker.ods if key_worker else None,
+        *_key_worker_columns(key_worker),
     )
 
 
