@@ -46,15 +46,14 @@ _FULL_DATE_TIME = re.compile(
 )
 
 
-def _string(value: Any) -> bool:
-    return type(value) is str and len(value) <= MAX_STRING and _STRING.fullmatch(value) is not None
-
-
 def _matching(pattern: re.Pattern[str]) -> Check:
     def check(value: Any) -> bool:
         return type(value) is str and len(value) <= MAX_STRING and pattern.fullmatch(value) is not None
 
     return check
+
+
+_string = _matching(_STRING)
 
 
 def _date(value: Any) -> bool:
@@ -74,9 +73,9 @@ def _date_time(pattern: re.Pattern[str]) -> Check:
     return check
 
 
-def _date_or_date_time(value: Any) -> bool:
-    """dateTime as a full date, or a full date-time with a zone (partial dates are not modelled)."""
-    return _date(value) or (type(value) is str and parse_date_time(value, fhir_types.DateTime.pattern) is not None)
+def _date_or(check: Check) -> Check:
+    """dateTime: a full date, or what `check` accepts (partial dates are not modelled)."""
+    return lambda value: _date(value) or check(value)
 
 
 def parse_date_time(value: str, pattern: re.Pattern[str] | None = None) -> datetime | None:
@@ -124,7 +123,7 @@ _PRIMITIVES: dict[type, Check] = {
     fhir_types.Url: _matching(_URI),
     fhir_types.Base64Binary: _base64,
     fhir_types.Date: _date,
-    fhir_types.DateTime: _date_or_date_time,
+    fhir_types.DateTime: _date_or(_date_time(fhir_types.DateTime.pattern)),
     fhir_types.Instant: _date_time(fhir_types.Instant.pattern),
     fhir_types.Integer: _integer(-(2**31)),
     fhir_types.UnsignedInt: _integer(0),
@@ -214,7 +213,7 @@ def _model_of(cls: type[FHIRAbstractModel]) -> _Model:
         python_to_alias[name] = alias
         if name == "fhir_comments" or name.endswith("__ext"):
             continue  # not modelled: a document using them is parsed by fhir.resources
-        many, check = _element_check(field.annotation, field.metadata)
+        many, check = _element_check(field.annotation)
         elements[alias] = _Element(many, check)
         if field.is_required():
             required.append(alias)
@@ -233,14 +232,14 @@ def _choice_required(cls: type[FHIRAbstractModel], name: str) -> bool:
     return isinstance(extra, dict) and extra.get("one_of_many_required") is True
 
 
-def _element_check(annotation: Any, metadata: list[Any]) -> tuple[bool, Check]:
+def _element_check(annotation: Any) -> tuple[bool, Check]:
     """(a list?, the check of one item) for an element's annotation; `_never` for what is not modelled."""
     inner = _without_none(annotation)
     many = typing.get_origin(inner) in (list, typing.List)  # noqa: UP006 - both spellings occur
     if many:
         (inner,) = typing.get_args(inner)
         inner = _without_none(inner)
-    return many, _item_check(inner, metadata)
+    return many, _item_check(inner)
 
 
 def _without_none(annotation: Any) -> Any:
@@ -251,7 +250,7 @@ def _without_none(annotation: Any) -> Any:
     return annotation
 
 
-def _item_check(annotation: Any, metadata: list[Any]) -> Check:
+def _item_check(annotation: Any) -> Check:
     if annotation is bool:
         return _boolean
     if typing.get_origin(annotation) is typing.Annotated:
