@@ -193,8 +193,8 @@ class EpisodeTracker:
 
         recipient_owes("acknowledgement", d.acknowledgement)
         if not outcome.changed:
-            pass
-        elif fact.kind is Kind.REFERRAL:
+            return started, met
+        if fact.kind is Kind.REFERRAL:
             recipient_owes("smdt-outcome", d.smdt_outcome)
         elif fact.kind in (Kind.OUTCOME_ACCEPTED, Kind.OUTCOME_DECLINED, Kind.OUTCOME_MORE_INFORMATION):
             met.append("smdt-outcome")
