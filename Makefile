@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint typecheck unit conformance serve bench bench-load bench-soak bench-ui profiles clean screenshots vendor-ui safety
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py service/auditlog/_treehash.c
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

@@ -7,7 +7,8 @@ Uses HANDOVER_BENCH_DATABASE_URL (a server DSN; a scratch database is created an
 embedded cluster under var/bench. Entries are realistic leaves (RFC 8785 JSON of acceptance events, ~400
 bytes) made from a template checked byte for byte against `AuditEvent.leaf()`, bulk-loaded with COPY; the set-up
 time is printed but not part of any rate. Prints a table; the figure to watch is the verify rate with one worker
-process per CPU as a fraction of raw node hashing (aim: at least one third); the sequential reader is beside it.
+process per CPU as a fraction of raw node hashing (aim: at least one third), with the compiled helper where it is
+built (setup.py); the same with its pure-Python twins, and the sequential reader, are beside it.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import asyncpg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from service.auditlog import merkle  # noqa: E402
+from service.auditlog import merkle, treehash  # noqa: E402
 from service.auditlog.checkpoints import CheckpointSigner, NoteSigner, log_origin  # noqa: E402
 from service.auditlog.events import AuditEvent, EventType  # noqa: E402
 from service.auditlog.export import export_log  # noqa: E402
@@ -214,10 +215,17 @@ async def main(entries: int, appends: int) -> None:  # noqa: PLR0915 - one strai
         )
 
         cpus = os.cpu_count() or 1
-        for label, workers in ((f"fast path, {cpus} worker processes", cpus), ("one process, sequential", 0)):
+        hashing = "compiled hashing" if treehash.COMPILED else "pure-Python hashing: the helper is not built"
+        readers = [(f"fast path, {cpus} worker processes, {hashing}", cpus, "")]
+        if treehash.COMPILED:
+            readers.append((f"fast path, {cpus} worker processes, pure-Python hashing", cpus, "python"))
+        readers.append(("one process, sequential", 0, ""))
+        for label, workers, twins in readers:
+            os.environ["HANDOVER_TREEHASH"] = twins  # read by each worker process as it starts
             started = time.perf_counter()
             report = await verify_database(dsn, registry, [], [], workers=workers)
             seconds = time.perf_counter() - started
+            os.environ.pop("HANDOVER_TREEHASH")
             assert report.ok, report.divergences
             assert report.tree_size == entries
             verify_rate = rate(entries, seconds)

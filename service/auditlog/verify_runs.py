@@ -1,4 +1,4 @@
-"""`verify now` from the audit page: the full offline verification (`verify_cli.LogCheck`: every leaf hash,
+"""`verify now` from the audit page: the full offline verification (`log_check.LogCheck`: every leaf hash,
 every checkpoint's signature and root, dense indexes) run in the background against the hub's own database,
 with its progress and result stored (service/store/verify_runs.py) so any page load, in any hub process, can
 show them. One run at a time across all processes; a run whose process died is closed as abandoned.
@@ -15,7 +15,8 @@ from uuid import UUID
 
 import asyncpg
 
-from service.auditlog.verify_cli import BATCH, LogCheck, VerifyReport
+from service.auditlog.log_check import LogCheck, VerifyReport
+from service.auditlog.verify_cli import BATCH
 from service.clock import Clock, utc_now
 from service.registry import Registry
 from service.store import audit_reads, db, verify_runs

@@ -9,12 +9,14 @@ import io
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 from fhir.resources.R4B.auditevent import AuditEvent as FhirAuditEvent
 from rich.console import Console
 
+from service.auditlog import verify_cli
 from service.auditlog.events import AuditEvent, EventType
 from service.auditlog.export import (
     CHECKPOINTS,
@@ -147,3 +149,25 @@ async def test_small_logs_verify(database: str, network: Network, count: int) ->
     add_verify_arguments(parser)
     args = parser.parse_args(["--no-progress", f"--network={network.network_path}"])
     assert await verify_command(args, database, Console(file=io.StringIO())) == 0
+
+
+async def test_workers_option_reaches_the_reader(
+    database: str, network: Network, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--workers N` sets the fast path's processes; 0 means the sequential reader alone; negative is refused."""
+    await append_events(database, 3)
+    asked: list[int] = []
+
+    async def spying(*args: Any, workers: int, **kwargs: Any) -> bool:
+        asked.append(workers)
+        return False  # as for any log this small: the sequential reader goes on
+
+    monkeypatch.setattr(verify_cli, "read_in_parallel", spying)
+    parser = argparse.ArgumentParser()
+    add_verify_arguments(parser)
+    for option in ("--workers=3", "--workers=0"):
+        args = parser.parse_args([option, "--no-progress", f"--network={network.network_path}"])
+        assert await verify_command(args, database, Console(file=io.StringIO())) == 0
+    assert asked == [3]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--workers=-1"])

@@ -12,8 +12,9 @@ import pytest
 
 from service.auditlog import merkle, verifier
 from service.auditlog.events import AuditEvent, EventType
+from service.auditlog.log_check import VerifyReport
 from service.auditlog.merkle_tree import MerkleTree
-from service.auditlog.verify_cli import VerifyReport, verify_database
+from service.auditlog.verify_cli import verify_database
 from service.store import audit_reads
 from service.store.checkpoints import StoredCheckpoint
 from tests.auditlog.audit_fixtures import T0, append_events, sign_checkpoint, superuser
