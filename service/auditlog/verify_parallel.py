@@ -68,15 +68,15 @@ class ChunkResult:
 
 
 class FastPathDeclined(Exception):  # noqa: N818 - a decision, not a failure
-    """The fast path cannot prove this log whole (a leaf hash differs, or a leaf a receipt names is not the one
-    hashed): read it sequentially, which reports each divergence at its index."""
+    """The fast path cannot prove this log whole (an index is missing, a leaf hash differs, or a leaf a receipt names
+    is not the one hashed): read it sequentially, which reports each divergence at its index."""
 
 
 class _CopyHasher:
     """Takes one chunk's binary COPY of (leaf_hash, leaf) as it arrives (`receive`, asyncpg's COPY sink) and hashes
     each piece there and then: asyncpg reads no more while its sink works, and the server fills the socket's buffers
-    meanwhile. (Hashing in a thread, so that the loop could receive meanwhile, took five times the CPU with two
-    workers on two cores: measured in bench/audit_verify.py.)"""
+    meanwhile. (Hashing in a thread, so that the loop could receive meanwhile, took five times the CPU when two
+    workers shared two cores with their server processes.)"""
 
     def __init__(self) -> None:
         self._rest = b""
@@ -134,8 +134,8 @@ async def _hash_chunk(job: ChunkJob) -> ChunkResult:
     result.at_sizes = {size: levels.peaks(size - job.start) for size in job.sizes}
     for index, leaf in claimed:
         digest = levels.leaf(index - job.start)
-        if treehash.leaf_hash(leaf) != digest:  # not the leaf that was hashed: only tampering under way does that
-            raise FastPathDeclined(f"entry {index} changed while it was read")
+        if treehash.leaf_hash(leaf) != digest:  # one snapshot read twice, two leaves: never, unless the server errs
+            raise FastPathDeclined(f"entry {index} read twice in one snapshot gave two different leaves")
         result.leaves[index] = (leaf, digest)
     return result
 
