@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections import deque
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple, TypeAlias
 
 from service.errors import Code, Issue
 from service.validation.bundle import BundleIndex
@@ -22,10 +21,30 @@ from service.validation.model import PRIMITIVE_TYPES, Discriminator, ElementRule
 _RESOURCE_TYPE_NAME = re.compile(r"[A-Z][A-Za-z]{1,40}", re.ASCII)
 
 
-@dataclass(frozen=True)
-class Occurrence:
+Expression: TypeAlias = "str | tuple[Expression, str] | tuple[Expression, str, int]"
+"""Where a value is, built lazily: a FHIRPath string, or (parent, element name) or (parent, element name, list
+index) appending `.name` or `.name[index]`. Most elements never need theirs written out: `render` does that only
+for an issue."""
+
+
+def render(expression: Expression) -> str:
+    parts: list[str] = []
+    while not isinstance(expression, str):
+        if len(expression) == 3:
+            parent, name, index = expression
+            parts.append(f".{name}[{index}]")
+        else:
+            parent, name = expression
+            parts.append(f".{name}")
+        expression = parent
+    return expression + "".join(reversed(parts))
+
+
+class Occurrence(NamedTuple):
+    """One value of an element where it occurs (a tuple: built for every element of every message checked)."""
+
     value: Any
-    expression: str
+    expression: Expression
     type_name: str | None  # for choice elements, the type the JSON key names
 
 
@@ -39,9 +58,9 @@ class Walker:
         self._index = index
         self._issues = issues
         self._done: set[tuple[int, str]] = set()
-        self._queue: deque[tuple[dict[str, Any], str, str]] = deque()
+        self._queue: deque[tuple[dict[str, Any], str, Expression]] = deque()
 
-    def check_resource(self, resource: object, profile_url: str, expression: str) -> None:
+    def check_resource(self, resource: object, profile_url: str, expression: Expression) -> None:
         """Check `resource` (found at `expression`) against the profile and the profiles it derives from."""
         profile = self._conformance.profiles.get(profile_url)
         if profile is None or not isinstance(resource, dict) or not self._first_time(resource, profile.url):
@@ -65,14 +84,18 @@ class Walker:
         self._done.add(key)
         return True
 
-    def _check_datatype(self, value: object, profile: Profile, expression: str, resource: dict[str, Any]) -> None:
+    def _check_datatype(
+        self, value: object, profile: Profile, expression: Expression, resource: dict[str, Any]
+    ) -> None:
         if not self._first_time(value, profile.url):
             return
         if profile.base is not None and (base := self._conformance.profiles.get(profile.base)) is not None:
             self._check_datatype(value, base, expression, resource)
         self._apply(profile.root, value, expression, resource, None)
 
-    def _apply(self, node: Node, value: Any, expression: str, resource: dict[str, Any], type_name: str | None) -> None:
+    def _apply(
+        self, node: Node, value: Any, expression: Expression, resource: dict[str, Any], type_name: str | None
+    ) -> None:
         if node.rule is not None:
             self._check_value(node.rule, value, expression, resource, type_name)
         if isinstance(value, dict):
@@ -80,13 +103,13 @@ class Walker:
                 self._check_child(child, value, expression, resource)
 
     def _check_child(
-        self, node: Node, parent: dict[str, Any], parent_expression: str, resource: dict[str, Any]
+        self, node: Node, parent: dict[str, Any], parent_expression: Expression, resource: dict[str, Any]
     ) -> None:
         rule = node.rule
         if not (node.slices or node.is_choice or (rule is not None and rule.min)) and node.name not in parent:
             return  # absent, optional and unsliced: nothing to check (most of a profile's elements, most of the time)
         occurrences = _occurrences(node, parent, parent_expression)
-        element_expression = f"{parent_expression}.{node.base_name}"
+        element_expression = (parent_expression, node.base_name)
         if node.rule is not None:
             self._check_cardinality(node.rule, node.rule.path, len(occurrences), element_expression, occurrences)
         for occurrence in occurrences:
@@ -95,7 +118,7 @@ class Walker:
             self._check_slices(node, occurrences, element_expression, resource)
 
     def _check_slices(
-        self, node: Node, occurrences: list[Occurrence], expression: str, resource: dict[str, Any]
+        self, node: Node, occurrences: list[Occurrence], expression: Expression, resource: dict[str, Any]
     ) -> None:
         members: dict[str, list[Occurrence]] = {name: [] for name in node.slices}
         for occurrence in occurrences:
@@ -115,7 +138,7 @@ class Walker:
                 self._apply(slice_.node, occurrence.value, occurrence.expression, resource, occurrence.type_name)
 
     def _check_cardinality(
-        self, rule: ElementRule, label: str, count: int, expression: str, occurrences: list[Occurrence]
+        self, rule: ElementRule, label: str, count: int, expression: Expression, occurrences: list[Occurrence]
     ) -> None:
         what = f"{label} ({rule.short})" if rule.short else label
         if rule.min is not None and count < rule.min:
@@ -126,7 +149,7 @@ class Walker:
             self._issue(f"{what} {text}", occurrences[rule.max].expression if occurrences else expression)
 
     def _check_value(
-        self, rule: ElementRule, value: Any, expression: str, resource: dict[str, Any], type_name: str | None
+        self, rule: ElementRule, value: Any, expression: Expression, resource: dict[str, Any], type_name: str | None
     ) -> None:
         if rule.fixed is not None and not _same(value, rule.fixed):
             self._issue(f"{rule.path} must be exactly {_describe(rule.fixed)}", expression)
@@ -150,7 +173,7 @@ class Walker:
                 self._issue(f"{invariant.human} ({invariant.key})", expression, invariant.severity)
 
     def _check_types(
-        self, rule: ElementRule, value: Any, expression: str, resource: dict[str, Any], type_name: str | None
+        self, rule: ElementRule, value: Any, expression: Expression, resource: dict[str, Any], type_name: str | None
     ) -> None:
         allowed = [t for t in rule.types if type_name is None or t.code == type_name]
         if not allowed:
@@ -163,7 +186,9 @@ class Walker:
         for type_rule in allowed:
             self._check_type_profiles(type_rule, value, expression, resource)
 
-    def _check_type_profiles(self, type_rule: TypeRule, value: Any, expression: str, resource: dict[str, Any]) -> None:
+    def _check_type_profiles(
+        self, type_rule: TypeRule, value: Any, expression: Expression, resource: dict[str, Any]
+    ) -> None:
         for url in type_rule.profiles:
             profile = self._conformance.profiles.get(url)
             if profile is None:
@@ -175,7 +200,7 @@ class Walker:
                 self._check_datatype(value, profile, expression, resource)
 
     def _check_target(
-        self, rule: ElementRule, targets: tuple[str, ...], value: Any, expression: str, resource: dict[str, Any]
+        self, rule: ElementRule, targets: tuple[str, ...], value: Any, expression: Expression, resource: dict[str, Any]
     ) -> None:
         found = self._index.resolve(value, resource)
         if found is None:
@@ -196,7 +221,7 @@ class Walker:
                 if url in self._conformance.profiles:
                     self._queue.append((found.resource, url, found.expression))
 
-    def _check_binding(self, rule: ElementRule, value: Any, expression: str) -> None:
+    def _check_binding(self, rule: ElementRule, value: Any, expression: Expression) -> None:
         assert rule.binding is not None
         value_set = self._conformance.value_sets.get(rule.binding.value_set)
         if value_set is None or rule.binding.strength not in ("required", "extensible") or value_set.admits(value):
@@ -210,11 +235,11 @@ class Walker:
                 "warning",
             )
 
-    def _issue(self, text: str, expression: str, severity: str = "error") -> None:
-        self._issues.append(Issue(Code.PROFILE_VIOLATION, text, expression, severity))
+    def _issue(self, text: str, expression: Expression, severity: str = "error") -> None:
+        self._issues.append(Issue(Code.PROFILE_VIOLATION, text, render(expression), severity))
 
 
-def _occurrences(node: Node, parent: dict[str, Any], parent_expression: str) -> list[Occurrence]:
+def _occurrences(node: Node, parent: dict[str, Any], parent_expression: Expression) -> list[Occurrence]:
     if node.is_choice:
         base = node.base_name
         found = []
@@ -223,14 +248,14 @@ def _occurrences(node: Node, parent: dict[str, Any], parent_expression: str) -> 
                 suffix = key[len(base) :]
                 lowered = suffix[0].lower() + suffix[1:]
                 type_name = lowered if lowered in PRIMITIVE_TYPES else suffix
-                found.append(Occurrence(value, f"{parent_expression}.{base}.ofType({type_name})", type_name))
+                found.append(Occurrence(value, (parent_expression, f"{base}.ofType({type_name})"), type_name))
         return found
     value = parent.get(node.name)
     if value is None:
         return []
     if isinstance(value, list):
-        return [Occurrence(item, f"{parent_expression}.{node.name}[{i}]", None) for i, item in enumerate(value)]
-    return [Occurrence(value, f"{parent_expression}.{node.name}", None)]
+        return [Occurrence(item, (parent_expression, node.name, i), None) for i, item in enumerate(value)]
+    return [Occurrence(value, (parent_expression, node.name), None)]
 
 
 def _discriminates(discriminator: Discriminator, value: object) -> bool:
