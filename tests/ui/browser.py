@@ -98,6 +98,11 @@ class Browser:
     def wait_for_path(self, predicate: Any, timeout: float = 15) -> None:
         WebDriverWait(self.driver, timeout).until(lambda _: predicate(self.path))
 
+    def wait_for(self, css: str, timeout: float = 15) -> Any:
+        """The first element matching `css` once the page shows one: for a form that posts and comes back to the
+        same path, where waiting for the path would return before the answer has loaded."""
+        return WebDriverWait(self.driver, timeout).until(lambda _: (self.find_all(css) or [None])[0])
+
     def urls_requested(self) -> list[str]:
         """Every URL the browser has requested so far (navigations, redirects, assets)."""
         for entry in self.driver.get_log("performance"):
