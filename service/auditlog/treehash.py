@@ -14,6 +14,8 @@ import struct
 from collections.abc import Callable
 from hashlib import sha256
 
+from service.auditlog.verifier import leaf_hash
+
 DIGEST_SIZE = 32
 COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 COPY_TRAILER = b"\xff\xff"
@@ -40,7 +42,7 @@ def copy_rows_py(data: bytes, offset: int) -> tuple[int, bytes, bytes]:
         if leaf_size > size - start:
             break
         stored.append(stored_hash)
-        digests.append(sha256(b"\x00" + data[start : start + leaf_size]).digest())
+        digests.append(leaf_hash(data[start : start + leaf_size]))
         end = start + leaf_size
     return end, b"".join(stored), b"".join(digests)
 
@@ -74,10 +76,6 @@ def copy_header_length(data: bytes) -> int:
     extension = int.from_bytes(data[len(COPY_SIGNATURE) + 4 : len(COPY_SIGNATURE) + 8], "big")
     length = len(COPY_SIGNATURE) + 8 + extension
     return length if len(data) >= length else 0
-
-
-def leaf_hash(leaf: bytes) -> bytes:
-    return sha256(b"\x00" + leaf).digest()
 
 
 class Levels:

@@ -32,7 +32,7 @@ from typing import Protocol
 
 import asyncpg
 
-from service.auditlog import treehash
+from service.auditlog import treehash, verifier
 
 CHUNK_LEVEL = 16
 """Chunks of 65,536 entries: large enough that a worker's start-up and connection are noise."""
@@ -84,16 +84,7 @@ class _CopyHasher:
         self.stored: list[bytes] = []
         self.digests: list[bytes] = []
 
-    async def receive(self, data: bytes) -> None:
-        self._take(data)
-
-    def finish(self) -> tuple[bytes, bytes]:
-        """(stored leaf hashes, recomputed leaf hashes), each joined, once the whole COPY has arrived."""
-        if self._rest != treehash.COPY_TRAILER:
-            raise RuntimeError("the COPY of the chunk did not end with its trailer")
-        return b"".join(self.stored), b"".join(self.digests)
-
-    def _take(self, block: bytes) -> None:
+    async def receive(self, block: bytes) -> None:
         data, offset = self._rest + block, 0
         if not self._header:
             offset = treehash.copy_header_length(data)
@@ -105,6 +96,12 @@ class _CopyHasher:
         self.stored.append(stored)
         self.digests.append(digests)
         self._rest = data[end:]
+
+    def finish(self) -> tuple[bytes, bytes]:
+        """(stored leaf hashes, recomputed leaf hashes), each joined, once the whole COPY has arrived."""
+        if self._rest != treehash.COPY_TRAILER:
+            raise RuntimeError("the COPY of the chunk did not end with its trailer")
+        return b"".join(self.stored), b"".join(self.digests)
 
 
 async def _hash_chunk(job: ChunkJob) -> ChunkResult:
@@ -134,7 +131,7 @@ async def _hash_chunk(job: ChunkJob) -> ChunkResult:
     result.at_sizes = {size: levels.peaks(size - job.start) for size in job.sizes}
     for index, leaf in claimed:
         digest = levels.leaf(index - job.start)
-        if treehash.leaf_hash(leaf) != digest:  # one snapshot read twice, two leaves: never, unless the server errs
+        if verifier.leaf_hash(leaf) != digest:  # one snapshot read twice, two leaves: never, unless the server errs
             raise FastPathDeclined(f"entry {index} read twice in one snapshot gave two different leaves")
         result.leaves[index] = (leaf, digest)
     return result
