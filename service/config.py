@@ -5,11 +5,17 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from service.crypto.retention import RetentionPolicy
 
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+# ID token signature algorithms the hub accepts unless HANDOVER_OIDC_ALGORITHMS narrows them: asymmetric only.
+# `none` and the HMAC family (HS*, whose "key" would be the provider's public key) can never be configured.
+OIDC_ASYMMETRIC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+DEFAULT_OIDC_ALGORITHMS = ("RS256", "PS256", "ES256")
 
 
 class ConfigError(ValueError):
@@ -56,10 +62,30 @@ class Settings:
     oidc_role_claim: str = "roles"
     dev_idp: bool = False
     ui_idle_minutes: float = 30
+    ui_max_session_hours: float = 12
+    ui_sign_in_starts_per_minute: int = 20
+    # The staff pages' own address as browsers see it (the OIDC redirect_uri is built from it, never from Host);
+    # None: http(s)://<listen address>, which suits development only.
+    public_url: str | None = None
+    serves_tls: bool = False  # HANDOVER_TLS_CERT is set (only the default public URL reads it)
+    # Peers whose X-Forwarded-Proto / X-Forwarded-For are believed (TLS-terminating proxies); none by default.
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
+    oidc_algorithms: tuple[str, ...] = DEFAULT_OIDC_ALGORITHMS
+    oidc_timeout_seconds: float = 10
+    oidc_keys_max_age_seconds: float = 3600
     # Where the record of published checkpoints is kept, outside the database (service/auditlog/published.py);
     # None: no record (the default with the embedded development cluster, which is never backed up or restored).
     checkpoint_record_dir: Path | None = None
     housekeeping_seconds: float = 60
+
+    @property
+    def staff_public_url(self) -> str:
+        """HANDOVER_PUBLIC_URL, else this hub's listen address (https when it serves TLS itself)."""
+        if self.public_url:
+            return self.public_url
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104 - read, not bound
+        host = f"[{host}]" if ":" in host else host
+        return f"{'https' if self.serves_tls else 'http'}://{host}:{self.port}"
 
     @property
     def kek_path(self) -> Path:
@@ -104,6 +130,14 @@ class Settings:
             oidc_role_claim=env.get("HANDOVER_OIDC_ROLE_CLAIM") or "roles",
             dev_idp=_flag(env, "HANDOVER_DEV_IDP"),
             ui_idle_minutes=_positive_number(env, "HANDOVER_UI_IDLE_MINUTES", 30),
+            ui_max_session_hours=_positive_number(env, "HANDOVER_UI_MAX_SESSION_HOURS", 12),
+            ui_sign_in_starts_per_minute=int(_positive_number(env, "HANDOVER_UI_SIGN_IN_STARTS_PER_MINUTE", 20)),
+            public_url=_public_url(env.get("HANDOVER_PUBLIC_URL") or ""),
+            serves_tls=bool(env.get("HANDOVER_TLS_CERT")),
+            trusted_proxies=_networks(env.get("HANDOVER_TRUSTED_PROXIES") or ""),
+            oidc_algorithms=_algorithms(env.get("HANDOVER_OIDC_ALGORITHMS") or ""),
+            oidc_timeout_seconds=_positive_number(env, "HANDOVER_OIDC_TIMEOUT_SECONDS", 10),
+            oidc_keys_max_age_seconds=_positive_number(env, "HANDOVER_OIDC_KEYS_MAX_AGE_SECONDS", 3600),
             checkpoint_record_dir=_checkpoint_record_dir(env),
             housekeeping_seconds=_positive_number(env, "HANDOVER_HOUSEKEEPING_SECONDS", 60),
         )
@@ -125,6 +159,37 @@ def _checkpoint_record_dir(env: Mapping[str, str]) -> Path | None:
     if env.get("HANDOVER_DATABASE_URL"):
         return Path(env.get("HANDOVER_VAR_DIR", "var")) / "published-checkpoints"
     return None
+
+
+def _public_url(text: str) -> str | None:
+    """HANDOVER_PUBLIC_URL: `http(s)://host[:port]`, optionally with a path prefix; no query or fragment."""
+    if not text:
+        return None
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigError(f"HANDOVER_PUBLIC_URL must be http(s)://host[:port], got {text!r}")
+    return text.rstrip("/")
+
+
+def _networks(text: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    """HANDOVER_TRUSTED_PROXIES: comma-separated addresses or CIDR blocks."""
+    try:
+        return tuple(ip_network(item.strip(), strict=False) for item in text.split(",") if item.strip())
+    except ValueError as err:
+        raise ConfigError(f"HANDOVER_TRUSTED_PROXIES: {err}") from None
+
+
+def _algorithms(text: str) -> tuple[str, ...]:
+    """HANDOVER_OIDC_ALGORITHMS: comma-separated JWS algorithms, each an asymmetric one."""
+    if not text.strip():
+        return DEFAULT_OIDC_ALGORITHMS
+    chosen = tuple(item.strip() for item in text.split(",") if item.strip())
+    wrong = [alg for alg in chosen if alg not in OIDC_ASYMMETRIC_ALGORITHMS]
+    if wrong or not chosen:
+        raise ConfigError(
+            f"HANDOVER_OIDC_ALGORITHMS may list only {', '.join(OIDC_ASYMMETRIC_ALGORITHMS)}; got {text!r}"
+        )
+    return chosen
 
 
 def _retention(text: str) -> RetentionPolicy:

@@ -63,11 +63,11 @@ _USERS = {u.subject: u for u in DEV_USERS}
 
 
 def dev_issuer(settings: Settings) -> str:
-    """HANDOVER_OIDC_ISSUER if set, else this hub's own /dev-idp on the address it listens on."""
+    """HANDOVER_OIDC_ISSUER if set, else this hub's own /dev-idp at its public URL (HANDOVER_PUBLIC_URL, else the
+    address it listens on)."""
     if settings.oidc_issuer:
         return settings.oidc_issuer.rstrip("/")
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host  # noqa: S104 - read, not bound
-    return f"http://{host}:{settings.port}/dev-idp"
+    return f"{settings.staff_public_url}/dev-idp"
 
 
 def dev_client_secret(keys_dir: Path) -> str:

@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from service.errors import HandoverError
-from service.identity.oidc_client import OidcRelyingParty
+from service.identity.oidc_client import OidcRelyingParty, SignInRefused
 from service.keystore import generate_private_jwk
 from service.signing import sign_compact_jwt
 from tests.support.hub import free_port
@@ -93,6 +92,6 @@ async def test_a_proper_id_token_signs_in() -> None:
 )
 async def test_a_bent_id_token_is_refused(bend: Callable[[dict[str, Any]], tuple[dict[str, Any], Any]]) -> None:
     async with provider(bend) as issuer:
-        with pytest.raises(HandoverError) as refused:
+        with pytest.raises(SignInRefused) as refused:
             await _complete(issuer)
     assert refused.value.status == 401
