@@ -27,6 +27,7 @@ from service.housekeeping.duties import ForgetExpiredTokenIds, ForgetStaleSignIn
 from service.housekeeping.scheduler import Housekeeping
 from service.http import audit, episodes, mailbox, messaging, metadata, onboarding, ops, profiles_ui, validate
 from service.http.context import SERVICES, Services
+from service.http.forwarded import forwarded_middleware
 from service.http.middleware import outcome_middleware
 from service.http.registry_sync import registry_sync_context
 from service.http.security_headers import install as install_security_headers
@@ -48,7 +49,8 @@ SAFETY_NET = web.AppKey("safety_net", SafetyNet)
 def build_app(settings: Settings, dsn: str, *, clock: Clock = utc_now) -> web.Application:
     """The service, connected to the database at `dsn` (migrated on start). `clock` is the domain's "now"
     (acceptance times, deadlines); credentials are always checked against the real clock."""
-    app = web.Application(middlewares=[outcome_middleware])
+    # What trusted proxies say (X-Forwarded-Proto / -For) is applied first, so every later step sees it.
+    app = web.Application(middlewares=[forwarded_middleware(settings.trusted_proxies), outcome_middleware])
     app.cleanup_ctx.append(_resources(settings, dsn, clock))
     audit.install(app, settings)  # /audit/* routes, tree rebuild and self-check, checkpoint signer
     app.cleanup_ctx.append(registry_sync_context(dsn))  # a registry reload in one process reaches them all
@@ -165,6 +167,7 @@ def _housekeeping(settings: Settings, pool: asyncpg.Pool, clock: Clock) -> House
                 timedelta(seconds=settings.housekeeping_seconds),
                 idle=timedelta(minutes=settings.ui_idle_minutes),
                 sign_in=timedelta(seconds=SIGN_IN_SECONDS),
+                lifetime=timedelta(hours=settings.ui_max_session_hours),
             ),
             ShredExpiredPayloads(
                 PayloadRetention(pool, settings.payload_retention, clock=clock),

@@ -66,20 +66,30 @@ class ForgetExpiredTokenIds:
 
 
 class ForgetStaleSignIns:
-    """Drops `ui_sessions` rows ended or idle for longer than `idle`, and `ui_sign_in_attempts` older than
-    `sign_in` (an attempt is taken once, on the redirect back; one never finished stays behind)."""
+    """Drops `ui_sessions` rows ended or idle for longer than `idle` or opened longer than `lifetime` ago, and
+    `ui_sign_in_attempts` older than `sign_in` (an attempt is taken once, on the redirect back; one never finished
+    stays behind)."""
 
     name = "staff-sign-ins"
 
-    def __init__(self, every: timedelta, *, idle: timedelta, sign_in: timedelta, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        every: timedelta,
+        *,
+        idle: timedelta,
+        sign_in: timedelta,
+        lifetime: timedelta | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
         self.every = every
-        self._idle, self._sign_in = idle, sign_in
+        self._idle, self._sign_in, self._lifetime = idle, sign_in, lifetime
         self._clock = clock
 
     async def run(self, conn: asyncpg.Connection, stopping: asyncio.Event) -> int:
         now = self._clock()
         async with conn.transaction():
-            sessions = await ui_sessions.forget_idle_sessions(conn, now - self._idle)
+            lived = None if self._lifetime is None else now - self._lifetime
+            sessions = await ui_sessions.forget_idle_sessions(conn, now - self._idle, lived)
             attempts = await ui_sessions.forget_stale_attempts(conn, now - self._sign_in)
         return sessions + attempts
 

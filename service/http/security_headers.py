@@ -2,14 +2,17 @@
 
 `X-Content-Type-Options: nosniff`; `Cache-Control: no-store` unless the response is a public static asset
 (`/ui/static/`, cached for a day) or the handler chose its own; a `Server` header naming no versions;
-`Strict-Transport-Security` when served over TLS; and on HTML a Content-Security-Policy that allows only the
-hub's own scripts, styles and images (no inline script, no other origin, no framing) unless the handler set
-a policy of its own (the profile pages set one with no script at all).
+`Strict-Transport-Security` when served over TLS (directly, or through a trusted proxy that says so); and on
+HTML a Content-Security-Policy that allows only the hub's own scripts, styles and images (no inline script, no
+other origin, no framing) unless the handler set a policy of its own (the profile pages set one with no script
+at all).
 """
 
 from __future__ import annotations
 
 from aiohttp import web
+
+from service.http.forwarded import reached_over_tls
 
 STATIC_PREFIX = "/ui/static/"
 SERVER_NAME = "Handover"
@@ -27,7 +30,7 @@ async def add_security_headers(request: web.Request, response: web.StreamRespons
         headers["Cache-Control"] = "public, max-age=86400"
     elif "no-store" not in headers.get("Cache-Control", ""):
         headers["Cache-Control"] = "no-store"
-    if request.secure:
+    if reached_over_tls(request):
         headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
     if (response.content_type or "").startswith("text/html") or headers.get("Content-Type", "").startswith("text/html"):
         headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)  # a stricter page may set its own

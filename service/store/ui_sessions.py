@@ -56,16 +56,18 @@ async def insert_session(conn: asyncpg.Connection, token_sha256: str, row: Sessi
 
 
 async def touch_session(
-    conn: asyncpg.Connection, token_sha256: str, *, now: datetime, seen_after: datetime
+    conn: asyncpg.Connection, token_sha256: str, *, now: datetime, seen_after: datetime, created_after: datetime
 ) -> SessionRow | None:
-    """The live session, its `last_seen_at` moved to `now`; None if unknown, ended, or idle since `seen_after`."""
+    """The live session, its `last_seen_at` moved to `now`; None if unknown, ended, idle since `seen_after`, or
+    opened before `created_after` (past its absolute lifetime)."""
     record = await conn.fetchrow(
         "UPDATE ui_sessions SET last_seen_at = $2 WHERE token_sha256 = $1 AND ended_at IS NULL"
-        " AND last_seen_at > $3"
+        " AND last_seen_at > $3 AND created_at > $4"
         " RETURNING subject, display_name, role, issuer, csrf_token, created_at, last_seen_at",
         token_sha256,
         now,
         seen_after,
+        created_after,
     )
     return None if record is None else _session_row(record)
 
@@ -81,10 +83,38 @@ async def end_session(conn: asyncpg.Connection, token_sha256: str, now: datetime
     return None if record is None else _session_row(record)
 
 
-async def forget_idle_sessions(conn: asyncpg.Connection, seen_before: datetime) -> int:
-    """Deletes sessions ended or idle since before `seen_before`; how many."""
-    result = await conn.execute("DELETE FROM ui_sessions WHERE last_seen_at < $1 OR ended_at < $1", seen_before)
+async def forget_idle_sessions(
+    conn: asyncpg.Connection, seen_before: datetime, created_before: datetime | None = None
+) -> int:
+    """Deletes sessions ended or idle since before `seen_before`, or opened before `created_before`; how many."""
+    result = await conn.execute(
+        "DELETE FROM ui_sessions WHERE last_seen_at < $1 OR ended_at < $1 OR created_at < $2",
+        seen_before,
+        created_before,
+    )
     return int(result.split()[-1])
+
+
+async def leave_notice(conn: asyncpg.Connection, token_sha256: str, kind: str, text: str) -> None:
+    """Keeps a notice for the session's next page (replacing any not yet shown)."""
+    await conn.execute(
+        "UPDATE ui_sessions SET notice_kind = $2, notice_text = $3 WHERE token_sha256 = $1 AND ended_at IS NULL",
+        token_sha256,
+        kind,
+        text,
+    )
+
+
+async def take_notice(conn: asyncpg.Connection, token_sha256: str) -> tuple[str, str] | None:
+    """The session's waiting notice (kind, text), cleared so it is shown once; None if there is none."""
+    record = await conn.fetchrow(
+        "WITH waiting AS (SELECT token_sha256, notice_kind, notice_text FROM ui_sessions"
+        " WHERE token_sha256 = $1 AND notice_text IS NOT NULL FOR UPDATE)"
+        " UPDATE ui_sessions s SET notice_kind = NULL, notice_text = NULL FROM waiting"
+        " WHERE s.token_sha256 = waiting.token_sha256 RETURNING waiting.notice_kind, waiting.notice_text",
+        token_sha256,
+    )
+    return None if record is None else (record["notice_kind"], record["notice_text"])
 
 
 async def insert_attempt(conn: asyncpg.Connection, state_sha256: str, attempt: SignInAttempt) -> None:
@@ -109,6 +139,11 @@ async def take_attempt(conn: asyncpg.Connection, state_sha256: str, created_afte
     if record is None or record["created_at"] <= created_after:
         return None
     return SignInAttempt(record["nonce"], record["code_verifier"], record["redirect_uri"], record["created_at"])
+
+
+async def count_attempts(conn: asyncpg.Connection) -> int:
+    """How many sign-ins are in flight (started, not yet finished or forgotten)."""
+    return int(await conn.fetchval("SELECT count(*) FROM ui_sign_in_attempts"))
 
 
 async def forget_stale_attempts(conn: asyncpg.Connection, created_before: datetime) -> int:

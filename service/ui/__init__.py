@@ -26,8 +26,9 @@ from service.ui import governance as governance_page
 from service.ui import payload as payload_page
 from service.ui.error_pages import error_pages
 from service.ui.rendering import configure
-from service.ui.sessions import SessionStore
-from service.ui.state import RELYING_PARTY, SESSION_STORE
+from service.ui.sessions import PUBLIC_URL, SessionStore
+from service.ui.sign_in_limit import SignInStartLimit
+from service.ui.state import RELYING_PARTY, SESSION_STORE, SIGN_IN_LIMIT
 
 HERE = Path(__file__).resolve().parent
 PAGE_MODULES: tuple[ModuleType, ...] = (
@@ -52,6 +53,8 @@ def install(app: web.Application, settings: Settings) -> None:
     )
     configure(env, app)
     app.middlewares.append(error_pages)
+    app[PUBLIC_URL] = settings.staff_public_url
+    app[SIGN_IN_LIMIT] = SignInStartLimit(settings.ui_sign_in_starts_per_minute)
     app.router.add_static("/ui/static/", HERE / "static", follow_symlinks=False, append_version=False)
     for module in PAGE_MODULES:
         module.add_routes(app.router)
@@ -64,7 +67,9 @@ def install(app: web.Application, settings: Settings) -> None:
 def _context(settings: Settings) -> Callable[[web.Application], AsyncIterator[None]]:
     async def context(app: web.Application) -> AsyncIterator[None]:
         hub = app[SERVICES]
-        app[SESSION_STORE] = SessionStore(hub.pool, timedelta(minutes=settings.ui_idle_minutes))
+        app[SESSION_STORE] = SessionStore(
+            hub.pool, timedelta(minutes=settings.ui_idle_minutes), timedelta(hours=settings.ui_max_session_hours)
+        )
         issuer = (
             dev_idp.dev_issuer(settings) if settings.oidc_issuer is None and settings.dev_idp else settings.oidc_issuer
         )
@@ -72,7 +77,14 @@ def _context(settings: Settings) -> Callable[[web.Application], AsyncIterator[No
         if secret is None and settings.dev_idp:
             secret = dev_idp.dev_client_secret(settings.keys_dir)
         if issuer is not None:
-            app[RELYING_PARTY] = OidcRelyingParty(issuer, settings.oidc_client_id, secret)
+            app[RELYING_PARTY] = OidcRelyingParty(
+                issuer,
+                settings.oidc_client_id,
+                secret,
+                algorithms=settings.oidc_algorithms,
+                timeout_seconds=settings.oidc_timeout_seconds,
+                keys_max_age_seconds=settings.oidc_keys_max_age_seconds,
+            )
         yield
 
     return context

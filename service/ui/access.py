@@ -16,7 +16,7 @@ from service.episodes import snapshot
 from service.errors import Code, HandoverError
 from service.identity.staff_roles import GOVERNANCE, SMDT_COORDINATOR
 from service.store.episodes import EpisodeRow
-from service.ui.sessions import SESSION_COOKIE, StaffSession
+from service.ui.sessions import StaffSession, session_token
 from service.ui.state import SESSION_STORE
 
 SIGN_IN_PATH = "/ui/sign-in"
@@ -58,7 +58,7 @@ async def current_session(request: web.Request) -> StaffSession:
     found = session_of(request)
     if found is not None:
         return found
-    token = request.cookies.get(SESSION_COOKIE, "")
+    token = session_token(request)
     session = await request.app[SESSION_STORE].resume(token) if token else None
     if session is None:
         if is_browser(request):

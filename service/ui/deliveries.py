@@ -24,6 +24,7 @@ from service.ui.access import current_session, has_role, require_role
 from service.ui.forms import read_form
 from service.ui.paths import uuid_in_path
 from service.ui.rendering import render
+from service.ui.state import SESSION_STORE
 
 DEAD_LETTERS_SHOWN = 100
 
@@ -108,10 +109,7 @@ async def _page(request: web.Request, notice: dict[str, str] | None = None, stat
 async def show_deliveries(request: web.Request) -> web.Response:
     session = await current_session(request)
     require_role(session, OPS, GOVERNANCE)
-    requeued = request.rel_url.query.get("requeued", "")
-    notice = None
-    if requeued:
-        notice = {"kind": "done", "text": f"Message {requeued[:36]} is back in its queue and will be delivered again."}
+    notice = await request.app[SESSION_STORE].take_notice(session)  # only what this session itself did
     return await _page(request, notice)
 
 
@@ -135,4 +133,6 @@ async def redeliver(request: web.Request) -> web.Response:
             raise
         text = "This dead letter has already been delivered again once; it cannot be re-queued a second time."
         return await _page(request, {"kind": "problem", "text": text}, status=409)
-    raise web.HTTPSeeOther(f"/ui/deliveries?requeued={message_id}")
+    text = f"Message {message_id} is back in its queue and will be delivered again."
+    await request.app[SESSION_STORE].leave_notice(session, "done", text)
+    raise web.HTTPSeeOther("/ui/deliveries")

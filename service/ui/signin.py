@@ -3,8 +3,13 @@
 under /ui/ only, carried in a short-lived cookie), `POST /ui/sign-out` ends it.
 
 The `state` is kept server side (by its hash, for ten minutes, used once) and bound to the browser that
-started the flow by a short-lived Lax cookie. Each sign-in and sign-out is an audited `staff-login` event, as
-staff bearer-token sign-ins are (service.auditlog.recording).
+started the flow by a short-lived Lax cookie. Starts are limited per client address (`sign_in_limit`). The
+`redirect_uri` is built from the configured public URL (HANDOVER_PUBLIC_URL), never from the Host header.
+Signing in ends the session the browser already had. A refused sign-in is answered with a page that says why
+and offers to try again (never a redirect back to sign-in, which with a provider that approves at once would
+go round until the browser gives up). Each sign-in, refusal and sign-out is an audited `staff-login` event, as
+staff bearer-token sign-ins are (service.auditlog.recording); the subject is audited whole (up to 255
+characters, the OIDC limit).
 """
 
 from __future__ import annotations
@@ -17,23 +22,35 @@ from aiohttp import web
 from service.auditlog.events import AuditEvent, EventType
 from service.errors import Code, HandoverError
 from service.http.context import services
-from service.identity.staff_roles import role_from_claim
+from service.identity.oidc_client import SignInRefused
+from service.identity.staff_roles import AmbiguousRole, role_from_claim
 from service.store import audit, db
 from service.ui.access import current_session, return_path
 from service.ui.forms import read_form
 from service.ui.rendering import render
 from service.ui.sessions import (
-    SESSION_COOKIE,
+    PUBLIC_URL,
     SIGN_IN_COOKIE,
     SIGN_IN_SECONDS,
+    SignInsBusy,
     clear_session_cookie,
+    over_tls,
+    session_token,
     set_session_cookie,
 )
-from service.ui.state import RELYING_PARTY, SESSION_STORE
+from service.ui.state import RELYING_PARTY, SESSION_STORE, SIGN_IN_LIMIT
 
 log = logging.getLogger("handover.ui.signin")
 CALLBACK_PATH = "/ui/auth/callback"
 RETURN_COOKIE = "handover_return_to"  # the page asked for before signing in; checked again when used
+TOO_MANY = "Too many sign-ins were started from your address in the last minute. Wait a minute, then try again."
+BUSY = "The hub has too many sign-ins in progress. Wait a few minutes, then try again."
+NOT_STARTED_HERE = "This sign-in did not start in this browser, or it has expired or was already used."
+NO_ROLE = "Your account has no Handover role. Ask whoever manages your account to give you one."
+TWO_ROLES = (
+    "Your account has more than one Handover role, so the hub cannot tell which pages to show you."
+    " Ask whoever manages your account to leave you one."
+)
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
@@ -43,27 +60,44 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/ui/signed-out", signed_out)
 
 
+def refused_page(request: web.Request, reason: str, status: int) -> web.Response:
+    """The page a refused sign-in ends on: why, and a link (not a redirect) to try again."""
+    return render(request, "signin/refused.html", {"page_title": "Sign-in refused", "reason": reason}, status=status)
+
+
 async def start_sign_in(request: web.Request) -> web.Response:
     if RELYING_PARTY not in request.app:
         raise HandoverError(Code.UNAVAILABLE, "Staff sign-in is not configured (HANDOVER_OIDC_ISSUER)")
-    redirect_uri = f"{request.scheme}://{request.host}{CALLBACK_PATH}"
-    started = await request.app[RELYING_PARTY].authorization(redirect_uri)
-    await request.app[SESSION_STORE].remember_sign_in(started.state, started.nonce, started.code_verifier, redirect_uri)
+    if not request.app[SIGN_IN_LIMIT].allow(request.remote or ""):
+        log.warning("sign-in starts limited", extra={"code": "rate-limited"})
+        return refused_page(request, TOO_MANY, 429)
+    redirect_uri = f"{request.app[PUBLIC_URL]}{CALLBACK_PATH}"
+    try:
+        started = await request.app[RELYING_PARTY].authorization(redirect_uri)
+        await request.app[SESSION_STORE].remember_sign_in(
+            started.state, started.nonce, started.code_verifier, redirect_uri
+        )
+    except SignInRefused as refused:
+        return refused_page(request, refused.reason, refused.status)
+    except SignInsBusy:
+        log.warning("sign-ins in flight at their limit", extra={"code": "rate-limited"})
+        return refused_page(request, BUSY, 503)
     response = web.HTTPSeeOther(started.url)
+    secure = over_tls(request)
     # Lax, not Strict: the provider's redirect back is a cross-site navigation when the provider is elsewhere.
     response.set_cookie(
         SIGN_IN_COOKIE,
         started.state,
         path=CALLBACK_PATH,
         httponly=True,
-        secure=request.secure,
+        secure=secure,
         samesite="Lax",
         max_age=SIGN_IN_SECONDS,
     )
     back = return_path(request.rel_url.query.get("next"))
     if back != "/ui/":
         response.set_cookie(
-            RETURN_COOKIE, back, path=CALLBACK_PATH, httponly=True, secure=request.secure, samesite="Lax", max_age=600
+            RETURN_COOKIE, back, path=CALLBACK_PATH, httponly=True, secure=secure, samesite="Lax", max_age=600
         )
     else:
         response.del_cookie(RETURN_COOKIE, path=CALLBACK_PATH)
@@ -75,22 +109,33 @@ async def finish_sign_in(request: web.Request) -> web.Response:
     state, code = query.get("state", ""), query.get("code", "")
     bound = request.cookies.get(SIGN_IN_COOKIE, "")
     if not state or not code or not bound or not hmac.compare_digest(state.encode(), bound.encode()):
-        raise HandoverError(Code.FORBIDDEN, "This sign-in did not start in this browser")
+        return refused_page(request, NOT_STARTED_HERE, 403)
     store = request.app[SESSION_STORE]
     attempt = await store.take_sign_in(state)
     if attempt is None:
-        raise HandoverError(Code.FORBIDDEN, "This sign-in has expired or was already used")
+        return refused_page(request, NOT_STARTED_HERE, 403)
     party = request.app[RELYING_PARTY]
-    staff = await party.complete(
-        code=code, redirect_uri=attempt.redirect_uri, code_verifier=attempt.code_verifier, nonce=attempt.nonce
-    )
+    try:
+        staff = await party.complete(
+            code=code, redirect_uri=attempt.redirect_uri, code_verifier=attempt.code_verifier, nonce=attempt.nonce
+        )
+    except SignInRefused as refused:
+        return refused_page(request, refused.reason, refused.status)
     hub = services(request)
-    role = role_from_claim(staff.claims.get(hub.settings.oidc_role_claim), hub.registry.is_participant)
+    try:
+        role = role_from_claim(staff.claims.get(hub.settings.oidc_role_claim), hub.registry.is_participant)
+    except AmbiguousRole:
+        await _audit(request, staff.subject, "refused-ambiguous-role", {"issuer": party.issuer})
+        return refused_page(request, TWO_ROLES, 403)
     if role is None:
         await _audit(request, staff.subject, "refused-no-role", {"issuer": party.issuer})
-        raise HandoverError(Code.FORBIDDEN, "Your account has no Handover role")
+        return refused_page(request, NO_ROLE, 403)
     token, session = await store.open(
-        subject=staff.subject, display_name=staff.display_name, role=role, issuer=party.issuer
+        subject=staff.subject,
+        display_name=staff.display_name,
+        role=role,
+        issuer=party.issuer,
+        replacing=session_token(request),  # signing in ends this browser's earlier session
     )
     await _audit(request, staff.subject, "signed-in", {"role": role, "issuer": party.issuer, "via": "oidc"})
     # A page of our own that moves on to the page first asked for (else /ui/): the SameSite=Strict cookie is sent
@@ -107,11 +152,11 @@ async def finish_sign_in(request: web.Request) -> web.Response:
 async def sign_out(request: web.Request) -> web.Response:
     session = await current_session(request)
     await read_form(request, session)
-    ended = await request.app[SESSION_STORE].end(request.cookies.get(SESSION_COOKIE, ""))
+    ended = await request.app[SESSION_STORE].end(session_token(request))
     if ended is not None:
         await _audit(request, ended.subject, "signed-out", {"role": ended.role, "via": "oidc"})
     response = web.HTTPSeeOther("/ui/signed-out")
-    clear_session_cookie(response)
+    clear_session_cookie(request, response)
     raise response
 
 
@@ -122,6 +167,5 @@ async def signed_out(request: web.Request) -> web.Response:
 async def _audit(request: web.Request, subject: str, outcome: str, details: dict[str, str]) -> None:
     hub = services(request)
     async with db.transaction(hub.pool) as conn:
-        await audit.append_event(
-            conn, AuditEvent(EventType.STAFF_LOGIN, outcome, subject[:128], hub.clock(), details=details)
-        )
+        event = AuditEvent(EventType.STAFF_LOGIN, outcome, subject, hub.clock(), details=details)
+        await audit.append_event(conn, event)

@@ -98,6 +98,9 @@ class RunningHub:
 
 
 def settings_for(network: Network, dsn: str, port: int, **overrides: Any) -> Settings:
+    # Every test signs in from 127.0.0.1, many times a minute: the per-client limit on sign-in starts is lifted
+    # unless a test sets it (tests/ui/test_sessions.py does).
+    overrides.setdefault("ui_sign_in_starts_per_minute", 100_000)
     base = Settings.from_env({"HANDOVER_LISTEN": f"127.0.0.1:{port}"})
     return replace(base, database_url=dsn, network_path=network.network_path, keys_dir=network.keys_dir, **overrides)
 

@@ -305,7 +305,10 @@ async def test_ops_sees_a_dead_letter_with_its_report_and_delivers_it_again_exac
 
         refusing_rgt.accept_all()
         status, _, location = await post(ops, url, {"recipient": "RGT"})
-        assert status == 303 and location == f"/ui/deliveries?requeued={message_id}"
+        assert status == 303 and location == "/ui/deliveries"  # the notice is the session's, not the URL's
+        notice = f"Message {message_id} is back in its queue"
+        assert notice in (await page(ops, f"{push_hub.base_url}/ui/deliveries"))[1]
+        assert notice not in (await page(ops, f"{push_hub.base_url}/ui/deliveries"))[1], "shown once"
         await eventually(lambda: _has(push_hub.dsn, ("RGT", "delivered")), "the re-queued message to be delivered")
         status, _, _ = await post(ops, url, {"recipient": "RGT"})
         assert status == 409, "a delivered message cannot be re-queued"

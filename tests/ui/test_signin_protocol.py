@@ -10,13 +10,14 @@ import ssl
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
+import pytest
 import trustme
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from service.identity.dev_idp import dev_client_secret
-from service.identity.staff_roles import role_from_claim
-from service.ui.sessions import set_session_cookie
+from service.identity.staff_roles import AmbiguousRole, role_from_claim
+from service.ui.sessions import PUBLIC_URL, set_session_cookie
 from tests.support.hub import Network, RunningHub, running_hub
 from tests.ui.http_signin import BROWSER, hidden_fields
 
@@ -98,12 +99,13 @@ async def test_a_callback_with_another_state_than_this_browser_started_is_refuse
         fields["state"] = "another-state-value-altogether"
         async with client.post(f"{ui_hub.base_url}/dev-idp/authorize", data={**fields, "user": "amara.okafor"}) as resp:
             assert resp.status == 403
-            assert "You cannot see this page" in await resp.text()
+            assert "did not start in this browser" in await resp.text()
         async with client.get(f"{ui_hub.base_url}/ui/", allow_redirects=False) as resp:
             assert resp.status == 303  # no session was opened
 
 
 def test_role_claims_map_to_the_pages_roles() -> None:
+    """Values that are not roles of ours are ignored; two different roles of ours are refused (AmbiguousRole)."""
     known = {"RM1", "RGT"}.__contains__
     assert role_from_claim(["governance"], known) == "governance"
     assert role_from_claim("smdt-coordinator", known) == "smdt-coordinator"
@@ -111,18 +113,29 @@ def test_role_claims_map_to_the_pages_roles() -> None:
     assert role_from_claim(["trust:XYZ"], known) is None  # not a network participant
     assert role_from_claim(["admin", 7], known) is None
     assert role_from_claim(None, known) is None
+    assert role_from_claim(["ops", "nurse", "ops"], known) == "ops"
+    for ambiguous in (["trust:RM1", "governance"], ["governance", "trust:RM1"], ["trust:RM1", "trust:RGT"]):
+        with pytest.raises(AmbiguousRole):
+            role_from_claim(ambiguous, known)
 
 
-def test_the_session_cookie_is_secure_over_tls() -> None:
-    for secure, expected in ((True, True), (False, False)):
+def test_the_session_cookie_is_secure_and_host_prefixed_over_tls() -> None:
+    cases = (  # (served over TLS, public URL) -> (cookie name, Secure, Path)
+        (True, "http://127.0.0.1:8080", ("__Host-handover_session", True, "/")),
+        (False, "https://handover.trust.example", ("__Host-handover_session", True, "/")),
+        (False, "http://127.0.0.1:8080", ("handover_session", False, "/ui")),
+    )
+    for tls, public_url, (name, secure, path) in cases:
+        app = web.Application()
+        app[PUBLIC_URL] = public_url
         request = make_mocked_request(
-            "GET", "/ui/auth/callback", sslcontext=ssl.create_default_context() if secure else None
+            "GET", "/ui/auth/callback", app=app, sslcontext=ssl.create_default_context() if tls else None
         )
         response = web.Response()
         set_session_cookie(request, response, "t" * 43)
-        morsel = response.cookies["handover_session"]
-        assert bool(morsel["secure"]) is expected
-        assert morsel["httponly"] and morsel["samesite"] == "Strict" and morsel["path"] == "/ui"
+        [morsel] = response.cookies.values()
+        assert (morsel.key, bool(morsel["secure"]), morsel["path"]) == (name, secure, path)
+        assert morsel["httponly"] and morsel["samesite"] == "Strict" and not morsel["domain"]
 
 
 async def test_hsts_over_tls(network: Network, database: str) -> None:
