@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 
 from aiohttp import web
 
 from service.auditlog.events import AuditEvent, EventType
 from service.errors import Code, HandoverError
 from service.http.context import services
-from service.identity.oidc_client import SignInRefused
+from service.identity.oidc_client import SignedInStaff, SignInRefused
 from service.identity.staff_roles import AmbiguousRole, role_from_claim
 from service.store import audit, db
 from service.ui.access import current_session, return_path
@@ -43,6 +44,7 @@ from service.ui.state import RELYING_PARTY, SESSION_STORE, SIGN_IN_LIMIT
 log = logging.getLogger("handover.ui.signin")
 CALLBACK_PATH = "/ui/auth/callback"
 RETURN_COOKIE = "handover_return_to"  # the page asked for before signing in; checked again when used
+_OAUTH_ERROR = re.compile(r"[a-z_]{1,40}")  # an OAuth error code, e.g. access_denied (anything else is not shown)
 TOO_MANY = "Too many sign-ins were started from your address in the last minute. Wait a minute, then try again."
 BUSY = "The hub has too many sign-ins in progress. Wait a few minutes, then try again."
 NOT_STARTED_HERE = "This sign-in did not start in this browser, or it has expired or was already used."
@@ -105,32 +107,12 @@ async def start_sign_in(request: web.Request) -> web.Response:
 
 
 async def finish_sign_in(request: web.Request) -> web.Response:
-    query = request.rel_url.query
-    state, code = query.get("state", ""), query.get("code", "")
-    bound = request.cookies.get(SIGN_IN_COOKIE, "")
-    if not state or not code or not bound or not hmac.compare_digest(state.encode(), bound.encode()):
-        return refused_page(request, NOT_STARTED_HERE, 403)
-    store = request.app[SESSION_STORE]
-    attempt = await store.take_sign_in(state)
-    if attempt is None:
-        return refused_page(request, NOT_STARTED_HERE, 403)
-    party = request.app[RELYING_PARTY]
     try:
-        staff = await party.complete(
-            code=code, redirect_uri=attempt.redirect_uri, code_verifier=attempt.code_verifier, nonce=attempt.nonce
-        )
+        staff, role = await _signed_in_staff(request)
     except SignInRefused as refused:
         return refused_page(request, refused.reason, refused.status)
-    hub = services(request)
-    try:
-        role = role_from_claim(staff.claims.get(hub.settings.oidc_role_claim), hub.registry.is_participant)
-    except AmbiguousRole:
-        await _audit(request, staff.subject, "refused-ambiguous-role", {"issuer": party.issuer})
-        return refused_page(request, TWO_ROLES, 403)
-    if role is None:
-        await _audit(request, staff.subject, "refused-no-role", {"issuer": party.issuer})
-        return refused_page(request, NO_ROLE, 403)
-    token, session = await store.open(
+    party = request.app[RELYING_PARTY]
+    token, session = await request.app[SESSION_STORE].open(
         subject=staff.subject,
         display_name=staff.display_name,
         role=role,
@@ -147,6 +129,37 @@ async def finish_sign_in(request: web.Request) -> web.Response:
     response.del_cookie(RETURN_COOKIE, path=CALLBACK_PATH)
     log.info("staff signed in", extra={"role": role, "session": session.session_id[:12]})
     return response
+
+
+async def _signed_in_staff(request: web.Request) -> tuple[SignedInStaff, str]:
+    """Who the provider signed in, and their one role; SignInRefused (with the reason to show) otherwise."""
+    query = request.rel_url.query
+    state, code = query.get("state", ""), query.get("code", "")
+    bound = request.cookies.get(SIGN_IN_COOKIE, "")
+    if not state or not bound or not hmac.compare_digest(state.encode(), bound.encode()):
+        raise SignInRefused("not-started-here", NOT_STARTED_HERE, status=403)
+    store = request.app[SESSION_STORE]
+    attempt = await store.take_sign_in(state)  # used up whatever happens next
+    if not code:  # the provider answered with an error (RFC 6749 section 4.1.2.1)
+        error = query.get("error", "")
+        named = f" (it said: {error})" if _OAUTH_ERROR.fullmatch(error) else ""
+        raise SignInRefused("provider-error", f"The sign-in service did not sign you in{named}.", status=403)
+    if attempt is None:
+        raise SignInRefused("not-started-here", NOT_STARTED_HERE, status=403)
+    party = request.app[RELYING_PARTY]
+    staff = await party.complete(
+        code=code, redirect_uri=attempt.redirect_uri, code_verifier=attempt.code_verifier, nonce=attempt.nonce
+    )
+    hub = services(request)
+    try:
+        role = role_from_claim(staff.claims.get(hub.settings.oidc_role_claim), hub.registry.is_participant)
+    except AmbiguousRole:
+        await _audit(request, staff.subject, "refused-ambiguous-role", {"issuer": party.issuer})
+        raise SignInRefused("ambiguous-role", TWO_ROLES, status=403) from None
+    if role is None:
+        await _audit(request, staff.subject, "refused-no-role", {"issuer": party.issuer})
+        raise SignInRefused("no-role", NO_ROLE, status=403)
+    return staff, role
 
 
 async def sign_out(request: web.Request) -> web.Response:

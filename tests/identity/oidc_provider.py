@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 from joserfc import jwt
-from joserfc.jwk import RSAKey
+from joserfc.jwk import OctKey, RSAKey
 
 from tests.support.hub import free_port
 
@@ -46,6 +46,8 @@ class Behaviour:
     discovery_extra: dict[str, Any] = field(default_factory=dict)  # merged over the discovery document
     token_extra: dict[str, Any] = field(default_factory=dict)  # merged over the token response
     drip_seconds: float | None = None  # send the token response one byte at a time, this far apart
+    authorize_error: str | None = None  # answer the authorization request with this OAuth error instead of a code
+    hmac_with_public_key: bool = False  # sign HS256 with the RSA public key's PEM as the secret (alg confusion)
 
 
 @dataclass
@@ -93,6 +95,10 @@ def _id_token(provider: Provider, nonce: str) -> str:
     } | bent.claims
     if bent.alg == "none":
         return unsigned(claims)
+    if bent.hmac_with_public_key:
+        pem = bent.signing_key.as_pem(private=False)
+        header = {"alg": "HS256", "kid": bent.signing_key.kid}
+        return jwt.encode(header, claims, OctKey.import_key(pem), algorithms=["HS256"])
     header = {"alg": bent.alg, "kid": bent.signing_key.kid}
     return jwt.encode(header, claims, bent.signing_key)
 
@@ -123,6 +129,8 @@ def _app(provider: Provider) -> web.Application:
         code = secrets.token_urlsafe(16)
         provider._codes[code] = query
         back = {"code": code, "state": query.get("state", "")}
+        if provider.behaviour.authorize_error is not None:
+            back = {"error": provider.behaviour.authorize_error, "state": query.get("state", "")}
         raise web.HTTPFound(f"{query.get('redirect_uri', '')}?{urlencode(back)}")
 
     async def token(request: web.Request) -> web.StreamResponse:

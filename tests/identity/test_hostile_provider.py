@@ -100,6 +100,22 @@ async def test_an_unsigned_id_token_is_refused_even_when_discovery_lists_none(
     assert "could not be checked" in page
 
 
+async def test_an_hs256_token_keyed_with_the_public_key_is_refused(hub: RunningHub, provider: Provider) -> None:
+    provider.behaviour.hmac_with_public_key = True
+    status, page, session = await attempt(hub)
+    assert (status, session) == (401, False)
+    assert "could not be checked" in page
+
+
+async def test_a_provider_that_answers_with_an_error_gets_a_page_that_says_so(
+    hub: RunningHub, provider: Provider
+) -> None:
+    provider.behaviour.authorize_error = "access_denied"
+    status, page, session = await attempt(hub)
+    assert (status, session) == (403, False)
+    assert "The sign-in service did not sign you in" in page and "access_denied" in page
+
+
 async def test_discovery_cannot_change_pkce_or_the_clients_own_settings(
     fresh_hub: RunningHub, provider: Provider
 ) -> None:
