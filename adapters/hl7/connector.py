@@ -20,6 +20,8 @@ import hl7.mllp
 
 from adapters.hl7 import inbound, outbound
 from adapters.hl7.errors import APPLICATION_ERROR, DATA_TYPE_ERROR, Hl7RefusalError
+from adapters.hl7.mailbox import MailboxDelivery
+from adapters.hl7.metrics import ConnectorMetrics
 from adapters.hl7.queue import DiskQueue, Entry, key_of
 from adapters.trust_client import ReceiptError, TrustClient
 
@@ -65,13 +67,15 @@ class Hl7Connector:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._server: asyncio.Server | None = None
+        self.metrics = ConnectorMetrics()
+        self.mailbox = MailboxDelivery(client, queue, trusts.ods, self._to_epr, metrics=self.metrics, poll=poll_seconds)
 
     async def start(self, host: str, port: int) -> int:
         """Listen for the EPR and start the sender (and mailbox) loops; returns the bound port."""
         self._server = await hl7.mllp.start_hl7_server(self._serve_epr, host, port, limit=MAX_FRAME_BYTES)
         self._tasks.append(asyncio.create_task(self._send_loop()))
         if self.epr is not None:
-            self._tasks.append(asyncio.create_task(self._mailbox_loop()))
+            self._tasks.append(asyncio.create_task(self.mailbox.loop()))
         return int(self._server.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
@@ -163,37 +167,9 @@ class Hl7Connector:
         self._finished.setdefault(entry.key, asyncio.Event()).set()
         return True
 
-    async def _mailbox_loop(self) -> None:
-        while True:
-            try:
-                await self.deliver_received()
-            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                log.warning("mailbox or EPR unreachable: %s", type(exc).__name__)
-            await asyncio.sleep(self.poll_seconds)
-
     async def deliver_received(self) -> int:
-        """Hand every message in the trust's inbox to the EPR; acknowledge at the hub each one the EPR took (AA).
-        Returns how many were delivered. Messages no HL7 message maps stay in the mailbox."""
-        assert self.epr is not None
-        delivered = 0
-        for item in await self.client.inbox():
-            try:
-                bundle, _signature = await self.client.fetch(item["id"])
-            except ReceiptError:
-                log.error("a message in the mailbox does not verify; left there, not given to the EPR")
-                continue
-            header = bundle["entry"][0]["resource"]
-            if header["eventCoding"]["code"] == "transfer-of-care":
-                task = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Task")
-                self.queue.keep_received(task["identifier"][0]["value"], bundle)
-            message = outbound.for_epr(bundle, self.trusts.ods, self.queue.sent_control_ids())
-            if message is None:
-                log.warning("a %s message has no HL7 mapping; left in the mailbox", header["eventCoding"]["code"])
-                continue
-            if await self._to_epr(message):
-                await self.client.acknowledge(item["id"])
-                delivered += 1
-        return delivered
+        """Hand every message in the trust's inbox to the EPR (see adapters/hl7/mailbox.py); how many were taken."""
+        return await self.mailbox.deliver_received()
 
     async def _to_epr(self, message: bytes) -> bool:
         assert self.epr is not None

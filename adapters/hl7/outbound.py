@@ -64,7 +64,9 @@ def for_epr(  # noqa: PLR0911 - one return per mapped event reads best
     resources = [entry["resource"] for entry in bundle["entry"]]
     header = resources[0]
     event = header["eventCoding"]["code"]
-    sender = header["sender"]["identifier"]["value"]
+    sender = header.get("sender", {}).get("identifier", {}).get("value")
+    if not sender:  # the hub's own messages (alerts, reports) have no sender and no HL7 mapping
+        return None
     focus = _focus(resources, header)
     msh = _msh(ods, "EPR", ods, "", sender=sender)
     if event == "acknowledgement":
