@@ -68,7 +68,9 @@ class Hl7Connector:
         self._tasks: list[asyncio.Task[None]] = []
         self._server: asyncio.Server | None = None
         self.metrics = ConnectorMetrics()
-        self.mailbox = MailboxDelivery(client, queue, trusts.ods, self._to_epr, metrics=self.metrics, poll=poll_seconds)
+        self.mailbox = MailboxDelivery(
+            client, queue, trusts.ods, self._exchange, metrics=self.metrics, poll=poll_seconds
+        )
 
     async def start(self, host: str, port: int) -> int:
         """Listen for the EPR and start the sender (and mailbox) loops; returns the bound port."""
@@ -116,7 +118,9 @@ class Hl7Connector:
         try:
             parsed = inbound.parse(raw)
         except Hl7RefusalError as refusal:
-            return outbound.ack("", outbound.Reply(self.trusts.ods), code="AR", refusal=refusal)
+            control_id, application, facility, trigger = inbound.salvage(raw)
+            reply = outbound.Reply(self.trusts.ods, application, facility, trigger)
+            return outbound.ack(control_id, reply, code="AR", refusal=refusal)
         reply = outbound.Reply(
             self.trusts.ods, inbound.field(parsed.message, "MSH", 3), parsed.sending_facility, parsed.trigger
         )
@@ -126,6 +130,10 @@ class Hl7Connector:
                 bundle = inbound.to_bundle(parsed, self.trusts)
             except Hl7RefusalError as refusal:
                 return outbound.ack(parsed.control_id, reply, code=refusal.ack_code, refusal=refusal)
+            except Exception as exc:  # noqa: BLE001 - a mapping fault is an AR, never a dropped connection
+                log.error("an EPR message could not be mapped (%s); answered AR", type(exc).__name__)
+                fault = Hl7RefusalError("MSH^1^9", APPLICATION_ERROR, "the message could not be mapped")
+                return outbound.ack(parsed.control_id, reply, code="AR", refusal=fault)
             signed = self.client.sign(bundle)
             self.queue.enqueue(
                 Entry(parsed.control_id, reply.epr_application, parsed.sending_facility, parsed.trigger, signed)
@@ -171,16 +179,14 @@ class Hl7Connector:
         """Hand every message in the trust's inbox to the EPR (see adapters/hl7/mailbox.py); how many were taken."""
         return await self.mailbox.deliver_received()
 
-    async def _to_epr(self, message: bytes) -> bool:
+    async def _exchange(self, message: bytes) -> bytes:
+        """One message to the EPR's MLLP listener; its answer's bytes (TimeoutError after 30 s)."""
         assert self.epr is not None
-        reader, writer = await hl7.mllp.open_hl7_connection(self.epr.host, self.epr.port)
+        reader, writer = await hl7.mllp.open_hl7_connection(self.epr.host, self.epr.port, limit=MAX_FRAME_BYTES)
         try:
             writer.writeblock(message)
             await writer.drain()
-            answer = inbound.parse(await asyncio.wait_for(reader.readblock(), 30))
-            return inbound.field(answer.message, "MSA", 1) in {"AA", "CA"}
-        except Hl7RefusalError:
-            return False
+            return bytes(await asyncio.wait_for(reader.readblock(), 30))
         finally:
             writer.close()
 

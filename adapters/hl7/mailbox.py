@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from adapters.hl7 import outbound
+from adapters.hl7 import answers, outbound, text
 from adapters.hl7.backoff import Backoff
 from adapters.hl7.metrics import ConnectorMetrics
 from adapters.hl7.queue import DiskQueue
@@ -26,18 +26,26 @@ log = logging.getLogger("handover.hl7")
 
 MAX_MESSAGE_BACKOFF_SECONDS = 300.0  # a message that keeps failing is tried again at least this often
 MAX_POLL_BACKOFF_SECONDS = 60.0  # the mailbox or the EPR unreachable: the poll slows down to this
+STUCK_AFTER = 5  # failed hand-overs in a row after which a message is logged as an error and shown as stuck
 UNREACHABLE = (aiohttp.ClientError, OSError, TimeoutError)
 
-ToEpr = Callable[[bytes], Awaitable[bool]]
+Exchange = Callable[[bytes], Awaitable[bytes]]  # one message to the EPR over MLLP → the EPR's raw answer
 
 
 class MailboxDelivery:
-    """The trust's mailbox → `to_epr` (which returns True once the EPR accepted the message)."""
+    """The trust's mailbox → the EPR, through `exchange`; the EPR's answers read by adapters/hl7/answers.py."""
 
     def __init__(
-        self, client: TrustClient, queue: DiskQueue, ods: str, to_epr: ToEpr, *, metrics: ConnectorMetrics, poll: float
+        self,
+        client: TrustClient,
+        queue: DiskQueue,
+        ods: str,
+        exchange: Exchange,
+        *,
+        metrics: ConnectorMetrics,
+        poll: float,
     ) -> None:
-        self.client, self.queue, self.ods, self.to_epr, self.metrics = client, queue, ods, to_epr, metrics
+        self.client, self.queue, self.ods, self.exchange, self.metrics = client, queue, ods, exchange, metrics
         self.poll = poll
         self.held = Backoff(poll, MAX_MESSAGE_BACKOFF_SECONDS)  # per mailbox message id
         self._reported: set[str] = set()  # ids already logged and counted as unmapped or unverifiable
@@ -83,6 +91,7 @@ class MailboxDelivery:
                     type(exc).__name__,
                     count,
                 )
+        self.metrics.mailbox_stuck.set(sum(self.held.failures(i) >= STUCK_AFTER for i in ids))
         return delivered
 
     async def _deliver(self, message_id: str) -> bool:
@@ -100,15 +109,39 @@ class MailboxDelivery:
             self.metrics.mailbox_unmapped.labels(event).inc()
             log.warning("mailbox message %s (%s) has no HL7 mapping; left in the mailbox", message_id, event)
             return False
-        if not await self.to_epr(message):
-            self.held.failed(message_id)
+        answer = answers.read(await self.exchange(message), _control_id(message))
+        self.metrics.epr_answers.labels(answer.outcome).inc()
+        if not answer.delivered:
+            self._not_taken(message_id, answer)
             return False
         self.held.succeeded(message_id)
         await self.client.acknowledge(message_id)
         return True
+
+    def _not_taken(self, message_id: str, answer: answers.Answer) -> None:
+        """The EPR refused the message or its answer cannot be read: keep it, try again later, say which field."""
+        count = self.held.failed(message_id)
+        what = "refused" if answer.outcome == answers.REFUSED else "answered unreadably"
+        level = logging.ERROR if count >= STUCK_AFTER else logging.WARNING
+        log.log(
+            level,
+            "the EPR %s mailbox message %s (%s); %d time(s) in a row, kept in the mailbox, next try in %.0f s",
+            what,
+            message_id,
+            answer.problem,
+            count,
+            self.held.delay(count),
+        )
 
     def _for_epr(self, bundle: dict[str, Any], header: dict[str, Any], event: str) -> bytes | None:
         if event == "transfer-of-care":
             task = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Task")
             self.queue.keep_received(task["identifier"][0]["value"], bundle)
         return outbound.for_epr(bundle, self.ods, self.queue.sent_control_ids())
+
+
+def _control_id(message: bytes) -> str:
+    """MSH-10 of a message this connector wrote for the EPR."""
+    first = message.decode("utf-8").split("\r", 1)[0]
+    fields = first.split("|")
+    return text.decode(fields[9]) if len(fields) > 9 else ""

@@ -3,7 +3,7 @@ the tests); `handover hl7 listen --metrics HOST:PORT` serves them at `/metrics`.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -24,6 +24,25 @@ class ConnectorMetrics:
             "handover_hl7_mailbox_errors",
             "Mailbox messages whose handling failed, by exception type; each is left in the mailbox and retried later",
             ["error"],
+            registry=self.registry,
+        )
+
+        self.epr_answers = Counter(
+            "handover_hl7_epr_answers",
+            "The EPR's answers to what the connector handed it: accepted, refused (AE/AR/CE/CR), unreadable, "
+            "other-message (MSA-2 names another control ID)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.mailbox_stuck = Gauge(
+            "handover_hl7_mailbox_stuck",
+            "Mailbox messages the EPR has not taken after 5 attempts in a row (alert when above 0)",
+            registry=self.registry,
+        )
+        self.hub_send_failures = Counter(
+            "handover_hl7_hub_send_failures",
+            "Failed sends of queued EPR messages to the hub: unreachable, server-error, busy, receipt",
+            ["reason"],
             registry=self.registry,
         )
 

@@ -57,12 +57,14 @@ class FakeMailbox:
 
 
 def delivery(mailbox: FakeMailbox, tmp_path: Path, given: list[bytes]) -> MailboxDelivery:
-    async def to_epr(message: bytes) -> bool:
+    async def exchange(message: bytes) -> bytes:
+        """An EPR that takes everything: AA naming the message's MSH-10."""
         given.append(message)
-        return True
+        control_id = message.split(b"\r")[0].split(b"|")[9]
+        return b"MSH|^~\\&|EPR|RM1|HANDOVER|RM1|20261205||ACK|A1|P|2.5\rMSA|AA|" + control_id + b"\r"
 
     client = cast(TrustClient, mailbox)
-    return MailboxDelivery(client, DiskQueue(tmp_path / "q"), "RM1", to_epr, metrics=ConnectorMetrics(), poll=0.01)
+    return MailboxDelivery(client, DiskQueue(tmp_path / "q"), "RM1", exchange, metrics=ConnectorMetrics(), poll=0.01)
 
 
 async def test_a_message_whose_mapping_raises_is_kept_counted_and_the_next_one_delivered(
