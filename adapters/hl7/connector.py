@@ -29,6 +29,8 @@ log = logging.getLogger("handover.hl7")
 
 MAX_FRAME_BYTES = 1024 * 1024  # larger MLLP frames are refused (AR) and the connection closed
 MAX_SKIPPED_BYTES = 64 * 1024 * 1024  # beyond this an oversized frame is not read to its end
+MAX_SEND_BACKOFF_SECONDS = 60.0  # the hub cannot take the queue: the pause between attempts grows to this
+SEND_FAILURES_LOGGED_AS_ERROR = 5  # failed attempts in a row after which the stall is logged as an error
 HUB_FIELDS = {  # the FHIR element a hub refusal names → the HL7 field it came from (adapters/README.md)
     "Patient.identifier": "PID^1^3^1",
     "Patient": "PID^1",
@@ -147,13 +149,29 @@ class Hl7Connector:
         return done.ack.encode("utf-8")
 
     async def _send_loop(self) -> None:
+        """Send the queue in order; while the hub cannot take it, wait longer each time (bounded): a new message
+        from the EPR still wakes the loop at once."""
+        failures = 0
         while True:
             self._wake.clear()
-            for entry in self.queue.pending():
-                if not await self._send(entry):
-                    break  # the hub is unreachable: keep order, try again later
+            try:
+                sent = await self._send_pending()
+            except Exception as exc:  # noqa: BLE001 - the sender must outlive anything one attempt raises
+                log.error("sending the queue failed (%s); trying again later", type(exc).__name__)
+                self.metrics.hub_send_failures.labels("error").inc()
+                sent = False
+            failures = 0 if sent else failures + 1
+            if failures == SEND_FAILURES_LOGGED_AS_ERROR:
+                log.error("the hub has not taken the queue for %d attempts in a row", failures)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.retry_seconds)
+                await asyncio.wait_for(self._wake.wait(), send_pause(failures, self.retry_seconds))
+
+    async def _send_pending(self) -> bool:
+        """Send what is pending, oldest first; False when the hub did not take one (the rest wait behind it)."""
+        for entry in self.queue.pending():
+            if not await self._send(entry):
+                return False  # keep order: nothing overtakes a message the hub has not taken
+        return True
 
     async def _send(self, entry: Entry) -> bool:
         reply = outbound.Reply(self.trusts.ods, entry.epr_application, entry.epr_facility, entry.trigger)
@@ -161,11 +179,19 @@ class Hl7Connector:
             result = await self.client.send(entry.signed, request_id=entry.request_id)
         except (aiohttp.ClientError, TimeoutError, OSError):
             log.warning("hub unreachable; %d message(s) queued", len(self.queue.pending()))
+            self.metrics.hub_send_failures.labels("unreachable").inc()
             return False
         except ReceiptError:
             log.error("the hub's receipt does not verify; message kept queued")
+            self.metrics.hub_send_failures.labels("receipt").inc()
+            return False
+        except ValueError:  # not JSON: a proxy's error page, a truncated body
+            log.error("the hub's answer is not JSON; message kept queued")
+            self.metrics.hub_send_failures.labels("unreadable").inc()
             return False
         if result.status >= 500 or result.status == 429:
+            log.warning("the hub answered %d; %d message(s) queued", result.status, len(self.queue.pending()))
+            self.metrics.hub_send_failures.labels("busy" if result.status == 429 else "server-error").inc()
             return False
         if result.accepted:
             ack = outbound.ack(entry.control_id, reply, code="AA", text="receipted by the hub")
@@ -191,6 +217,12 @@ class Hl7Connector:
             writer.close()
 
 
+def send_pause(failures: int, retry_seconds: float) -> float:
+    """The wait before the next attempt after `failures` failed ones in a row: the retry interval, doubling from
+    the second failure, at most MAX_SEND_BACKOFF_SECONDS."""
+    return float(min(MAX_SEND_BACKOFF_SECONDS, retry_seconds * 2 ** min(max(failures - 1, 0), 16)))
+
+
 async def _skip_frame(reader: asyncio.StreamReader) -> None:
     """Read and drop what is left of an oversized frame (up to MAX_SKIPPED_BYTES), so the sender reads our AR."""
     skipped, tail = 0, b""
@@ -206,7 +238,8 @@ async def _skip_frame(reader: asyncio.StreamReader) -> None:
 
 def _hub_refusal(body: dict[str, Any]) -> Hl7RefusalError:
     """The hub's OperationOutcome as an ERR: its stable code in the text, the HL7 field its expression maps to."""
-    issue = (body.get("issue") or [{}])[0]
+    issue = ((body.get("issue") if isinstance(body, dict) else None) or [{}])[0]
+    issue = issue if isinstance(issue, dict) else {}
     codes = [c.get("code", "") for c in (issue.get("details") or {}).get("coding", [])]
     expression = next(iter(issue.get("expression") or []), "")
     location = next(
