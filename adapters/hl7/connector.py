@@ -112,6 +112,8 @@ class Hl7Connector:
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             return  # a truncated frame or a dropped connection: nothing was acknowledged
+        except Exception as exc:  # noqa: BLE001 - our own fault (a full disk, a key): no ACK, the EPR sends again
+            log.error("an EPR message could not be taken (%s); connection closed without an ACK", type(exc).__name__)
         finally:
             writer.close()
 
