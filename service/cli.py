@@ -511,6 +511,7 @@ def _add_hl7_commands(commands: Any) -> None:
     hl7_listen.add_argument("--url", default=None, help="hub base URL (default: http://HANDOVER_LISTEN)")
     hl7_listen.add_argument("--queue", type=Path, default=None, help="queue directory (default var/hl7/ODS)")
     hl7_listen.add_argument("--epr", default=None, help="HOST:PORT of the EPR's MLLP listener for what arrives")
+    hl7_listen.add_argument("--metrics", default=None, help="HOST:PORT to serve the connector's /metrics on")
     hl7_listen.set_defaults(run=_cmd_hl7_listen)
 
 
@@ -527,6 +528,7 @@ def _cmd_hl7_listen(args: argparse.Namespace, settings: Settings) -> int:
         network_path=settings.network_path,
         keys_dir=settings.keys_dir,
         epr=parse_endpoint(args.epr) if args.epr else None,
+        metrics=parse_endpoint(args.metrics) if args.metrics else None,
     )
     return asyncio.run(listen(options))
 

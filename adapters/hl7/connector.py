@@ -20,6 +20,8 @@ import hl7.mllp
 
 from adapters.hl7 import inbound, outbound
 from adapters.hl7.errors import APPLICATION_ERROR, DATA_TYPE_ERROR, Hl7RefusalError
+from adapters.hl7.mailbox import MailboxDelivery
+from adapters.hl7.metrics import ConnectorMetrics
 from adapters.hl7.queue import DiskQueue, Entry, key_of
 from adapters.trust_client import ReceiptError, TrustClient
 
@@ -27,6 +29,8 @@ log = logging.getLogger("handover.hl7")
 
 MAX_FRAME_BYTES = 1024 * 1024  # larger MLLP frames are refused (AR) and the connection closed
 MAX_SKIPPED_BYTES = 64 * 1024 * 1024  # beyond this an oversized frame is not read to its end
+MAX_SEND_BACKOFF_SECONDS = 60.0  # the hub cannot take the queue: the pause between attempts grows to this
+SEND_FAILURES_LOGGED_AS_ERROR = 5  # failed attempts in a row after which the stall is logged as an error
 HUB_FIELDS = {  # the FHIR element a hub refusal names → the HL7 field it came from (adapters/README.md)
     "Patient.identifier": "PID^1^3^1",
     "Patient": "PID^1",
@@ -65,13 +69,17 @@ class Hl7Connector:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._server: asyncio.Server | None = None
+        self.metrics = ConnectorMetrics()
+        self.mailbox = MailboxDelivery(
+            client, queue, trusts.ods, self._exchange, metrics=self.metrics, poll=poll_seconds
+        )
 
     async def start(self, host: str, port: int) -> int:
         """Listen for the EPR and start the sender (and mailbox) loops; returns the bound port."""
         self._server = await hl7.mllp.start_hl7_server(self._serve_epr, host, port, limit=MAX_FRAME_BYTES)
         self._tasks.append(asyncio.create_task(self._send_loop()))
         if self.epr is not None:
-            self._tasks.append(asyncio.create_task(self._mailbox_loop()))
+            self._tasks.append(asyncio.create_task(self.mailbox.loop()))
         return int(self._server.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
@@ -104,6 +112,8 @@ class Hl7Connector:
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             return  # a truncated frame or a dropped connection: nothing was acknowledged
+        except Exception as exc:  # noqa: BLE001 - our own fault (a full disk, a key): no ACK, the EPR sends again
+            log.error("an EPR message could not be taken (%s); connection closed without an ACK", type(exc).__name__)
         finally:
             writer.close()
 
@@ -112,7 +122,9 @@ class Hl7Connector:
         try:
             parsed = inbound.parse(raw)
         except Hl7RefusalError as refusal:
-            return outbound.ack("", outbound.Reply(self.trusts.ods), code="AR", refusal=refusal)
+            control_id, application, facility, trigger = inbound.salvage(raw)
+            reply = outbound.Reply(self.trusts.ods, application, facility, trigger)
+            return outbound.ack(control_id, reply, code="AR", refusal=refusal)
         reply = outbound.Reply(
             self.trusts.ods, inbound.field(parsed.message, "MSH", 3), parsed.sending_facility, parsed.trigger
         )
@@ -122,6 +134,10 @@ class Hl7Connector:
                 bundle = inbound.to_bundle(parsed, self.trusts)
             except Hl7RefusalError as refusal:
                 return outbound.ack(parsed.control_id, reply, code=refusal.ack_code, refusal=refusal)
+            except Exception as exc:  # noqa: BLE001 - a mapping fault is an AR, never a dropped connection
+                log.error("an EPR message could not be mapped (%s); answered AR", type(exc).__name__)
+                fault = Hl7RefusalError("MSH^1^9", APPLICATION_ERROR, "the message could not be mapped")
+                return outbound.ack(parsed.control_id, reply, code="AR", refusal=fault)
             signed = self.client.sign(bundle)
             self.queue.enqueue(
                 Entry(parsed.control_id, reply.epr_application, parsed.sending_facility, parsed.trigger, signed)
@@ -135,13 +151,29 @@ class Hl7Connector:
         return done.ack.encode("utf-8")
 
     async def _send_loop(self) -> None:
+        """Send the queue in order; while the hub cannot take it, wait longer each time (bounded): a new message
+        from the EPR still wakes the loop at once."""
+        failures = 0
         while True:
             self._wake.clear()
-            for entry in self.queue.pending():
-                if not await self._send(entry):
-                    break  # the hub is unreachable: keep order, try again later
+            try:
+                sent = await self._send_pending()
+            except Exception as exc:  # noqa: BLE001 - the sender must outlive anything one attempt raises
+                log.error("sending the queue failed (%s); trying again later", type(exc).__name__)
+                self.metrics.hub_send_failures.labels("error").inc()
+                sent = False
+            failures = 0 if sent else failures + 1
+            if failures == SEND_FAILURES_LOGGED_AS_ERROR:
+                log.error("the hub has not taken the queue for %d attempts in a row", failures)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.retry_seconds)
+                await asyncio.wait_for(self._wake.wait(), send_pause(failures, self.retry_seconds))
+
+    async def _send_pending(self) -> bool:
+        """Send what is pending, oldest first; False when the hub did not take one (the rest wait behind it)."""
+        for entry in self.queue.pending():
+            if not await self._send(entry):
+                return False  # keep order: nothing overtakes a message the hub has not taken
+        return True
 
     async def _send(self, entry: Entry) -> bool:
         reply = outbound.Reply(self.trusts.ods, entry.epr_application, entry.epr_facility, entry.trigger)
@@ -149,11 +181,19 @@ class Hl7Connector:
             result = await self.client.send(entry.signed, request_id=entry.request_id)
         except (aiohttp.ClientError, TimeoutError, OSError):
             log.warning("hub unreachable; %d message(s) queued", len(self.queue.pending()))
+            self.metrics.hub_send_failures.labels("unreachable").inc()
             return False
         except ReceiptError:
             log.error("the hub's receipt does not verify; message kept queued")
+            self.metrics.hub_send_failures.labels("receipt").inc()
+            return False
+        except ValueError:  # not JSON: a proxy's error page, a truncated body
+            log.error("the hub's answer is not JSON; message kept queued")
+            self.metrics.hub_send_failures.labels("unreadable").inc()
             return False
         if result.status >= 500 or result.status == 429:
+            log.warning("the hub answered %d; %d message(s) queued", result.status, len(self.queue.pending()))
+            self.metrics.hub_send_failures.labels("busy" if result.status == 429 else "server-error").inc()
             return False
         if result.accepted:
             ack = outbound.ack(entry.control_id, reply, code="AA", text="receipted by the hub")
@@ -163,50 +203,26 @@ class Hl7Connector:
         self._finished.setdefault(entry.key, asyncio.Event()).set()
         return True
 
-    async def _mailbox_loop(self) -> None:
-        while True:
-            try:
-                await self.deliver_received()
-            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                log.warning("mailbox or EPR unreachable: %s", type(exc).__name__)
-            await asyncio.sleep(self.poll_seconds)
-
     async def deliver_received(self) -> int:
-        """Hand every message in the trust's inbox to the EPR; acknowledge at the hub each one the EPR took (AA).
-        Returns how many were delivered. Messages no HL7 message maps stay in the mailbox."""
-        assert self.epr is not None
-        delivered = 0
-        for item in await self.client.inbox():
-            try:
-                bundle, _signature = await self.client.fetch(item["id"])
-            except ReceiptError:
-                log.error("a message in the mailbox does not verify; left there, not given to the EPR")
-                continue
-            header = bundle["entry"][0]["resource"]
-            if header["eventCoding"]["code"] == "transfer-of-care":
-                task = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Task")
-                self.queue.keep_received(task["identifier"][0]["value"], bundle)
-            message = outbound.for_epr(bundle, self.trusts.ods, self.queue.sent_control_ids())
-            if message is None:
-                log.warning("a %s message has no HL7 mapping; left in the mailbox", header["eventCoding"]["code"])
-                continue
-            if await self._to_epr(message):
-                await self.client.acknowledge(item["id"])
-                delivered += 1
-        return delivered
+        """Hand every message in the trust's inbox to the EPR (see adapters/hl7/mailbox.py); how many were taken."""
+        return await self.mailbox.deliver_received()
 
-    async def _to_epr(self, message: bytes) -> bool:
+    async def _exchange(self, message: bytes) -> bytes:
+        """One message to the EPR's MLLP listener; its answer's bytes (TimeoutError after 30 s)."""
         assert self.epr is not None
-        reader, writer = await hl7.mllp.open_hl7_connection(self.epr.host, self.epr.port)
+        reader, writer = await hl7.mllp.open_hl7_connection(self.epr.host, self.epr.port, limit=MAX_FRAME_BYTES)
         try:
             writer.writeblock(message)
             await writer.drain()
-            answer = inbound.parse(await asyncio.wait_for(reader.readblock(), 30))
-            return inbound.field(answer.message, "MSA", 1) in {"AA", "CA"}
-        except Hl7RefusalError:
-            return False
+            return bytes(await asyncio.wait_for(reader.readblock(), 30))
         finally:
             writer.close()
+
+
+def send_pause(failures: int, retry_seconds: float) -> float:
+    """The wait before the next attempt after `failures` failed ones in a row: the retry interval, doubling from
+    the second failure, at most MAX_SEND_BACKOFF_SECONDS."""
+    return float(min(MAX_SEND_BACKOFF_SECONDS, retry_seconds * 2 ** min(max(failures - 1, 0), 16)))
 
 
 async def _skip_frame(reader: asyncio.StreamReader) -> None:
@@ -224,7 +240,8 @@ async def _skip_frame(reader: asyncio.StreamReader) -> None:
 
 def _hub_refusal(body: dict[str, Any]) -> Hl7RefusalError:
     """The hub's OperationOutcome as an ERR: its stable code in the text, the HL7 field its expression maps to."""
-    issue = (body.get("issue") or [{}])[0]
+    issue = ((body.get("issue") if isinstance(body, dict) else None) or [{}])[0]
+    issue = issue if isinstance(issue, dict) else {}
     codes = [c.get("code", "") for c in (issue.get("details") or {}).get("coding", [])]
     expression = next(iter(issue.get("expression") or []), "")
     location = next(

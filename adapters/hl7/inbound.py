@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, TypedDict
 
@@ -19,6 +19,7 @@ import hl7
 from adapters import builders
 from adapters.builders import Clinician, SyntheticPatient
 from adapters.discharge import Stay, discharge_summary
+from adapters.hl7 import segments, text
 from adapters.hl7.errors import (
     DATA_TYPE_ERROR,
     REQUIRED_FIELD_MISSING,
@@ -98,11 +99,25 @@ def to_bundle(parsed: Parsed, trusts: Trusts) -> dict[str, Any]:
 
 
 def field(message: hl7.Message, segment: str, number: int, *, repeat: int = 1, component: int = 1) -> str:
-    """One component of one field of the first `segment` ('' when absent)."""
-    try:
-        return str(message.extract_field(segment, 1, number, repeat, component))
-    except (KeyError, IndexError):
-        return ""
+    """One decoded component of one field of the first `segment` ('' when absent or short)."""
+    found = segments.of(message, segment)
+    return segments.value(found[0], number, repeat=repeat, component=component) if found else ""
+
+
+def salvage(raw: bytes) -> tuple[str, str, str, str]:
+    """MSH-10, MSH-3, MSH-4 and MSH-9.2 read from a message `parse` refused, as far as they can be read (for the
+    AR that answers it: an EPR matches answers by MSA-2)."""
+    first = raw.decode("utf-8", errors="replace").replace("\r\n", "\r").replace("\n", "\r").split("\r", 1)[0]
+    if not first.startswith("MSH") or len(first) < 8:
+        return "", "", "", ""
+    encoding = text.Encoding.of(first)
+    fields = ["MSH", encoding.field, *first[4:].split(encoding.field)]  # fields[n] is MSH-n
+
+    def at(number: int, component: int = 1) -> str:
+        raw_field = fields[number] if number < len(fields) else ""
+        return text.part(raw_field, 1, component, 1, encoding)[:199]
+
+    return at(10), at(3), at(4), at(9, 2)
 
 
 def referral_identifier(value: str, facility: str) -> str:
@@ -115,16 +130,11 @@ def referral_identifier(value: str, facility: str) -> str:
 def patient_of(message: hl7.Message) -> SyntheticPatient:
     if not _has(message, "PID"):
         raise Hl7RefusalError("PID", SEGMENT_SEQUENCE_ERROR, "the PID segment is missing")
-    nhs_number = next(
-        (
-            field(message, "PID", 3, repeat=r, component=1)
-            for r in range(1, 10)
-            if field(message, "PID", 3, repeat=r, component=5) == "NH"
-        ),
-        "",
-    )
+    nhs_number = segments.nhs_number(message)
     if not nhs_number:
-        raise Hl7RefusalError("PID^1^3", REQUIRED_FIELD_MISSING, "no PID-3 repetition with identifier type NH")
+        raise Hl7RefusalError(
+            "PID^1^3", REQUIRED_FIELD_MISSING, "no PID-3 repetition with an NHS number (NH, HN or NHSNMBR under NHS)"
+        )
     if not is_nhs_number(nhs_number):
         raise Hl7RefusalError("PID^1^3^1", DATA_TYPE_ERROR, "the NHS number fails its Modulus 11 check", "AE")
     family, given = field(message, "PID", 5, component=1), field(message, "PID", 5, component=2)
@@ -139,7 +149,7 @@ def patient_of(message: hl7.Message) -> SyntheticPatient:
 def _referral_or_transfer(message: hl7.Message, trusts: Trusts, receiver: str) -> dict[str, Any]:
     _require(message, "RF1")
     patient = patient_of(message)
-    referrer = _provider(message, "RP")
+    referrer = segments.required_provider(message, "RP")
     local_number = field(message, "RF1", 6)
     if not local_number:
         raise Hl7RefusalError("RF1^1^6", REQUIRED_FIELD_MISSING, "RF1-6 (originating referral identifier) is missing")
@@ -150,23 +160,29 @@ def _referral_or_transfer(message: hl7.Message, trusts: Trusts, receiver: str) -
             **_parties(trusts, receiver),
             patient=patient,
             from_clinician=referrer,
-            to_clinician=_provider(message, "RT"),
+            to_clinician=segments.required_provider(message, "RT"),
             referral_identifier=identifier,
-            note=_notes(message) or None,
+            note=segments.notes(message) or None,
         )
     effective = field(message, "RF1", 7)
+    key_worker = segments.provider(message, "KW")  # optional, as the referral profile makes it (0..1)
+    notes, diagnosis = segments.notes(message), segments.diagnosis(message)
     bundle = builders.referral(
         trusts.event_system,
         **_parties(trusts, receiver),
         patient=patient,
         referrer=referrer,
-        key_worker=_provider(message, "KW"),
+        key_worker=key_worker or referrer,  # a stand-in, taken out below when the EPR names no key worker
         pathway_start=_date(effective, "RF1^1^7") if effective else None,
     )
-    request = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "ServiceRequest")
+    request = _resource(bundle, "ServiceRequest")
     request["identifier"][0]["value"] = identifier
-    if notes := _notes(message):
+    if key_worker is None:
+        _drop_key_worker(bundle, request)
+    request.pop("note", None)  # the builder's example note: only what the EPR wrote goes to the centre
+    if notes:
         request["note"] = [{"text": notes}]
+    _set_diagnosis(bundle, diagnosis)
     return bundle
 
 
@@ -181,7 +197,7 @@ def _transfer_response(message: hl7.Message, trusts: Trusts) -> dict[str, Any]:
     request = trusts.request_for(task_identifier)
     if request is None:
         raise Hl7RefusalError("RF1^1^6", TABLE_VALUE_NOT_FOUND, "RF1-6 names no transfer of care received here", "AE")
-    reason = _notes(message) or None
+    reason = segments.notes(message) or None
     if status == "R" and reason is None:
         raise Hl7RefusalError("NTE^1^3", REQUIRED_FIELD_MISSING, "a rejected transfer needs its reason in NTE-3")
     return builders.transfer_of_care_response(
@@ -192,11 +208,7 @@ def _transfer_response(message: hl7.Message, trusts: Trusts) -> dict[str, Any]:
 def _discharge(message: hl7.Message, trusts: Trusts, receiver: str) -> dict[str, Any]:
     _require(message, "PV1")
     patient = patient_of(message)
-    texts: dict[str, list[str]] = {}
-    for index, obx in enumerate(message.segments("OBX") if _has(message, "OBX") else [], start=1):
-        if str(obx(2)) not in {"TX", "FT", "ST"}:
-            raise Hl7RefusalError(f"OBX^{index}^2", TABLE_VALUE_NOT_FOUND, "OBX-2 must be TX, FT or ST (text)")
-        texts.setdefault(str(obx(3)[0][0]) if obx(3) else "", []).append(str(obx(5)))
+    texts = segments.observations(message)
     summary = " ".join(texts.get("SUMMARY", []))
     if not summary:
         raise Hl7RefusalError(
@@ -219,7 +231,9 @@ def _discharge(message: hl7.Message, trusts: Trusts, receiver: str) -> dict[str,
         plan=" ".join(texts.get("PLAN", [])) or "No further plan recorded.",
         medications=tuple(texts.get("MEDICATION", [])),
     )
-    return discharge_summary(
+    if (diagnosis := segments.diagnosis(message)) is not None:  # the Diagnoses section's text says the same
+        stay = replace(stay, diagnosis=(diagnosis.code, diagnosis.display or diagnosis.code))
+    bundle = discharge_summary(
         trusts.event_system,
         **_parties(trusts, receiver),
         patient=patient,
@@ -227,6 +241,8 @@ def _discharge(message: hl7.Message, trusts: Trusts, receiver: str) -> dict[str,
         referral_identifier=referral_identifier(referral, field(message, "PV1", 50, component=4) or trusts.ods),
         stay=stay,
     )
+    _set_diagnosis(bundle, diagnosis)
+    return bundle
 
 
 class _Parties(TypedDict):
@@ -246,21 +262,27 @@ def _parties(trusts: Trusts, receiver: str) -> _Parties:
     )
 
 
-def _provider(message: hl7.Message, role: str) -> Clinician:
-    for index, prd in enumerate(message.segments("PRD") if _has(message, "PRD") else [], start=1):
-        if str(prd(1)) == role:
-            name, ids = prd(2), prd(7)
-            family = str(name[0][0]) if name else ""
-            given = str(name[0][1]) if name and len(name[0]) > 1 else ""
-            gmc = str(ids[0][0]) if ids else ""
-            if not family or not gmc:
-                raise Hl7RefusalError(f"PRD^{index}^7", REQUIRED_FIELD_MISSING, f"PRD {role} needs a name and an ID")
-            return Clinician(family, given, gmc)
-    raise Hl7RefusalError("PRD^1^1", REQUIRED_FIELD_MISSING, f"no PRD segment with provider role {role}")
+def _resource(bundle: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == kind)
 
 
-def _notes(message: hl7.Message) -> str:
-    return " ".join(str(nte(3)) for nte in message.segments("NTE")) if _has(message, "NTE") else ""
+def _drop_key_worker(bundle: dict[str, Any], request: dict[str, Any]) -> None:
+    """Take the key worker extension, and the PractitionerRole and Practitioner only it named, out of a referral."""
+    extension = next(e for e in request["extension"] if e["url"] == builders.KEY_WORKER_URL)
+    request["extension"].remove(extension)
+    if not request["extension"]:
+        del request["extension"]
+    role_id = extension["valueReference"]["reference"].removeprefix("urn:uuid:")
+    role = next(e["resource"] for e in bundle["entry"] if e["resource"].get("id") == role_id)
+    person_id = role["practitioner"]["reference"].removeprefix("urn:uuid:")  # the stand-in's own Practitioner
+    bundle["entry"] = [e for e in bundle["entry"] if e["resource"].get("id") not in {role_id, person_id}]
+
+
+def _set_diagnosis(bundle: dict[str, Any], diagnosis: segments.Diagnosis | None) -> None:
+    """The Condition coded from DG1-3; without a DG1 the builders' default (liver metastases, the pathway this
+    network runs) stays, as adapters/README.md says."""
+    if diagnosis is not None:
+        _resource(bundle, "Condition")["code"] = diagnosis.concept()
 
 
 def _has(message: hl7.Message, segment: str) -> bool:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from adapters.hl7 import text
 from adapters.hl7.errors import ERROR_TEXT, Hl7RefusalError
 from adapters.hl7.inbound import TRANSFER_TYPE
 from service.terminology import NHS_NUMBER_SYSTEM
@@ -18,12 +19,11 @@ from service.terminology import NHS_NUMBER_SYSTEM
 VERSION = "2.5"
 OUTCOME_STATUS = {"accepted": "A", "declined": "R", "more-information-needed": "P"}  # RF1-1, table 0283
 SEX = {"female": "F", "male": "M", "other": "O", "unknown": "U"}
-_ESCAPES = {"\\": "\\E\\", "|": "\\F\\", "^": "\\S\\", "~": "\\R\\", "&": "\\T\\", "\r": "\\X0D\\", "\n": "\\X0A\\"}
 
 
 def escape(value: object) -> str:
-    """A value as HL7 v2 text, its separators escaped."""
-    return "".join(_ESCAPES.get(ch, ch) for ch in str(value))
+    """A value as HL7 v2 text: its separators escaped exactly once, line breaks as `\\.br\\` (adapters/hl7/text.py)."""
+    return text.encode(value)
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,9 @@ def for_epr(  # noqa: PLR0911 - one return per mapped event reads best
     resources = [entry["resource"] for entry in bundle["entry"]]
     header = resources[0]
     event = header["eventCoding"]["code"]
-    sender = header["sender"]["identifier"]["value"]
+    sender = header.get("sender", {}).get("identifier", {}).get("value")
+    if not sender:  # the hub's own messages (alerts, reports) have no sender and no HL7 mapping
+        return None
     focus = _focus(resources, header)
     msh = _msh(ods, "EPR", ods, "", sender=sender)
     if event == "acknowledgement":

@@ -1,5 +1,6 @@
 """`handover hl7 listen`: run one trust's connector until stopped (SIGINT/SIGTERM), with its trust key, the
-network registry, a queue directory and, optionally, the EPR's MLLP endpoint for what the trust receives."""
+network registry, a queue directory and, optionally, the EPR's MLLP endpoint for what the trust receives and an
+address for its Prometheus figures (`/metrics`, adapters/hl7/metrics.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+from aiohttp import web
 
 from adapters.hl7.connector import EprEndpoint, Hl7Connector
 from adapters.hl7.inbound import Trusts
+from adapters.hl7.metrics import CONTENT_TYPE, ConnectorMetrics
 from adapters.hl7.queue import DiskQueue
 from adapters.trust_client import TrustClient
 from service.keystore import load_private_jwk
@@ -33,6 +36,7 @@ class ListenOptions:
     network_path: Path
     keys_dir: Path
     epr: EprEndpoint | None = None
+    metrics: EprEndpoint | None = None  # HOST:PORT for GET /metrics
 
 
 def parse_endpoint(value: str) -> EprEndpoint:
@@ -64,9 +68,29 @@ async def listen(options: ListenOptions) -> int:
         port = await connector.start(options.host, options.port)
         log.info("HL7 connector for %s listening on %s:%d", options.ods, options.host, port)
         print(f"listening on {options.host}:{port}", flush=True)
+        metrics = await _serve_metrics(connector.metrics, options.metrics) if options.metrics else None
         try:
             await stop.wait()
         finally:
             with contextlib.suppress(Exception):
                 await connector.stop()
+            if metrics is not None:
+                await metrics.cleanup()
     return 0
+
+
+async def _serve_metrics(figures: ConnectorMetrics, where: EprEndpoint) -> web.AppRunner:
+    """GET /metrics on `where`, for Prometheus."""
+
+    async def scrape(_request: web.Request) -> web.Response:
+        response = web.Response(body=figures.render())
+        response.headers["Content-Type"] = CONTENT_TYPE
+        return response
+
+    app = web.Application()
+    app.router.add_get("/metrics", scrape)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, where.host, where.port).start()
+    print(f"metrics on http://{where.host}:{where.port}/metrics", flush=True)
+    return runner

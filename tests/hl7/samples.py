@@ -81,7 +81,8 @@ def transfer_answer(
 
 
 def discharge(nhs: str, referral_identifier: str, *, sender: str = "RGT", receiver: str = "RM1") -> str:
-    """ADT^A03 with the discharge summary's text in OBX (OBX-3 SUMMARY, PLAN, MEDICATION)."""
+    """ADT^A03 with the diagnosis in DG1 (ICD-10) and the discharge summary's text in OBX (OBX-3 SUMMARY, PLAN,
+    MEDICATION)."""
     return (
         "\r".join(
             [
@@ -93,6 +94,7 @@ def discharge(nhs: str, referral_identifier: str, *, sender: str = "RGT", receiv
                 + "20261122|20261128"
                 + "|" * 5
                 + f"{referral_identifier}^^^RM1",
+                "DG1|1|I10|C78.7^Secondary malignant neoplasm of liver^I10||20261122|F",
                 "OBX|1|TX|SUMMARY^Discharge summary^L||Right hemihepatectomy; uneventful recovery.||||||F",
                 "OBX|2|TX|PLAN^Plan^L||Oncology review in 4 weeks.||||||F",
                 "OBX|3|TX|MEDICATION^Medication^L||Paracetamol 1 g four times daily for 5 days||||||F",

@@ -21,7 +21,9 @@ async def test_the_listen_command_serves_mllp_until_sigterm(hub: RunningHub, tmp
         "HANDOVER_NETWORK": str(hub.network.network_path),
         "HANDOVER_KEYS_DIR": str(hub.network.keys_dir),
     }
+    metrics_port = free_port()
     args = ["hl7", "listen", "--as", "RM1", "--port", str(port), "--url", hub.base_url, "--queue", str(tmp_path)]
+    args += ["--metrics", f"127.0.0.1:{metrics_port}"]
     proc = await asyncio.create_subprocess_exec(
         HANDOVER, *args, env=env, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
@@ -31,6 +33,10 @@ async def test_the_listen_command_serves_mllp_until_sigterm(hub: RunningHub, tmp
         assert line.decode().strip() == f"listening on 127.0.0.1:{port}"
         assert ack_code(await send(port, samples.referral(samples.nhs_number()))) == "AA"
         assert len(await hub.trust("RGT").inbox()) == 1
+        assert (await asyncio.wait_for(proc.stdout.readline(), 60)).decode().strip().endswith(f"{metrics_port}/metrics")
+        async with hub.session.get(f"http://127.0.0.1:{metrics_port}/metrics") as resp:
+            assert resp.status == 200
+            assert "handover_hl7_hub_send_failures_total" in await resp.text()  # the connector's own figures
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 30) == 0
     finally:

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import logging
 
 import hl7
 import hl7.mllp
+import pytest
 
+from adapters.hl7.queue import Entry
 from tests.hl7 import samples
 from tests.hl7.conftest import StartConnector
 from tests.hl7.mllp import START, ack_code, err_location, send
@@ -131,4 +135,27 @@ async def test_a_frame_without_the_start_block_is_refused_and_the_next_frame_ser
             writer.close()
     assert (ack_code(refused), err_location(refused)) == ("AR", "MSH^1")
     assert ack_code(accepted) == "AA"
+    assert len(await centre_inbox(hub)) == 1
+
+
+async def test_a_fault_of_our_own_closes_the_connection_without_an_ack_logs_it_and_serves_on(
+    hub: RunningHub, start_connector: StartConnector, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The disk is full when the message is queued: nothing was accepted, so no ACK (the EPR sends again), an
+    error in the log naming the fault (not the message), and the next connection is served."""
+    caplog.set_level(logging.INFO, logger="handover.hl7")
+    async with start_connector("RM1") as (connector, port):
+        enqueue = connector.queue.enqueue
+
+        def disk_full(entry: Entry) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        connector.queue.enqueue = disk_full  # type: ignore[method-assign]
+        message = samples.referral(samples.nhs_number())
+        with pytest.raises(asyncio.IncompleteReadError):
+            await send(port, message)
+        connector.queue.enqueue = enqueue  # type: ignore[method-assign]
+        assert ack_code(await send(port, message)) == "AA"  # sent again, taken
+    [record] = [r for r in caplog.records if r.name == "handover.hl7" and r.levelname == "ERROR"]
+    assert "OSError" in record.getMessage()
     assert len(await centre_inbox(hub)) == 1
