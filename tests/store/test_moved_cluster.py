@@ -21,7 +21,7 @@ import pytest
 from adapters.trust_client import TrustClient
 from service.store.embedded import ensure_cluster
 from tests.cli.test_serve_and_demo import env_for
-from tests.delivery.test_database_outages import BINDIR, _pg_ctl
+from tests.support.embedded import BINDIR, pg_ctl
 from tests.support.hub import ROOT, Network, free_port
 from tests.support.messages import referral
 from tests.support.processes import HANDOVER, wait_healthy
@@ -62,7 +62,7 @@ def test_a_running_hub_follows_the_embedded_cluster_to_its_new_port(network: Net
         wait_healthy(port, proc)
         data_dir = var_dir / "pg" / "data"
         old_port = int((var_dir / "pg" / "port").read_text())
-        stopped = _pg_ctl("stop", "-D", str(data_dir), "-m", "fast", "-w")
+        stopped = pg_ctl("stop", "-D", str(data_dir), "-m", "fast", "-w")
         assert stopped.returncode == 0, stopped.stderr
         squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past the old server's TIME_WAITs
         squatter.bind(("127.0.0.1", old_port))  # its old port is someone else's now
