@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 from rich.console import Console
 
+from service import listening
 from service.auditlog import export as audit_export
 from service.auditlog import verify_cli
 from service.config import Settings
@@ -189,7 +190,12 @@ async def _serve_until_stopped(
     loop.add_signal_handler(signal.SIGHUP, lambda: _reload_registry(runner, settings.network_path))
     try:
         reuse_port = os.environ.get(REUSE_PORT_ENV) == "1" or None
-        await web.TCPSite(runner, settings.host, settings.port, ssl_context=ssl_context, reuse_port=reuse_port).start()
+        site = web.TCPSite(runner, settings.host, settings.port, ssl_context=ssl_context, reuse_port=reuse_port)
+        try:
+            await site.start()
+        except OSError as err:  # taken since can_listen looked
+            _say_error(listening.explain(settings.host, settings.port, err))
+            return 1
         scheme = "https" if ssl_context is not None else "http"
         mtls = " (client certificates required)" if tls is not None and tls.client_ca is not None else ""
         console.print(f"Handover listening on {scheme}://{settings.host}:{settings.port}{mtls}")
@@ -201,6 +207,10 @@ async def _serve_until_stopped(
         return status
     finally:
         await runner.cleanup()
+
+
+def _say_error(text: str) -> None:
+    console.print(text, style="red", markup=False, soft_wrap=True)  # unwrapped: addresses and names stay whole
 
 
 def _reload_registry(runner: web.AppRunner, path: Path) -> None:
@@ -226,6 +236,8 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if workers < 1:
         console.print("[red]--workers must be at least 1[/]")
         return 2
+    if os.environ.get(REUSE_PORT_ENV) != "1" and not listening.can_listen(settings.host, settings.port, _say_error):
+        return 1  # (a worker shares the port its siblings hold: the supervisor looked before starting them)
     if workers == 1:
         return _with_database(settings, lambda dsn: _serve_until_stopped(settings, dsn, None, exit_after=False))
 
@@ -273,6 +285,8 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from service.registry import load_registry
     from service.terminology import load_code_system
 
+    if not listening.can_listen(settings.host, settings.port, _say_error):
+        return 1
     log_file = settings.var_dir / "demo" / "handover.log"
     configure_logging(file=log_file, also_stderr=args.verbose)
     console.print(f"[dim]service logs: {log_file}{'' if args.verbose else ' (-v shows them here too)'}[/]")
