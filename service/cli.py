@@ -91,12 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--minutes", type=int, default=60, help="lifetime (at most 12 hours)")
     token.set_defaults(run=_cmd_staff_token)
 
-    send = commands.add_parser("send", help="sign FILE with a trust's dev key, post it, print the receipt")
-    send.add_argument("--as", dest="ods", required=True, help="ODS code of the sending trust")
-    send.add_argument("--url", default=None, help="hub base URL (default: http://HANDOVER_LISTEN)")
-    send.add_argument("file", type=Path)
-    send.set_defaults(run=_cmd_send)
-
+    _add_send(commands)
     _add_hl7_commands(commands)
 
     check = commands.add_parser("validate", help="check message files against the Handover profiles (offline)")
@@ -119,6 +114,21 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_database(commands)
     return parser
+
+
+def _add_send(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    send = commands.add_parser(
+        "send", help="sign FILE with a trust's dev key as a new message, post it, print the receipt (stdout)"
+    )
+    send.add_argument("--as", dest="ods", required=True, help="ODS code of the sending trust")
+    send.add_argument("--url", default=None, help="hub base URL (default: http://HANDOVER_LISTEN)")
+    send.add_argument(
+        "--as-is",
+        action="store_true",
+        help="send the file's own Bundle.timestamp, Bundle.identifier and MessageHeader.id (default: new ones)",
+    )
+    send.add_argument("file", type=Path)
+    send.set_defaults(run=_cmd_send)
 
 
 def _add_database(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -490,30 +500,11 @@ def _cmd_keys_rotate_kek(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_send(args: argparse.Namespace, settings: Settings) -> int:
-    import aiohttp
+    from adapters.send_cli import SendOrder, send_file
 
-    from adapters.trust_client import TrustClient
-    from service.keystore import load_private_jwk
-    from service.registry import load_registry
-
-    bundle = json.loads(args.file.read_text(encoding="utf-8"))
     base = args.url or f"http://{settings.host}:{settings.port}"
-
-    async def send() -> int:
-        async with aiohttp.ClientSession() as session:
-            client = TrustClient(
-                session,
-                base,
-                args.ods,
-                load_private_jwk(settings.keys_dir, args.ods),
-                load_registry(settings.network_path),
-            )
-            result = await client.send(client.sign(bundle))
-        print(json.dumps(result.body, indent=2))
-        console.print(f"HTTP {result.status}" + ("" if result.accepted else f": {', '.join(result.error_codes)}"))
-        return 0 if result.accepted else 1
-
-    return asyncio.run(send())
+    order = SendOrder(args.file, args.ods, base, settings.keys_dir, settings.network_path, as_is=args.as_is)
+    return asyncio.run(send_file(order, _say_error))
 
 
 def _add_hl7_commands(commands: Any) -> None:
