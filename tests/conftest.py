@@ -22,8 +22,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     left = leftovers()
     if left:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-        for line in ["embedded clusters left behind by the tests:", *left]:
-            if reporter is not None:
+        if reporter is not None:
+            reporter.ensure_newline()
+            for line in ["embedded clusters left behind by the tests:", *left]:
                 reporter.write_line(line, red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
