@@ -504,7 +504,7 @@ def _cmd_send(args: argparse.Namespace, settings: Settings) -> int:
 
     base = args.url or f"http://{settings.host}:{settings.port}"
     order = SendOrder(args.file, args.ods, base, settings.keys_dir, settings.network_path, as_is=args.as_is)
-    return asyncio.run(send_file(order, _say_error))
+    return asyncio.run(send_file(order, lambda line: console.print(line, markup=False, soft_wrap=True)))
 
 
 def _add_hl7_commands(commands: Any) -> None:
