@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 from rich.console import Console
 
+from service import listening
 from service.auditlog import export as audit_export
 from service.auditlog import verify_cli
 from service.config import Settings
@@ -90,12 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--minutes", type=int, default=60, help="lifetime (at most 12 hours)")
     token.set_defaults(run=_cmd_staff_token)
 
-    send = commands.add_parser("send", help="sign FILE with a trust's dev key, post it, print the receipt")
-    send.add_argument("--as", dest="ods", required=True, help="ODS code of the sending trust")
-    send.add_argument("--url", default=None, help="hub base URL (default: http://HANDOVER_LISTEN)")
-    send.add_argument("file", type=Path)
-    send.set_defaults(run=_cmd_send)
-
+    _add_send(commands)
     _add_hl7_commands(commands)
 
     check = commands.add_parser("validate", help="check message files against the Handover profiles (offline)")
@@ -118,6 +114,21 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_database(commands)
     return parser
+
+
+def _add_send(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    send = commands.add_parser(
+        "send", help="sign FILE with a trust's dev key as a new message, post it, print the receipt (stdout)"
+    )
+    send.add_argument("--as", dest="ods", required=True, help="ODS code of the sending trust")
+    send.add_argument("--url", default=None, help="hub base URL (default: http://HANDOVER_LISTEN)")
+    send.add_argument(
+        "--as-is",
+        action="store_true",
+        help="send the file's own Bundle.timestamp, Bundle.identifier and MessageHeader.id (default: new ones)",
+    )
+    send.add_argument("file", type=Path)
+    send.set_defaults(run=_cmd_send)
 
 
 def _add_database(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -189,7 +200,12 @@ async def _serve_until_stopped(
     loop.add_signal_handler(signal.SIGHUP, lambda: _reload_registry(runner, settings.network_path))
     try:
         reuse_port = os.environ.get(REUSE_PORT_ENV) == "1" or None
-        await web.TCPSite(runner, settings.host, settings.port, ssl_context=ssl_context, reuse_port=reuse_port).start()
+        site = web.TCPSite(runner, settings.host, settings.port, ssl_context=ssl_context, reuse_port=reuse_port)
+        try:
+            await site.start()
+        except OSError as err:  # taken since can_listen looked
+            _say_error(listening.explain(settings.host, settings.port, err))
+            return 1
         scheme = "https" if ssl_context is not None else "http"
         mtls = " (client certificates required)" if tls is not None and tls.client_ca is not None else ""
         console.print(f"Handover listening on {scheme}://{settings.host}:{settings.port}{mtls}")
@@ -201,6 +217,10 @@ async def _serve_until_stopped(
         return status
     finally:
         await runner.cleanup()
+
+
+def _say_error(text: str) -> None:
+    console.print(text, style="red", markup=False, soft_wrap=True)  # unwrapped: addresses and names stay whole
 
 
 def _reload_registry(runner: web.AppRunner, path: Path) -> None:
@@ -226,6 +246,8 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if workers < 1:
         console.print("[red]--workers must be at least 1[/]")
         return 2
+    if os.environ.get(REUSE_PORT_ENV) != "1" and not listening.can_listen(settings.host, settings.port, _say_error):
+        return 1  # (a worker shares the port its siblings hold: the supervisor looked before starting them)
     if workers == 1:
         return _with_database(settings, lambda dsn: _serve_until_stopped(settings, dsn, None, exit_after=False))
 
@@ -273,6 +295,8 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from service.registry import load_registry
     from service.terminology import load_code_system
 
+    if not listening.can_listen(settings.host, settings.port, _say_error):
+        return 1
     log_file = settings.var_dir / "demo" / "handover.log"
     configure_logging(file=log_file, also_stderr=args.verbose)
     console.print(f"[dim]service logs: {log_file}{'' if args.verbose else ' (-v shows them here too)'}[/]")
@@ -476,30 +500,11 @@ def _cmd_keys_rotate_kek(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_send(args: argparse.Namespace, settings: Settings) -> int:
-    import aiohttp
+    from adapters.send_cli import SendOrder, send_file
 
-    from adapters.trust_client import TrustClient
-    from service.keystore import load_private_jwk
-    from service.registry import load_registry
-
-    bundle = json.loads(args.file.read_text(encoding="utf-8"))
     base = args.url or f"http://{settings.host}:{settings.port}"
-
-    async def send() -> int:
-        async with aiohttp.ClientSession() as session:
-            client = TrustClient(
-                session,
-                base,
-                args.ods,
-                load_private_jwk(settings.keys_dir, args.ods),
-                load_registry(settings.network_path),
-            )
-            result = await client.send(client.sign(bundle))
-        print(json.dumps(result.body, indent=2))
-        console.print(f"HTTP {result.status}" + ("" if result.accepted else f": {', '.join(result.error_codes)}"))
-        return 0 if result.accepted else 1
-
-    return asyncio.run(send())
+    order = SendOrder(args.file, args.ods, base, settings.keys_dir, settings.network_path, as_is=args.as_is)
+    return asyncio.run(send_file(order, lambda line: console.print(line, markup=False, soft_wrap=True)))
 
 
 def _add_hl7_commands(commands: Any) -> None:

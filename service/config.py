@@ -16,6 +16,9 @@ DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 # `none` and the HMAC family (HS*, whose "key" would be the provider's public key) can never be configured.
 OIDC_ASYMMETRIC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 DEFAULT_OIDC_ALGORITHMS = ("RS256", "PS256", "ES256")
+# The development registry `handover keys init` makes (git-ignored, beside the private keys) from the tracked
+# keys/network.json; a deployment sets HANDOVER_NETWORK to its network's registry.
+DEV_NETWORK = "keys/private/network.json"
 
 
 class ConfigError(ValueError):
@@ -100,7 +103,7 @@ class Settings:
             database_url=env.get("HANDOVER_DATABASE_URL") or None,
             host=host,
             port=port,
-            network_path=Path(env.get("HANDOVER_NETWORK", "keys/network.json")),
+            network_path=Path(env.get("HANDOVER_NETWORK", DEV_NETWORK)),
             keys_dir=Path(env.get("HANDOVER_KEYS_DIR", "keys/private")),
             var_dir=Path(env.get("HANDOVER_VAR_DIR", "var")),
             checkpoint_seconds=_positive_number(env, "HANDOVER_CHECKPOINT_SECONDS", 10.0),

@@ -3,8 +3,10 @@
 This module owns the private-key directory (``keys/private`` by default, mode 0700): one private JWK per
 current participant, ``<ODS>.jwk``, and the hub's ``hub.jwk``, each mode 0600 and never committed; after a
 rotation the previous private key is kept beside it as ``<owner>.<old-kid>.retired.jwk`` (0600). It writes
-the matching public JWKs and their states into ``keys/network.json``, editing only the ``jwks`` it must and
-keeping every other member of the file as it was. Former participants (``"active": false``) get no keys.
+the matching public JWKs and their states into the registry it is given (HANDOVER_NETWORK; by default the
+development registry ``keys/private/network.json``, git-ignored, which `init_keys` first makes as a copy of the
+tracked ``keys/network.json``, so development keys never edit a tracked file), editing only the ``jwks`` it must
+and keeping every other member of the file as it was. Former participants (``"active": false``) get no keys.
 
 * `init_keys`: a key for every owner that has none (development set-up).
 * `rotate_key`: a new active key for one owner; the previously active key becomes ``retiring`` with
@@ -41,6 +43,9 @@ from service.signing import thumbprint
 _KEY_MEMBER_ORDER = ("kid", "kty", "crv", "x", "y", "alg", "use", "status", "retire_after", "revoked_at")
 
 DEFAULT_OVERLAP = timedelta(hours=25)
+# The network's participants as tracked in git, without development keys: what a new development registry
+# (HANDOVER_NETWORK, by default keys/private/network.json) starts from.
+NETWORK_TEMPLATE = Path("keys/network.json")
 """How long a rotated-out key keeps verifying by default: the maximum message age (24 h) plus margin."""
 SAFE_OVERLAP = timedelta(hours=24, minutes=5)
 """Shorter overlaps than this (maximum message age + ``iat`` skew) earn a warning from `rotate_key`."""
@@ -94,14 +99,21 @@ class KeyInitReport:
     keys_dir: Path
 
 
-def init_keys(network_path: Path, keys_dir: Path, *, force: bool = False) -> KeyInitReport:
+def init_keys(
+    network_path: Path, keys_dir: Path, *, force: bool = False, template: Path = NETWORK_TEMPLATE
+) -> KeyInitReport:
     """Make sure the hub and every current participant have a private key in `keys_dir` whose public JWK
-    is registered (status active) in the registry at `network_path`.
+    is registered (status active) in the registry at `network_path`. A registry that does not exist yet is
+    first made as a copy of `template` (the network's tracked participants, without development keys).
 
     An existing ``<owner>.jwk`` is kept unless `force`. A new key is added as the owner's active key; the
     owner's previously active registered keys become ``retiring`` (verify only), or, with `force`, the
     owner's registered keys are replaced. Raises RegistryError if the registry is invalid before or after.
     """
+    if not network_path.exists() and template.exists():
+        load_registry(template)  # a bad template is refused before anything is written
+        network_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _atomic_write(network_path, template.read_text(encoding="utf-8"), 0o644)
     registry = load_registry(network_path)
     doc = json.loads(network_path.read_text(encoding="utf-8"))
     keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -305,6 +305,11 @@ def load_registry(path: Path) -> Registry:
     """
     try:
         text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        raise RegistryError(
+            f"{path}: cannot read the network registry: there is no such file (`handover keys init` makes the "
+            "development one; HANDOVER_NETWORK names another)"
+        ) from err
     except (OSError, UnicodeError) as err:
         raise RegistryError(f"{path}: cannot read the network registry ({err.__class__.__name__})") from err
     try:

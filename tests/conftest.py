@@ -7,11 +7,26 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.databases import DatabaseFactory, start_server
+from tests.support.databases import DatabaseFactory, start_server, stop_server
+from tests.support.embedded import leftovers
 from tests.support.hub import Network, RunningHub, running_hub
 
 # The hazard log's tests must exist, run and not be skipped (docs/safety/hazards.yaml); pytester tests that check.
 pytest_plugins = ("tests.support.hazards_plugin", "pytester")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Issue 26 item 2: no test leaves an embedded cluster it made running or on disk, in the checkout's var/ or
+    under /var/lib/handover/clusters. Any that is fails the run, named."""
+    left = leftovers()
+    if left:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.ensure_newline()
+            for line in ["embedded clusters left behind by the tests:", *left]:
+                reporter.write_line(line, red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")
@@ -20,8 +35,7 @@ def pg_server() -> Iterator[str]:
     try:
         yield dsn
     finally:
-        if cluster is not None and cluster.started_here:
-            cluster.stop()
+        stop_server(cluster)
 
 
 @pytest.fixture(scope="session")

@@ -147,5 +147,5 @@ class MeshInbound:
             outcome = operation_outcome(err.issues)
             return InboundResult(message.message_id, Outcome.REFUSED, json.dumps(outcome).encode(), err.code)
         verdict = Outcome.REPLAYED if accepted.replayed else Outcome.ACCEPTED
-        log.info("MESH message accepted", extra={"message_id": str(accepted.message_id), "sender": sender.ods})
+        log.info(f"MESH message {verdict.value}", extra={"message_id": str(accepted.message_id), "sender": sender.ods})
         return InboundResult(message.message_id, verdict, accepted.receipt)

@@ -6,19 +6,22 @@ import os
 import shutil
 import signal
 import subprocess
-import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from adapters.builders import synthetic_nhs_number
 from adapters.demo import SURNAMES
+from service.store.embedded import locate_cluster
+from tests.support.embedded import embedded_var_dir, postmaster_alive
 from tests.support.hub import ROOT, Network, free_port
 from tests.support.processes import HANDOVER, wait_healthy
 
 
 def env_for(network: Network, port: int, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HANDOVER_")}
+    # HANDOVER_EMBEDDED_ROOT passes through, so a cluster placed outside a private checkout is found by the test too.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HANDOVER_") or k == "HANDOVER_EMBEDDED_ROOT"}
     env.update(
         HANDOVER_LISTEN=f"127.0.0.1:{port}",
         HANDOVER_NETWORK=str(network.network_path),
@@ -29,31 +32,17 @@ def env_for(network: Network, port: int, **extra: str) -> dict[str, str]:
 
 
 def postmaster_running(var_dir: Path) -> bool:
-    pid_file = var_dir / "pg" / "data" / "postmaster.pid"
-    if not pid_file.exists():
-        return False
-    pid = int(pid_file.read_text().splitlines()[0])
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    """Whether var_dir's embedded cluster is running, wherever it lives (var_dir/pg, or as root in a mode-700
+    checkout under /var/lib/handover/clusters)."""
+    return postmaster_alive(locate_cluster(var_dir) / "data")
 
 
 @pytest.fixture
-def var_dir() -> Path:
-    # Under the checkout (like var/pg), not pytest's tmp (mode 0700 there: the postgres user could not enter).
-    path = ROOT / "var" / f"cli-test-{os.getpid()}-{time.monotonic_ns()}"
-    path.mkdir(parents=True)
-    yield path
-    if postmaster_running(path):
-        data = path / "pg" / "data"
-        subprocess.run(
-            ["pg_ctl", "stop", "-D", str(data), "-m", "immediate"],
-            check=False,
-            user="postgres" if os.geteuid() == 0 else None,
-        )
-    shutil.rmtree(path, ignore_errors=True)
+def var_dir() -> Iterator[Path]:
+    # Under the checkout (like var/pg), not pytest's tmp (mode 0700 there: the postgres user could not enter);
+    # stopped and removed afterwards, wherever the cluster went.
+    with embedded_var_dir("cli-test") as path:
+        yield path
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
@@ -72,7 +61,7 @@ def test_serve_starts_embedded_cluster_and_stops_it_on_signal(
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode in (0, 128 + stop_signal, -stop_signal), stderr.decode()[-2000:]
-    assert str(var_dir / "pg") in stderr.decode(), "start-up says where the data lives"
+    assert str(locate_cluster(var_dir)) in stderr.decode(), "start-up says where the data lives"
     assert not postmaster_running(var_dir), "the cluster we started is stopped on exit"
 
 
@@ -92,7 +81,7 @@ def test_serve_reuses_the_cluster_and_its_data_on_the_next_start(network: Networ
             _, stderr = proc.communicate(timeout=60)
         if round_number == 1:
             assert "initdb" not in stderr.decode().lower() or "reus" in stderr.decode().lower()
-    assert (var_dir / "pg" / "data" / "PG_VERSION").exists()
+    assert (locate_cluster(var_dir) / "data" / "PG_VERSION").exists()
 
 
 def test_db_migrate_applies_once(network: Network, database: str) -> None:

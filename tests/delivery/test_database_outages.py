@@ -18,9 +18,6 @@ import asyncio
 import errno
 import json
 import os
-import pwd
-import secrets
-import shutil
 import subprocess
 import time
 import uuid
@@ -33,41 +30,25 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 
-from service.store.embedded import EmbeddedCluster, ensure_cluster, find_postgres_bindir
-from tests.support.hub import ROOT, Network, RunningHub, running_hub
+from service.store.embedded import EmbeddedCluster, ensure_cluster, locate_cluster
+from tests.support.embedded import (
+    BINDIR,
+    pg_ctl,
+    postmaster_alive,
+    processes_under,
+    remove,
+    scratch_var_dir,
+    stop_servers,
+)
+from tests.support.hub import Network, RunningHub, running_hub
 from tests.support.messages import referral
 
-BINDIR = find_postgres_bindir()
 pytestmark = pytest.mark.skipif(BINDIR is None, reason="no PostgreSQL binaries on this machine")
-VAR = ROOT / "var"
 SENDERS = ("RM1", "RDE", "RGN", "RC9", "RGP", "RCX", "RGR")
 RECOVERY_SECONDS = 60
 
 
 # --------------------------------------------------------------------------------------------- the cluster
-
-
-def _postgres_user() -> pwd.struct_passwd | None:
-    return pwd.getpwnam("postgres") if os.geteuid() == 0 else None
-
-
-def _pg_ctl(*args: str) -> subprocess.CompletedProcess[str]:
-    """pg_ctl as the server's user (PostgreSQL refuses to run as root), as service/store/embedded.py runs it."""
-    assert BINDIR is not None
-    user = _postgres_user()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "LC_"))} | {"LC_ALL": "C"}
-    return subprocess.run(
-        [str(BINDIR / "pg_ctl"), *args],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-        cwd="/",
-        env=env,
-        user=user.pw_uid if user is not None else None,
-        group=user.pw_gid if user is not None else None,
-    )
 
 
 def _port(cluster: EmbeddedCluster) -> int:
@@ -76,31 +57,11 @@ def _port(cluster: EmbeddedCluster) -> int:
     return port
 
 
-def _postmaster_alive(data_dir: Path) -> bool:
-    try:
-        pid = int((data_dir / "postmaster.pid").read_text().split()[0])
-    except (FileNotFoundError, IndexError, ValueError):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _processes_under(path: Path) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with suppress(OSError):
-                if str(path) in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
-                    found.append(int(entry.name))
-    return found
-
-
 @dataclass
 class Cluster:
-    """One embedded cluster under `var_dir/pg`, restartable on the same port; `close` leaves nothing running."""
+    """One embedded cluster of `var_dir`, restartable on the same port; `close` leaves nothing running. Its files
+    are where `ensure_cluster` put them: `var_dir/pg`, or, as root in a mode-700 checkout, under
+    /var/lib/handover/clusters (`home` is the directory holding `pg/`)."""
 
     var_dir: Path
     log: list[str] = field(default_factory=list)
@@ -111,46 +72,40 @@ class Cluster:
         return self.handles[-1]
 
     @property
+    def home(self) -> Path:
+        return locate_cluster(self.var_dir).parent
+
+    @property
     def data_dir(self) -> Path:
-        return self.var_dir / "pg" / "data"
+        return self.home / "pg" / "data"
 
     async def start(self) -> EmbeddedCluster:
         cluster = await asyncio.to_thread(ensure_cluster, self.var_dir, log=self.log.append)
+        assert cluster.data_dir == self.data_dir, "the cluster is where locate_cluster says"
         self.handles.append(cluster)
         return cluster
 
     async def stop_immediately(self) -> None:
-        result = await asyncio.to_thread(_pg_ctl, "stop", "-D", str(self.data_dir), "-m", "immediate", "-w")
+        result = await asyncio.to_thread(pg_ctl, "stop", "-D", str(self.data_dir), "-m", "immediate", "-w")
         assert result.returncode == 0, result.stdout + result.stderr
 
     def server_log(self) -> str:
         with suppress(OSError):
-            return (self.var_dir / "pg" / "server.log").read_text(errors="replace")
+            return (self.home / "pg" / "server.log").read_text(errors="replace")
         return ""
 
     def close(self) -> None:
         for handle in reversed(self.handles):
             with suppress(Exception):
                 handle.stop()
-        if _postmaster_alive(self.data_dir):
-            _pg_ctl("stop", "-D", str(self.data_dir), "-m", "immediate", "-w")
-        deadline = time.monotonic() + 10
-        while _processes_under(self.var_dir) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        leftovers = _processes_under(self.var_dir)
+        stop_servers(self.var_dir)
+        leftovers = processes_under(self.home / "pg")
         assert not leftovers, f"PostgreSQL processes left running: {leftovers}"
-
-
-def _fresh_var(prefix: str) -> Path:
-    path = VAR / f"{prefix}-{secrets.token_hex(4)}"
-    path.mkdir(parents=True)
-    path.chmod(0o755)  # as root the cluster runs as `postgres`, which must traverse it
-    return path
 
 
 @contextmanager
 def private_cluster_dir() -> Iterator[Cluster]:
-    path = _fresh_var("f5")
+    path = scratch_var_dir("f5")
     cluster = Cluster(path)
     try:
         yield cluster
@@ -158,32 +113,36 @@ def private_cluster_dir() -> Iterator[Cluster]:
         try:
             cluster.close()
         finally:
-            shutil.rmtree(path, ignore_errors=True)
+            remove(path)
 
 
 @contextmanager
 def tmpfs_cluster_dir(size_mb: int) -> Iterator[Cluster]:
+    """A cluster whose data disk is a small tmpfs, mounted where its `pg/` will be (the var directory, or its
+    directory under /var/lib/handover/clusters)."""
     if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs as the data disk needs root")
-    path = _fresh_var("f13")
+    path = scratch_var_dir("f13")
+    cluster = Cluster(path)
+    home = cluster.home
+    home.mkdir(mode=0o755, parents=True, exist_ok=True)
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0755", "tmpfs", str(path)],
+        ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0755", "tmpfs", str(home)],
         capture_output=True,
         text=True,
         check=False,
     )
     if mounted.returncode != 0:
-        path.rmdir()
+        remove(path)
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    cluster = Cluster(path)
     try:
         yield cluster
     finally:
         try:
             cluster.close()
         finally:
-            subprocess.run(["umount", str(path)], check=False)
-            shutil.rmtree(path, ignore_errors=True)
+            subprocess.run(["umount", str(home)], check=False)
+            remove(path)
 
 
 # --------------------------------------------------------------------------------------------- sending
@@ -352,7 +311,7 @@ async def test_f13_data_disk_full_gives_503_nothing_acknowledged_and_resumes_whe
     with tmpfs_cluster_dir(size_mb=96) as cluster:
         first = await cluster.start()
         async with hub_on(network, first) as hub:
-            filler = fill(cluster.var_dir)
+            filler = fill(cluster.home)
             refused = [outgoing(hub, SENDERS[n % len(SENDERS)]) for n in range(12)]
             answers = [await send(hub, message) for message in refused]
             answers += [await send(hub, message) for message in refused]  # retried, same X-Request-ID
@@ -363,7 +322,7 @@ async def test_f13_data_disk_full_gives_503_nothing_acknowledged_and_resumes_whe
             assert not await stored(first.dsn), "nothing stored while the disk was full"
 
             filler.unlink()
-            panicked = not _postmaster_alive(cluster.data_dir)
+            panicked = not postmaster_alive(cluster.data_dir)
             if panicked:  # WAL full: the postmaster gave up; a restart (same port) must be enough
                 restarted = await cluster.start()
                 assert _port(restarted) == _port(first)

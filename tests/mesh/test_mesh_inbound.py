@@ -5,8 +5,11 @@ and the MESH message is acknowledged only once its outcome is durable."""
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import replace
 from urllib.parse import urlsplit
+
+import pytest
 
 from service.mesh.bridge import MeshBridge, open_bridge
 from service.mesh.inbound import Outcome, request_id_for
@@ -25,6 +28,8 @@ from tests.support.mesh import (
     mesh_trust,
 )
 from tests.support.messages import error_codes, referral
+
+INBOUND_LOGGER = "handover.mesh"
 
 
 async def test_a_referral_sent_by_mesh_is_accepted_receipted_by_mesh_and_verifies_when_pulled(
@@ -101,9 +106,11 @@ async def test_a_tampered_message_by_mesh_is_refused_with_the_same_code_as_over_
 
 
 async def test_duplicate_mesh_delivery_is_accepted_once_and_answered_with_the_original_receipt(
-    mesh_hub: RunningHub, sandbox: MeshSandbox, bridge: MeshBridge
+    mesh_hub: RunningHub, sandbox: MeshSandbox, bridge: MeshBridge, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The bridge dies after the commit, before acknowledging: MESH delivers the message again."""
+    """The bridge dies after the commit, before acknowledging: MESH delivers the message again. The log says
+    which happened: accepted the first time, replayed (the original receipt) the second (issue 26 item 6)."""
+    caplog.set_level(logging.INFO, logger=INBOUND_LOGGER)
     rm1 = mesh_trust(sandbox, mesh_hub.network, "RM1")
     signed = rm1.sign(referral("RM1", "RGT"))
     mesh_id = await in_thread(rm1.send, signed)
@@ -114,6 +121,8 @@ async def test_duplicate_mesh_delivery_is_accepted_once_and_answered_with_the_or
 
     [again] = await bridge.inbound.poll_once()
     assert again.outcome is Outcome.REPLAYED and again.reply == first.reply, "the original receipt"
+    said = [r.getMessage() for r in caplog.records if r.name == INBOUND_LOGGER and r.getMessage().startswith("MESH")]
+    assert said == ["MESH message accepted", "MESH message replayed"], said
     assert await count(mesh_hub.dsn, "SELECT count(*) FROM messages WHERE sender_ods = 'RM1'") == 1, "one acceptance"
     key = await count(
         mesh_hub.dsn,

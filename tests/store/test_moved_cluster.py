@@ -5,23 +5,20 @@ while the database is away and then reaches it on its new port by itself: no res
 from __future__ import annotations
 
 import asyncio
-import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import aiohttp
 import pytest
 
 from adapters.trust_client import TrustClient
-from service.store.embedded import ensure_cluster
+from service.store.embedded import ensure_cluster, locate_cluster
 from tests.cli.test_serve_and_demo import env_for
-from tests.delivery.test_database_outages import BINDIR, _pg_ctl
+from tests.support.embedded import BINDIR, embedded_var_dir, pg_ctl
 from tests.support.hub import ROOT, Network, free_port
 from tests.support.messages import referral
 from tests.support.processes import HANDOVER, wait_healthy
@@ -47,44 +44,43 @@ def wait_for_status(port: int, wanted: int, within: float = 60.0) -> None:
 
 
 def test_a_running_hub_follows_the_embedded_cluster_to_its_new_port(network: Network) -> None:
-    var_dir = Path(tempfile.mkdtemp(prefix="handover-moved-", dir="/tmp"))
-    var_dir.chmod(0o755)  # as root the cluster runs as postgres, which must reach it
-    port = free_port()
-    proc = subprocess.Popen(
-        [HANDOVER, "serve", "--workers", "2"],
-        env=env_for(network, port, HANDOVER_VAR_DIR=str(var_dir)),
-        cwd=ROOT,
-        stderr=subprocess.DEVNULL,
-    )
-    squatter = socket.socket()
-    moved = None
-    try:
-        wait_healthy(port, proc)
-        data_dir = var_dir / "pg" / "data"
-        old_port = int((var_dir / "pg" / "port").read_text())
-        stopped = _pg_ctl("stop", "-D", str(data_dir), "-m", "fast", "-w")
-        assert stopped.returncode == 0, stopped.stderr
-        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past the old server's TIME_WAITs
-        squatter.bind(("127.0.0.1", old_port))  # its old port is someone else's now
-        squatter.listen()
-        wait_for_status(port, 503)
-
-        moved = ensure_cluster(var_dir, log=lambda line: None)  # back, elsewhere
-        new_port = int((var_dir / "pg" / "port").read_text())
-        assert new_port != old_port
-        wait_for_status(port, 200)
-        asyncio.run(send_referrals(network, port))
-    finally:
-        proc.send_signal(signal.SIGTERM)
+    with embedded_var_dir("moved") as var_dir:  # whatever happens, nothing of its cluster stays running
+        pg_dir = locate_cluster(var_dir)  # var_dir/pg, or as root in a mode-700 checkout outside it
+        port = free_port()
+        proc = subprocess.Popen(
+            [HANDOVER, "serve", "--workers", "2"],
+            env=env_for(network, port, HANDOVER_VAR_DIR=str(var_dir)),
+            cwd=ROOT,
+            stderr=subprocess.DEVNULL,
+        )
+        squatter = socket.socket()
+        moved = None
         try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        squatter.close()
-        if moved is not None:
-            moved.stop()
-        shutil.rmtree(var_dir, ignore_errors=True)
+            wait_healthy(port, proc)
+            data_dir = pg_dir / "data"
+            old_port = int((pg_dir / "port").read_text())
+            stopped = pg_ctl("stop", "-D", str(data_dir), "-m", "fast", "-w")
+            assert stopped.returncode == 0, stopped.stderr
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past the old server's TIME_WAITs
+            squatter.bind(("127.0.0.1", old_port))  # its old port is someone else's now
+            squatter.listen()
+            wait_for_status(port, 503)
+
+            moved = ensure_cluster(var_dir, log=lambda line: None)  # back, elsewhere
+            new_port = int((pg_dir / "port").read_text())
+            assert new_port != old_port
+            wait_for_status(port, 200)
+            asyncio.run(send_referrals(network, port))
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            squatter.close()
+            if moved is not None:
+                moved.stop()
 
 
 async def send_referrals(network: Network, port: int) -> None:

@@ -1,7 +1,9 @@
 """A PostgreSQL server for the test session, and one fresh database per test cloned from a migrated template.
 
 The server is HANDOVER_TEST_DATABASE_URL when set, else the embedded cluster under var/test (started once,
-reused by later runs, stopped at the end of the session if this session started it).
+reused by later runs, stopped at the end of the session if this session started it). As root in a mode-700
+checkout that cluster lives under /var/lib/handover/clusters instead; it is then removed at the end of the
+session, so a test run leaves nothing outside the checkout.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import asyncpg
 
 from service.store import db
 from service.store.embedded import EmbeddedCluster, ensure_cluster
+from tests.support.embedded import discard
 
 ROOT = Path(__file__).resolve().parents[2]
+SESSION_VAR = ROOT / "var" / "test"
 
 
 def with_database(dsn: str, name: str) -> str:
@@ -28,8 +32,18 @@ def start_server() -> tuple[str, EmbeddedCluster | None]:
     url = os.environ.get("HANDOVER_TEST_DATABASE_URL")
     if url:
         return url, None
-    cluster = ensure_cluster(ROOT / "var" / "test", log=lambda line: None)
+    cluster = ensure_cluster(SESSION_VAR, log=lambda line: None)
     return cluster.dsn, cluster
+
+
+def stop_server(cluster: EmbeddedCluster | None) -> None:
+    """The end of the session: stop the cluster if this session started it, and remove it if it lives outside
+    the checkout."""
+    if cluster is None or not cluster.started_here:
+        return
+    cluster.stop()
+    if not cluster.data_dir.is_relative_to(SESSION_VAR.resolve()):
+        discard(SESSION_VAR)
 
 
 class DatabaseFactory:

@@ -14,7 +14,9 @@ data directory), waits until it accepts connections, makes sure the `handover` d
 
 PostgreSQL refuses to run as root, so when we are root the `<var>/pg` tree is chowned to the `postgres` system
 user and every PostgreSQL program (initdb, pg_ctl, pg_isready, psql) runs as that user. No permission is changed
-outside `<var>/pg`: if `postgres` cannot traverse to it, `ensure_cluster` says so and stops.
+outside `<var>/pg`: if `postgres` cannot traverse to it (a root checkout in a mode-700 home), the cluster's `pg/` goes
+to a directory of its own under HANDOVER_EMBEDDED_ROOT (default /var/lib/handover/clusters; `<var>/pg-location`
+names it), and `locate_cluster(var_dir)` says where a var directory's cluster is, in either layout.
 
 Readiness is checked with `pg_isready` (and the database created with `psql`) from the same bindir; without those
 programs an asyncpg connection is made on a throwaway thread with its own event loop. Nothing calls
@@ -26,7 +28,7 @@ its cluster lives in `<var>/pg/pgserver`, trusts local connections and is reache
 """
 
 from service.store.embedded._common import EmbeddedPostgresError
-from service.store.embedded.cluster import EMBEDDED_PG_DIR_ENV, EmbeddedCluster, following_port
+from service.store.embedded.cluster import EMBEDDED_PG_DIR_ENV, EmbeddedCluster, following_port, locate_cluster
 from service.store.embedded.programs import find_postgres_bindir
 from service.store.embedded.start import ensure_cluster
 
@@ -37,4 +39,5 @@ __all__ = [
     "ensure_cluster",
     "find_postgres_bindir",
     "following_port",
+    "locate_cluster",
 ]

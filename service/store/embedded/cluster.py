@@ -9,8 +9,14 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from service.store.embedded._common import STOP_TIMEOUT_SECONDS, EmbeddedPostgresError
-from service.store.embedded.files import _pid_alive, _read_port, _read_postmaster_pid
-from service.store.embedded.programs import _default_runner, _describe, _log_file_for, _Runner
+from service.store.embedded.files import (
+    _pid_alive,
+    _read_port,
+    _read_postmaster_pid,
+    system_place,
+    unreachable_directory,
+)
+from service.store.embedded.programs import _default_runner, _describe, _log_file_for, _Runner, _server_user
 
 # --------------------------------------------------------------------------------------------- the cluster
 
@@ -67,6 +73,18 @@ def _stop_args(data_dir: Path, mode: str) -> list[str]:
 
 
 EMBEDDED_PG_DIR_ENV = "HANDOVER_EMBEDDED_PG_DIR"
+
+
+def locate_cluster(var_dir: Path) -> Path:
+    """The `pg/` directory of var_dir's embedded cluster, made or not, as `ensure_cluster` decides it now:
+    `var_dir/pg`, or, when we are root and the server user cannot reach var_dir (a checkout in a mode-700 home),
+    `pg/` in var_dir's own directory under HANDOVER_EMBEDDED_ROOT. For whoever must find, stop or remove that
+    cluster (tests, cleaning up) without starting it; nothing is made or changed."""
+    var_dir = Path(var_dir).resolve()
+    user = _server_user()
+    if user is None or not var_dir.is_dir() or unreachable_directory(var_dir, user) is None:
+        return var_dir / "pg"
+    return system_place(var_dir) / "pg"
 
 
 def following_port(dsn: str, pg_dir: Path) -> Callable[[], str]:

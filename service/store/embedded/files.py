@@ -43,17 +43,23 @@ def unreachable_directory(var_dir: Path, user: pwd.struct_passwd) -> Path | None
     return None
 
 
+def system_place(var_dir: Path) -> Path:
+    """The directory under HANDOVER_EMBEDDED_ROOT (default /var/lib/handover/clusters) that is var_dir's own:
+    named after the checkout and a hash of var_dir's path. Computed only; nothing is made."""
+    root = Path(os.environ.get("HANDOVER_EMBEDDED_ROOT") or SYSTEM_CLUSTERS_ROOT)
+    digest = hashlib.sha256(str(var_dir).encode("utf-8")).hexdigest()[:12]
+    checkout = re.sub(r"[^A-Za-z0-9_.-]", "_", var_dir.parent.name)[:40] or "checkout"
+    return root / f"{checkout}-{digest}"
+
+
 def system_cluster_dir(var_dir: Path, user: pwd.struct_passwd) -> Path:
     """Where a checkout the server user cannot reach (a root checkout in a mode-700 home) keeps its cluster:
     one directory per var directory under HANDOVER_EMBEDDED_ROOT (default /var/lib/handover/clusters), named
     after the checkout and a hash of its path, so it is found again on every start. The directories made here
     are searchable (0755) and the cluster's own `pg/` inside is given to the server user as usual; the user's
     own directories are left as they are."""
-    root = Path(os.environ.get("HANDOVER_EMBEDDED_ROOT") or SYSTEM_CLUSTERS_ROOT)
-    digest = hashlib.sha256(str(var_dir).encode("utf-8")).hexdigest()[:12]
-    checkout = re.sub(r"[^A-Za-z0-9_.-]", "_", var_dir.parent.name)[:40] or "checkout"
-    place = root / f"{checkout}-{digest}"
-    for directory in (root, place):
+    place = system_place(var_dir)
+    for directory in (place.parent, place):
         directory.mkdir(mode=0o755, parents=True, exist_ok=True)
     blocking = unreachable_directory(place, user)
     if blocking is not None:
