@@ -1,8 +1,8 @@
 """The cancer waiting times commands: `handover cwt allocate` (offline breach allocation of a JSON list of
-pathways) and `handover export cwt|cosd` (the national extracts, from the hub's database).
+pathways), and the registration of `handover export cwt|cosd` (service/cwt_export_cli.py).
 
-Parse arguments, call the library, print: the allocation is service/episodes/cwt_allocation.py, the extracts
-service/episodes/cwt_extracts.py. `add_commands` is all service/cli.py calls.
+Parse arguments, call the library, print: the allocation is service/episodes/cwt_allocation.py. `add_commands`
+is all service/cli.py calls.
 """
 
 from __future__ import annotations
@@ -10,16 +10,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TextIO
 
+from service import cwt_export_cli
 from service.config import Settings
 from service.episodes.cwt_allocation import PathwayInputError, allocate, parse_pathway
 from service.errors import HandoverError
 from service.strictjson import unique_members
 
-WithDatabase = Callable[[Settings, Callable[[str], Coroutine[Any, Any, int]]], int]
+WithDatabase = cwt_export_cli.WithDatabase
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser], with_database: WithDatabase) -> None:
@@ -30,6 +30,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser], 
     )
     allocate_cmd.add_argument("file", nargs="?", default="-", help="JSON file, or - for standard input (default)")
     allocate_cmd.set_defaults(run=_cmd_allocate)
+    cwt_export_cli.add_export_commands(commands, with_database)
 
 
 def _cmd_allocate(args: argparse.Namespace, settings: Settings) -> int:
