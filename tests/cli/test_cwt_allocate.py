@@ -1,4 +1,4 @@
-"""`handover cwt allocate [FILE|-]` (CONTRACT section 9; hazard HAZ-24-ALLOCATION): the same list out with the
+"""`handover cwt allocate [FILE|-]` (CONTRACT section 9; hazard HAZ-23): the same list out with the
 allocation added; bad input exits 2 with one line per bad item naming its id and field, and nothing on stdout."""
 
 from __future__ import annotations

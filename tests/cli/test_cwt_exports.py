@@ -1,4 +1,4 @@
-"""`handover export cwt|cosd` (hazards HAZ-24-EXTRACT-IDENTITY, HAZ-24-DATE): one row per pathway in a CSV a
+"""`handover export cwt|cosd` (hazards HAZ-24, HAZ-22): one row per pathway in a CSV a
 spreadsheet opens; pseudonymised by default (no NHS number, no date of birth, the hub's keyed pseudonym instead);
 identifiable only for governance staff with a reason, every referral read audited as a payload read."""
 

@@ -1,4 +1,4 @@
-"""Breach allocation (CONTRACT section 9; hazard HAZ-CWT-ALLOCATION): the contract's table row by row at every
+"""Breach allocation (CONTRACT section 9; hazard HAZ-23): the contract's table row by row at every
 boundary (day 38/39, 24/25, 62/63), with adjustments, solo, pending and no IPT date; and a property test against a
 second formulation that reads the table literally and counts days by target dates instead of subtraction."""
 

@@ -1,4 +1,4 @@
-"""The 62-day report per provider (hazard HAZ-24-ALLOCATION): allocated pathways and breaches as sums of shares,
+"""The 62-day report per provider (hazard HAZ-23): allocated pathways and breaches as sums of shares,
 performance on the allocated share, transfers by day 38, medians of d38 and d24, breaches explained in words; the
 JSON body, the CSVs and the report period."""
 

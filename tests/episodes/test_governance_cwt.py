@@ -1,4 +1,4 @@
-"""`GET /governance/cwt?from=&to=` over real HTTP on real episodes (hazards HAZ-24-ALLOCATION, HAZ-24-DATE):
+"""`GET /governance/cwt?from=&to=` over real HTTP on real episodes (hazards HAZ-23, HAZ-22):
 governance staff only; pathways counted by treatment date in the period; each breach allocated and linked to its
 episode; a bad period is a 400 OperationOutcome, not a 5xx."""
 

@@ -1,4 +1,4 @@
-"""The cancer waiting times page and its CSVs through the real sign-in (hazard HAZ-24-ALLOCATION): governance
+"""The cancer waiting times page and its CSVs through the real sign-in (hazard HAZ-23): governance
 only; providers by name with the ODS code beside, dates in words, each breach explained and linked to its
 episode; the downloads open as CSV."""
 
