@@ -22,6 +22,7 @@ from service.terminology import NHS_NUMBER_SYSTEM
 from tests.support.cwt import START, day, episode_ids, set_cwt_dates
 from tests.support.hub import Network, RunningHub
 from tests.support.messages import referral
+from tests.support.pathways import story_for
 
 REASON = "Validating the October CWT upload against the trust's PAS"
 
@@ -196,3 +197,35 @@ def test_the_command_writes_the_extract_from_the_database(cli_env: Network, data
     assert rows == []
     assert text.startswith("NHS NUMBER (PSEUDONYMISED),HANDOVER EPISODE IDENTIFIER,")
     assert [p.name for p in target.parent.iterdir()] == ["cwt.csv"], "no temporary file left behind"
+
+
+async def test_cosd_dates_from_messages_are_the_europe_london_dates_of_the_smdt_outcome_and_the_transfer(
+    hub: RunningHub, tmp_path: Path
+) -> None:
+    story = story_for(24_001)
+    for sender, build in (
+        ("RM1", story.referral),
+        ("RGT", lambda: story.outcome("accepted")),
+        ("RM1", story.transfer_to_centre),
+        ("RGT", story.centre_answers),
+    ):
+        client = hub.trust(sender)
+        assert (await client.send(client.sign(build()))).accepted
+    [episode] = await episode_ids(hub.dsn)
+    await set_cwt_dates(hub.dsn, episode, pathway_start=START, ipt_received_date=day(20))
+    conn = await asyncpg.connect(hub.dsn)
+    try:  # late on summer evenings (UTC), already the next day in London
+        for kind, at in (("outcome-accepted", "2026-07-01T23:30:00Z"), ("transfer-accepted", "2026-07-09T23:05:00Z")):
+            await conn.execute(
+                "UPDATE episode_messages SET at = $2::text::timestamptz WHERE episode_id = $1 AND kind = $3",
+                episode,
+                at,
+                kind,
+            )
+    finally:
+        await conn.close()
+    target = tmp_path / "cosd.csv"
+    assert await export_to_file(hub.dsn, hub.settings, ExtractRequest("cosd", START, day(90)), target) == 0
+    _, [row] = read_csv(target)
+    assert row["CR0430 MULTIDISCIPLINARY TEAM DISCUSSION DATE (CANCER)"] == "2026-07-02"
+    assert row["CR0230 DATE FIRST SEEN"] == "2026-07-10"
