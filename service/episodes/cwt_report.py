@@ -24,18 +24,8 @@ from uuid import UUID
 
 import asyncpg
 
-from service.episodes.cwt_allocation import (
-    NO_IPT_DATE,
-    PATHWAY_TARGET_DAYS,
-    REFERRING,
-    SHARED,
-    TRANSFER_TARGET_DAYS,
-    TREATING,
-    TREATING_TARGET_DAYS,
-    Allocation,
-    Pathway,
-    allocate,
-)
+from service.episodes.cwt_allocation import Allocation, Pathway, allocate
+from service.episodes.cwt_words import describe_allocation
 from service.errors import Code, HandoverError
 from service.registry import RegistryReader
 from service.store import db
@@ -170,28 +160,8 @@ def _median(values: list[int]) -> float | None:
 
 
 def explain(item: AllocatedPathway, name_of: NameOf) -> str:
-    """The allocation in words, e.g. "Breach allocated to the referring trust, Norfolk … (RM1): the transfer
-    reached the centre on day 45, after day 38, and the centre treated within 24 days (day 20)"."""
-    a, row = item.allocation, item.row
-    referring, treating = _named(row.referring, name_of), _named(row.treating, name_of)
-    d62 = f"treated on day {a.d62} against a target of {PATHWAY_TARGET_DAYS}"
-    if a.rule == NO_IPT_DATE:
-        return f"Breach shared between {referring} and {treating}: no IPT received date is recorded; {d62}"
-    transfer = (
-        f"the transfer reached {treating} on day {a.d38}, "
-        f"{'by' if a.transferred_by_day_38 else 'after'} day {TRANSFER_TARGET_DAYS}"
-    )
-    treatment = (
-        f"{'within' if a.treated_within_24_days else 'more than'} {TREATING_TARGET_DAYS} days of the transfer "
-        f"(day {a.d24})"
-    )
-    if a.rule == REFERRING:
-        return f"Breach allocated to the referring trust, {referring}: {transfer}, and it was treated {treatment}"
-    if a.rule == TREATING:
-        return f"Breach allocated to the treating trust, {treating}: {transfer}, but it was treated {treatment}"
-    if a.rule == SHARED:
-        return f"Breach shared between {referring} and {treating}: {transfer}, and it was treated {treatment}"
-    return f"Breach of the treating trust, {treating}, alone (one provider): {d62}"
+    """The breach's allocation in words (service/episodes/cwt_words.py)."""
+    return describe_allocation(pathway_of(item.row), item.allocation, name_of)
 
 
 def names_from(registry: RegistryReader) -> NameOf:
@@ -202,11 +172,6 @@ def names_from(registry: RegistryReader) -> NameOf:
         return found.name if found is not None else ods
 
     return name_of
-
-
-def _named(ods: str, name_of: NameOf) -> str:
-    name = name_of(ods)
-    return f"{name} ({ods})" if name != ods else ods
 
 
 def _rounded(value: float | None, places: int = 2) -> float | None:

@@ -78,9 +78,12 @@ def test_each_breach_is_explained_in_words_with_names_and_days() -> None:
         "of the transfer (day 20)"
     )
     assert words[1].startswith("Breach allocated to the treating trust, Cambridge University Hospitals (RGT)")
-    assert "on day 30, by day 38" in words[1] and "more than 24 days of the transfer (day 40)" in words[1]
+    assert "on day 30, by day 38" in words[1] and "more than 24 days after the transfer (day 40)" in words[1]
     assert words[2].startswith("Breach shared between RDE and Cambridge University Hospitals (RGT)")
-    assert "alone (one provider): treated on day 80" in words[3]
+    assert (
+        words[3]
+        == "Breach of Cambridge University Hospitals (RGT), the only provider: treated on day 80 against a target of 62"
+    )
     assert "no IPT received date is recorded; treated on day 90" in words[4]
 
 
