@@ -1,0 +1,71 @@
+"""The extracts' cells and the items read from a referral (hazards HAZ-22, HAZ-24): the published example's
+patient and metastatic site; odd documents give blanks, never an error; cells a spreadsheet reads safely."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from service.episodes.cwt_extract_columns import ReferralItems, cell, referral_items
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "fhir_profiles" / "examples" / "Bundle-referral.json"
+
+
+def test_the_published_referral_gives_the_patient_and_the_metastatic_site() -> None:
+    items = referral_items(json.loads(EXAMPLE.read_text(encoding="utf-8")))
+    assert items.nhs_number == "9990042438"
+    assert items.birth_date == "1958-03-14"
+    assert items.metastatic_site == "Secondary malignant neoplasm of liver (SNOMED CT 94381002)"
+
+
+def test_a_referral_with_a_local_identifier_and_a_registered_practice() -> None:
+    patient = {
+        "resourceType": "Patient",
+        "identifier": [
+            {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9990042438"},
+            {"system": "https://fhir.nnuh.nhs.uk/Id/local-patient-identifier", "value": "NNUH123456"},
+        ],
+        "generalPractitioner": [
+            {"identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "D82001"}}
+        ],
+    }
+    items = referral_items({"entry": [{"resource": patient}]})
+    assert (items.local_patient_identifier, items.gp_practice) == ("NNUH123456", "D82001")
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        None,
+        [],
+        {"entry": "x"},
+        {"entry": [1, {"resource": 2}]},
+        {"entry": [{"resource": {"resourceType": "Condition", "code": 5}}]},
+    ],
+)
+def test_an_odd_document_gives_blanks(doc: Any) -> None:
+    assert referral_items(doc) == ReferralItems()
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (None, ""),
+        (True, "Y"),
+        (False, "N"),
+        (0.5, "0.5"),
+        (1.0, "1"),
+        (45, "45"),
+        (date(2026, 12, 7), "2026-12-07"),
+        ("J02.1", "J02.1"),
+        ('=HYPERLINK("http://x")', '\'=HYPERLINK("http://x")'),
+        ("+44 1603", "'+44 1603"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+    ],
+)
+def test_cells_are_text_a_spreadsheet_never_runs(value: object, text: str) -> None:
+    assert cell(value) == text
