@@ -191,9 +191,11 @@ def key_worker(p: ExtractPathway) -> str | None:
 
 
 def days_decision_to_treatment(row: CwtPathwayRow) -> int | None:
+    """The 31-day standard's days, as the episode's `cancer_waiting_times` counts them: decision to treat to first
+    definitive treatment, less the treating provider's adjustment."""
     if row.decision_to_treat_date is None or row.treatment_date is None:
         return None
-    return (row.treatment_date - row.decision_to_treat_date).days
+    return (row.treatment_date - row.decision_to_treat_date).days - row.adjustment_days_treating
 
 
 def met_31_days(row: CwtPathwayRow) -> bool | None:

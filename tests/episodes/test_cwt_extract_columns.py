@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 
-from service.episodes.cwt_extract_columns import ReferralItems, cell, referral_items
+from service.episodes.cwt_extract_columns import (
+    ReferralItems,
+    cell,
+    days_decision_to_treatment,
+    met_31_days,
+    referral_items,
+)
+from tests.support.cwt import START, day, pathway_row
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "fhir_profiles" / "examples" / "Bundle-referral.json"
 
@@ -69,3 +76,14 @@ def test_an_odd_document_gives_blanks(doc: Any) -> None:
 )
 def test_cells_are_text_a_spreadsheet_never_runs(value: object, text: str) -> None:
     assert cell(value) == text
+
+
+@pytest.mark.parametrize(
+    ("treated", "adjustment", "days", "met"), [(31, 0, 31, True), (32, 0, 32, False), (34, 3, 31, True)]
+)
+def test_the_31_day_standard_counts_decision_to_treat_to_treatment_less_the_centres_adjustment(
+    treated: int, adjustment: int, days: int, met: bool
+) -> None:
+    row = pathway_row("RM1", "RGT", 20, treated, adj_trt=adjustment, decision_to_treat_date=START)
+    assert (days_decision_to_treatment(row), met_31_days(row)) == (days, met)
+    assert days_decision_to_treatment(pathway_row("RM1", "RGT", 20, None, decision_to_treat_date=day(1))) is None
