@@ -2,7 +2,8 @@
 Inter-Provider Transfer data items) and `cosd` (headed by COSD item numbers where the hub holds the item).
 
 Pure: a pathway's episode facts, its allocation and the items read from its referral in, a list of cells out.
-Identity columns (NHS number, local patient identifier, date of birth) exist only in an identifiable extract; a
+Identity columns (NHS number, local patient identifier, date of birth, patient pathway identifier) exist only in
+an identifiable extract; a
 pseudonymised one carries the hub's keyed pseudonym of the NHS number instead. Where each value comes from:
 
 * dates on the episode (migration 0013) as recorded from signed messages: clock start, decision to refer, IPT
@@ -11,7 +12,9 @@ pseudonymised one carries the hub's keyed pseudonym of the NHS number instead. W
   centre), the first date the hub knows the treating provider saw the patient;
 * CR0430 MDT discussion date: the Europe/London date of the SMDT's first outcome message;
 * CR6970 metastatic site: the referral's Condition (SNOMED CT); CR2050: the key worker the referral names;
-* GP practice and local patient identifier: the referral's Patient, when it carries them.
+* the IPT items the episode does not keep (GP practice, local patient identifier, patient pathway identifier,
+  referring professional, treatment function): the referral that completed the data set
+  (service/episodes/cwt_referral_items.py).
 
 Cells are text: dates YYYY-MM-DD, flags Y / N, blank when unknown; free text that a spreadsheet would run as a
 formula is prefixed with an apostrophe.
@@ -22,26 +25,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 from service.episodes.cwt_allocation import Allocation
+from service.episodes.cwt_referral_items import ReferralItems
 from service.store.cwt_reads import CwtPathwayRow
-from service.terminology import NHS_NUMBER_SYSTEM, ODS_SYSTEM
 
 DECISION_TO_TREAT_TARGET_DAYS = 31
 PSEUDONYM_COLUMN = "NHS NUMBER (PSEUDONYMISED)"
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-@dataclass(frozen=True)
-class ReferralItems:
-    """What an extract takes from the pathway's referral message (None: not carried, or not read)."""
-
-    nhs_number: str | None = None
-    birth_date: str | None = None
-    local_patient_identifier: str | None = None
-    gp_practice: str | None = None
-    metastatic_site: str | None = None
 
 
 @dataclass(frozen=True)
@@ -51,68 +42,29 @@ class ExtractPathway:
     items: ReferralItems
 
 
-def referral_items(doc: Any) -> ReferralItems:
-    """The extract's items from a referral Bundle (a parsed JSON document); absent or odd elements give None."""
-    entries = doc.get("entry") if isinstance(doc, dict) else None
-    resources: list[dict[str, Any]] = [
-        entry["resource"]
-        for entry in _list(entries)
-        if isinstance(entry, dict) and isinstance(entry.get("resource"), dict)
-    ]
-    empty: dict[str, Any] = {}
-    patient = next((r for r in resources if r.get("resourceType") == "Patient"), empty)
-    condition = next((r for r in resources if r.get("resourceType") == "Condition"), empty)
-    identifiers = [i for i in _list(patient.get("identifier")) if isinstance(i, dict)]
-    nhs = next((i.get("value") for i in identifiers if i.get("system") == NHS_NUMBER_SYSTEM), None)
-    local = next((i.get("value") for i in identifiers if i.get("system") != NHS_NUMBER_SYSTEM), None)
-    practice = next(
-        (
-            gp["identifier"].get("value")
-            for gp in _list(patient.get("generalPractitioner"))
-            if isinstance(gp, dict)
-            and isinstance(gp.get("identifier"), dict)
-            and gp["identifier"].get("system") == ODS_SYSTEM
-        ),
-        None,
-    )
-    return ReferralItems(
-        nhs_number=_text(nhs),
-        birth_date=_text(patient.get("birthDate")),
-        local_patient_identifier=_text(local),
-        gp_practice=_text(practice),
-        metastatic_site=_site(condition.get("code")),
-    )
-
-
-def _site(code: Any) -> str | None:
-    if not isinstance(code, dict):
-        return None
-    coding = next((c for c in _list(code.get("coding")) if isinstance(c, dict) and c.get("code")), None)
-    if coding is None:
-        return _text(code.get("text"))
-    display = coding.get("display") or code.get("text")
-    return f"{display} (SNOMED CT {coding['code']})" if display else f"SNOMED CT {coding['code']}"
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
 Column = tuple[str, Callable[[ExtractPathway], object]]
 NameOf = Callable[[str], str]
 
 
 def _identity_columns(cosd: bool) -> list[Column]:
+    """NHS number, local patient identifier (with its issuer), date of birth, and in the CWT extract the patient
+    pathway identifier (with its issuer): only in an identifiable extract."""
     prefix = ("CR0010 ", "CR0020 ", "CR0100 ") if cosd else ("", "", "")
-    return [
+    columns: list[Column] = [
         (f"{prefix[0]}NHS NUMBER", lambda p: p.items.nhs_number),
         (f"{prefix[1]}LOCAL PATIENT IDENTIFIER", lambda p: p.items.local_patient_identifier),
+        ("ORGANISATION CODE (LOCAL PATIENT IDENTIFIER)", lambda p: p.items.local_patient_identifier_issuer),
         (f"{prefix[2]}PERSON BIRTH DATE", lambda p: p.items.birth_date),
     ]
+    if not cosd:
+        columns += [
+            ("PATIENT PATHWAY IDENTIFIER", lambda p: p.items.patient_pathway_identifier),
+            (
+                "ORGANISATION IDENTIFIER (PATIENT PATHWAY IDENTIFIER ISSUER)",
+                lambda p: p.items.patient_pathway_identifier_issuer,
+            ),
+        ]
+    return columns
 
 
 def _pseudonym_columns() -> list[Column]:
@@ -137,6 +89,8 @@ def cwt_columns(*, identifiable: bool, name_of: NameOf) -> list[Column]:
         ("REFERRAL IDENTIFIER", lambda p: p.row.referral_identifier),
         ("GENERAL MEDICAL PRACTICE CODE (PATIENT REGISTRATION)", lambda p: p.items.gp_practice),
         *_providers(name_of),
+        ("REFERRING CARE PROFESSIONAL (IDENTIFIER)", lambda p: p.items.referring_professional),
+        ("TREATMENT FUNCTION CODE", lambda p: p.items.treatment_function),
         ("DECISION TO REFER DATE", lambda p: p.row.decision_to_refer_date),
         ("CANCER REFERRAL TO TREATMENT PERIOD START DATE", lambda p: p.row.clock_start),
         ("INTER-PROVIDER TRANSFER RECEIVED DATE", lambda p: p.row.ipt_received_date),

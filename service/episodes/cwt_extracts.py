@@ -23,15 +23,8 @@ from service.auditlog.events import AuditEvent, EventType
 from service.clock import Clock
 from service.crypto.vault import PayloadShreddedError, PayloadUnreadableError, PayloadVault
 from service.episodes.cwt_allocation import allocate
-from service.episodes.cwt_extract_columns import (
-    ExtractPathway,
-    NameOf,
-    ReferralItems,
-    cells,
-    cosd_columns,
-    cwt_columns,
-    referral_items,
-)
+from service.episodes.cwt_extract_columns import ExtractPathway, NameOf, cells, cosd_columns, cwt_columns
+from service.episodes.cwt_referral_items import ReferralItems, referral_items
 from service.episodes.cwt_report import pathway_of
 from service.errors import Code, HandoverError
 from service.governance import MAX_REASON, MIN_REASON
@@ -122,7 +115,7 @@ async def _read_pathways(
                 progress(done, len(rows))
         await audit.append_events(conn, events)
     if identifiable is None:  # the identity a pseudonymised extract read never leaves this function
-        read = [ExtractPathway(p.row, p.allocation, _without_identity(p.items)) for p in read]
+        read = [ExtractPathway(p.row, p.allocation, p.items.without_identity()) for p in read]
     return read
 
 
@@ -141,10 +134,6 @@ async def _referral_items(conn: asyncpg.Connection, vault: PayloadVault, row: Cw
         return referral_items(json.loads(payload))
     except ValueError:
         return None
-
-
-def _without_identity(items: ReferralItems) -> ReferralItems:
-    return ReferralItems(gp_practice=items.gp_practice, metastatic_site=items.metastatic_site)
 
 
 def _read_event(request: IdentifiableRequest, kind: str, message_id: UUID, clock: Clock) -> AuditEvent:

@@ -80,7 +80,8 @@ async def test_the_cwt_extract_is_pseudonymised_one_row_per_pathway(hub: Running
     for number in numbers:
         assert number not in text, "no NHS number in a pseudonymised extract"
     assert "1958-03-14" not in text, "no date of birth"
-    assert "NHS NUMBER" not in rows[0] and "PERSON BIRTH DATE" not in rows[0]
+    for identity in ("NHS NUMBER", "PERSON BIRTH DATE", "LOCAL PATIENT IDENTIFIER", "PATIENT PATHWAY IDENTIFIER"):
+        assert identity not in rows[0], identity
     pseudonyms = hub.app[SERVICES].pseudonyms
     assert [r["NHS NUMBER (PSEUDONYMISED)"] for r in rows] == [pseudonyms.nhs_number(n) for n in numbers]
     late, waiting = rows

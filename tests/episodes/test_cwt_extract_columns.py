@@ -10,13 +10,8 @@ from typing import Any
 
 import pytest
 
-from service.episodes.cwt_extract_columns import (
-    ReferralItems,
-    cell,
-    days_decision_to_treatment,
-    met_31_days,
-    referral_items,
-)
+from service.episodes.cwt_extract_columns import cell, days_decision_to_treatment, met_31_days
+from service.episodes.cwt_referral_items import ReferralItems, referral_items
 from tests.support.cwt import START, day, pathway_row
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "fhir_profiles" / "examples" / "Bundle-referral.json"
@@ -29,19 +24,84 @@ def test_the_published_referral_gives_the_patient_and_the_metastatic_site() -> N
     assert items.metastatic_site == "Secondary malignant neoplasm of liver (SNOMED CT 94381002)"
 
 
-def test_a_referral_with_a_local_identifier_and_a_registered_practice() -> None:
-    patient = {
-        "resourceType": "Patient",
-        "identifier": [
-            {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9990042438"},
-            {"system": "https://fhir.nnuh.nhs.uk/Id/local-patient-identifier", "value": "NNUH123456"},
-        ],
-        "generalPractitioner": [
-            {"identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "D82001"}}
-        ],
-    }
-    items = referral_items({"entry": [{"resource": patient}]})
-    assert (items.local_patient_identifier, items.gp_practice) == ("NNUH123456", "D82001")
+ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
+IPT_REFERRAL = {
+    "entry": [
+        {
+            "fullUrl": "urn:uuid:sr",
+            "resource": {
+                "resourceType": "ServiceRequest",
+                "extension": [
+                    {
+                        "url": "https://handover.nhs.example/fhir/StructureDefinition/patient-pathway-identifier",
+                        "valueIdentifier": {
+                            "value": "RM1000424242PPI",
+                            "assigner": {"identifier": {"system": ODS, "value": "RM1"}},
+                        },
+                    }
+                ],
+                "requester": {"reference": "urn:uuid:role"},
+                "category": [
+                    {
+                        "coding": [
+                            {
+                                "system": "https://fhir.nhs.uk/CodeSystem/NHSDataModelAndDictionary-treatment-function",
+                                "code": "105",
+                            }
+                        ]
+                    }
+                ],
+            },
+        },
+        {
+            "fullUrl": "urn:uuid:patient",
+            "resource": {
+                "resourceType": "Patient",
+                "identifier": [
+                    {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9990042438"},
+                    {"system": "https://example.org/other", "value": "not-the-mr"},
+                    {
+                        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]},
+                        "system": "https://fhir.rm1.nhs.example/Id/local-patient-identifier",
+                        "value": "K424242",
+                        "assigner": {"identifier": {"system": ODS, "value": "RM1"}},
+                    },
+                ],
+                "birthDate": "1958-03-14",
+                "generalPractitioner": [{"type": "Organization", "identifier": {"system": ODS, "value": "Y99001"}}],
+            },
+        },
+        {
+            "fullUrl": "urn:uuid:role",
+            "resource": {"resourceType": "PractitionerRole", "practitioner": {"reference": "urn:uuid:doctor"}},
+        },
+        {
+            "fullUrl": "urn:uuid:doctor",
+            "resource": {
+                "resourceType": "Practitioner",
+                "identifier": [{"system": "https://fhir.hl7.org.uk/Id/gmc-number", "value": "7000001"}],
+            },
+        },
+    ]
+}
+
+
+def test_the_ipt_items_of_a_cancer_referral_as_the_profile_maps_them() -> None:
+    items = referral_items(IPT_REFERRAL)
+    assert items == ReferralItems(
+        nhs_number="9990042438",
+        birth_date="1958-03-14",
+        local_patient_identifier="K424242",
+        local_patient_identifier_issuer="RM1",
+        patient_pathway_identifier="RM1000424242PPI",
+        patient_pathway_identifier_issuer="RM1",
+        gp_practice="Y99001",
+        referring_professional="7000001",
+        treatment_function="105",
+    )
+    assert items.without_identity() == ReferralItems(
+        gp_practice="Y99001", referring_professional="7000001", treatment_function="105"
+    )
 
 
 @pytest.mark.parametrize(
