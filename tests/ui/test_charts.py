@@ -30,7 +30,9 @@ from service.ui.governance import duration_unit
         (3.3e9, True, ["0", "1bn", "2bn", "3bn", "4bn"]),
     ],
 )
-def test_the_scale_has_round_steps_and_labels_that_suit_the_data(largest: float, whole: bool, labels: list[str]) -> None:
+def test_the_scale_has_round_steps_and_labels_that_suit_the_data(
+    largest: float, whole: bool, labels: list[str]
+) -> None:
     scale = nice_scale(largest, whole=whole)
     assert [tick_label(v, scale) for v in scale.values] == labels
 
