@@ -321,7 +321,7 @@ def _bands(ledger: list[LedgerEntry], x_of: dict[UUID, float], lane_of: dict[str
 
 
 def _ticks(times: list[datetime], xs: list[float]) -> list[AxisTick]:
-    ticks = []
+    ticks: list[AxisTick] = []
     shown = None
     for at, x in zip(times, xs, strict=True):
         day = at.astimezone(UK).date()
