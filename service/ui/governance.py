@@ -91,12 +91,11 @@ def days_words(days: float | None) -> str:
 
 def duration_unit(largest_days: float) -> tuple[str, float]:
     """The unit a chart of durations up to `largest_days` reads best in, and how many of it make a day: days
-    from one day up, else hours, else minutes (a same-day median is "3 hours", not "0.1 days")."""
-    if largest_days >= 1:
-        return "days", 1.0
-    if largest_days * 24 >= 1:
-        return "hours", 24.0
-    return "minutes", 24.0 * 60
+    from one day up, else hours, minutes or seconds (a same-day median is "3 hours", not "0.1 days")."""
+    for unit, per_day in (("days", 1.0), ("hours", 24.0), ("minutes", 1440.0)):
+        if largest_days * per_day >= 1:
+            return unit, per_day
+    return "seconds", 86400.0
 
 
 async def show_summary(request: web.Request) -> web.Response:

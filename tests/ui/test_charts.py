@@ -49,7 +49,8 @@ def test_a_duration_chart_picks_the_unit_it_reads_best_in() -> None:
     assert duration_unit(9.5) == ("days", 1.0)
     assert duration_unit(0.25) == ("hours", 24.0)
     assert duration_unit(0.002) == ("minutes", 1440.0)
-    assert duration_unit(0) == ("minutes", 1440.0)
+    assert duration_unit(0.00001) == ("seconds", 86400.0), "an SMDT that answered within a second"
+    assert duration_unit(0) == ("seconds", 86400.0)
 
 
 def test_bar_heights_are_proportional_and_the_target_line_fits_above_small_values() -> None:
