@@ -29,6 +29,7 @@ from service.http import audit, cwt, episodes, mailbox, messaging, metadata, onb
 from service.http.context import SERVICES, Services
 from service.http.forwarded import forwarded_middleware
 from service.http.middleware import outcome_middleware
+from service.http.protocol_errors import HubRunner
 from service.http.registry_sync import registry_sync_context
 from service.http.security_headers import install as install_security_headers
 from service.identity.hubkey import HubSigningKey
@@ -39,6 +40,7 @@ from service.registry import RegistryHolder
 from service.staff import StaffIdentityProvider
 from service.store import db
 from service.terminology import load_code_system
+from service.ui.error_pages import refusal_page
 from service.ui.sessions import SIGN_IN_SECONDS
 from service.validation import load_validator
 
@@ -74,6 +76,12 @@ def build_app(settings: Settings, dsn: str, *, clock: Clock = utc_now) -> web.Ap
     app.router.add_get("/metrics", ops.metrics)
     app.router.add_post("/ops/reload-registry", ops.reload_registry)
     return app
+
+
+def make_runner(app: web.Application) -> web.AppRunner:
+    """The runner that serves `app`: request bodies decoded by the hub itself (service/http/body.py), no access
+    log, and requests the HTTP parser refuses answered with a branded page (service/http/protocol_errors.py)."""
+    return HubRunner(app, page=refusal_page, auto_decompress=False, access_log=None)
 
 
 def _resources(settings: Settings, dsn: str, clock: Clock) -> Callable[[web.Application], AsyncIterator[None]]:

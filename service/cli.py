@@ -189,11 +189,11 @@ def _with_database(settings: Settings, body: Callable[[str], Coroutine[Any, Any,
 async def _serve_until_stopped(
     settings: Settings, dsn: str, after_start: Callable[[], Awaitable[int]] | None, *, exit_after: bool
 ) -> int:
-    from service.app import build_app
+    from service.app import build_app, make_runner
 
     tls = tls_settings_from_env(os.environ)
     ssl_context = server_ssl_context(tls) if tls is not None else None
-    runner = web.AppRunner(build_app(settings, dsn), auto_decompress=False, access_log=None)
+    runner = make_runner(build_app(settings, dsn))
     await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

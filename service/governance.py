@@ -17,6 +17,28 @@ from service.staff import StaffIdentity
 from service.store import audit, db, messages
 
 MIN_REASON, MAX_REASON = 10, 500
+MIN_WORDS, LONGEST_WORD = 2, 60
+REASON_RULE = (
+    f"{MIN_REASON}-{MAX_REASON} characters on one line, at least {MIN_WORDS} words, none longer than {LONGEST_WORD}"
+    " characters"
+)
+
+
+def reason_problem(reason: str) -> str | None:
+    """What keeps `reason` from standing as the stated reason for a payload read (None: nothing). A reason is words
+    a person can read on the audit page: 10-500 characters on one line, at least two words (runs with a letter),
+    and no unbroken run over 60 characters, so that no reason can blow the audit page wide."""
+    reason = reason.strip()
+    if not MIN_REASON <= len(reason) <= MAX_REASON:
+        return "length"
+    if any(ord(c) < 32 or c == "\x7f" for c in reason):
+        return "control-character"
+    runs = reason.split()
+    if sum(1 for run in runs if any(c.isalpha() for c in run)) < MIN_WORDS:
+        return "too-few-words"
+    if any(len(run) > LONGEST_WORD for run in runs):
+        return "word-too-long"
+    return None
 
 
 async def read_payload(
@@ -28,13 +50,12 @@ async def read_payload(
     *,
     vault: PayloadVault,
 ) -> bytes:
-    """The message's original bytes for `reader`, who must state why (10-500 characters)."""
+    """The message's original bytes for `reader`, who must state why (`reason_problem` finds nothing wrong)."""
     reason = reason.strip()
-    if not MIN_REASON <= len(reason) <= MAX_REASON or any(ord(c) < 32 for c in reason):
+    if reason_problem(reason) is not None:
         raise HandoverError(
             Code.BAD_HEADER,
-            f"state why you need this payload in 'reason' ({MIN_REASON}-"
-            f"{MAX_REASON} characters, one line); the reason is kept in the audit log",
+            f"state why you need this payload in 'reason' ({REASON_RULE}); the reason is kept in the audit log",
         )
     async with db.transaction(pool) as conn:
         stored = await messages.fetch_payload_for_governance(conn, message_id)

@@ -2,7 +2,7 @@
 profile (element table from the differential: cardinality, types and targets, fixed values, bindings, rules), a
 terminology page, and the published example messages. Served under /profiles (public) and /ui/profiles (staff)
 and written by `make profiles` to docs/profiles/. Everything shown comes from the resources; nothing is written by
-hand here.
+hand here. Descriptions are markdown (FHIR's `markdown` type), rendered with markdown-it-py (CommonMark, HTML off).
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from markdown_it import MarkdownIt
 
 from service.terminology import PROFILES_DIR
 from service.validation.loader import HL7_BASE, Conformance, load_conformance
@@ -30,6 +32,11 @@ _STYLE = (
 
 def render_pages(conformance: Conformance, link: PageLink) -> dict[str, str]:
     """Every page as {name: HTML}; `link(name)` is how one page addresses another."""
+    return {name: _page(title, body, link) for name, (title, body) in render_page_bodies(conformance, link).items()}
+
+
+def render_page_bodies(conformance: Conformance, link: PageLink) -> dict[str, tuple[str, str]]:
+    """Every page as {name: (title, body HTML)}, for a layout of the caller's own (the staff pages')."""
     docs = conformance.documents
     examples = _examples(conformance.directory / "examples")
     structures = {d["id"]: d for d in docs.values() if d.get("resourceType") == "StructureDefinition"}
@@ -74,6 +81,15 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
+_MARKDOWN = MarkdownIt("commonmark", {"html": False})  # raw HTML in a description is escaped, never passed through
+
+
+def _md(value: object) -> str:
+    """A description written in markdown (the resources' `markdown` type), rendered inline: `code`, *emphasis*,
+    links; HTML in it is shown as text."""
+    return str(_MARKDOWN.renderInline(str(value)))
+
+
 def _canonical_link(url: str, docs: dict[str, dict[str, Any]], link: PageLink) -> str:
     bare = url.split("|", 1)[0]
     target = docs.get(bare)
@@ -87,16 +103,16 @@ def _canonical_link(url: str, docs: dict[str, dict[str, Any]], link: PageLink) -
     return f"<code>{_e(bare)}</code>"
 
 
-def _index(structures: dict[str, Any], messages: dict[str, Any], link: PageLink) -> str:
+def _index(structures: dict[str, Any], messages: dict[str, Any], link: PageLink) -> tuple[str, str]:
     rows = "".join(
         f'<tr><td><a href="{_e(link("message-" + name))}">{_e(doc["eventCoding"]["code"])}</a></td>'
-        f"<td>{_e(doc.get('description', ''))}</td>"
+        f"<td>{_md(doc.get('description', ''))}</td>"
         f"<td>{_e(', '.join(f['code'] for f in doc.get('focus', [])))}</td></tr>"
         for name, doc in sorted(messages.items())
     )
     profiles = "".join(
         f'<tr><td><a href="{_e(link(name))}">{_e(doc.get("title", name))}</a></td><td>{_e(doc["type"])}</td>'
-        f"<td>{_e(doc.get('description', ''))}</td></tr>"
+        f"<td>{_md(doc.get('description', ''))}</td></tr>"
         for name, doc in sorted(structures.items())
     )
     body = (
@@ -106,19 +122,19 @@ def _index(structures: dict[str, Any], messages: dict[str, Any], link: PageLink)
         f"<h2>Profiles and extensions</h2><table><tr><th>profile</th><th>type</th><th>description</th></tr>"
         f'{profiles}</table><p><a href="{_e(link("terminology"))}">Code systems and value sets</a></p>'
     )
-    return _page("Handover messages and profiles", body, link)
+    return "Handover messages and profiles", body
 
 
-def _structure(doc: dict[str, Any], docs: dict[str, dict[str, Any]], link: PageLink) -> str:
+def _structure(doc: dict[str, Any], docs: dict[str, dict[str, Any]], link: PageLink) -> tuple[str, str]:
     rows = "".join(_element_row(element, docs, link) for element in doc.get("differential", {}).get("element", []))
     base = doc.get("baseDefinition", "")
     body = (
-        f"<p>{_e(doc.get('description', ''))}</p><p>Canonical URL: <code>{_e(doc['url'])}</code><br>"
+        f"<p>{_md(doc.get('description', ''))}</p><p>Canonical URL: <code>{_e(doc['url'])}</code><br>"
         f"Constrains {_e(doc['type'])}; based on {_canonical_link(base, docs, link)}</p>"
         "<h2>Elements</h2><table><tr><th>element</th><th>card.</th><th>type</th><th>fixed or pattern</th>"
         f"<th>binding</th><th>rules</th><th>description</th></tr>{rows}</table>"
     )
-    return _page(str(doc.get("title", doc["id"])), body, link)
+    return str(doc.get("title", doc["id"])), body
 
 
 def _element_row(element: dict[str, Any], docs: dict[str, dict[str, Any]], link: PageLink) -> str:
@@ -150,7 +166,7 @@ def _element_row(element: dict[str, Any], docs: dict[str, dict[str, Any]], link:
     )
 
 
-def _message(doc: dict[str, Any], docs: dict[str, Any], examples: dict[str, Any], link: PageLink) -> str:
+def _message(doc: dict[str, Any], docs: dict[str, Any], examples: dict[str, Any], link: PageLink) -> tuple[str, str]:
     code = doc["eventCoding"]["code"]
     focus = "".join(
         f"<tr><td>{_e(f['code'])}</td><td>{_canonical_link(f['profile'], docs, link) if f.get('profile') else ''}</td>"
@@ -172,7 +188,7 @@ def _message(doc: dict[str, Any], docs: dict[str, Any], examples: dict[str, Any]
         else ""
     )
     body = (
-        f"<p>{_e(doc.get('description', ''))}</p><p>Event <code>{_e(doc['eventCoding']['system'])}#{_e(code)}</code>;"
+        f"<p>{_md(doc.get('description', ''))}</p><p>Event <code>{_e(doc['eventCoding']['system'])}#{_e(code)}</code>;"
         f" category {_e(doc.get('category', ''))}; response required: {_e(doc.get('responseRequired', ''))}. "
         f"{handled_as}MessageHeader profile: {_canonical_link(header, docs, link)}. "
         f"Envelope: {_canonical_link(BUNDLE_PROFILE, docs, link)}.</p>"
@@ -182,7 +198,7 @@ def _message(doc: dict[str, Any], docs: dict[str, Any], examples: dict[str, Any]
         "<h2>Example</h2>"
         + (f"<pre>{_e(json.dumps(example, indent=2, ensure_ascii=False))}</pre>" if example else "<p>none</p>")
     )
-    return _page(f"Message: {doc.get('title', code)}", body, link)
+    return f"Message: {doc.get('title', code)}", body
 
 
 def _invalid_examples(code: str, examples: dict[str, Any]) -> str:
@@ -206,7 +222,7 @@ def _event_of(bundle: dict[str, Any]) -> object:
         return None
 
 
-def _terminology(docs: dict[str, dict[str, Any]], link: PageLink) -> str:
+def _terminology(docs: dict[str, dict[str, Any]], link: PageLink) -> tuple[str, str]:
     parts = []
     for doc in sorted(docs.values(), key=lambda d: (d.get("resourceType", ""), d.get("id", ""))):
         if doc.get("resourceType") == "CodeSystem":
@@ -226,9 +242,9 @@ def _terminology(docs: dict[str, dict[str, Any]], link: PageLink) -> str:
             continue
         parts.append(
             f'<h2 id="{_e(doc["id"])}">{_e(doc["resourceType"])}: {_e(doc.get("title", doc["id"]))}</h2>'
-            f"<p>{_e(doc.get('description', ''))}<br><code>{_e(doc['url'])}</code></p><table>{rows}</table>"
+            f"<p>{_md(doc.get('description', ''))}<br><code>{_e(doc['url'])}</code></p><table>{rows}</table>"
         )
-    return _page("Code systems and value sets", "".join(parts), link)
+    return "Code systems and value sets", "".join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:

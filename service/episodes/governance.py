@@ -1,5 +1,7 @@
 """Governance figures per referring trust and year: volumes against the IOG's 200 resections a year, timings
-and overdue items, for the API (`/governance/summary`), the staff page and its CSV download.
+and overdue items, for the API (`/governance/summary`), the staff page and its CSV download. "Overdue" counts what
+the worklist shows as overdue: answers past their deadline and breached cancer pathway clocks (day 38, day 62),
+with the three parts beside it.
 
 "Resections performed" counts episodes whose discharge summary was sent after the patient was at the
 centre (the centre operated and discharged); the IOG figure is for the whole catchment, so it is compared
@@ -32,6 +34,9 @@ CSV_COLUMNS = (
     "median_days_referral_to_smdt_outcome",
     "median_hours_transfer_acceptance",
     "overdue",
+    "overdue_answers",
+    "day_38_breaches",
+    "day_62_breaches",
 )
 
 
@@ -59,7 +64,7 @@ class GovernanceSummary:
 
     @property
     def overdue_total(self) -> int:
-        return sum(row.overdue for row in self.trusts)
+        return sum(row.overdue_items for row in self.trusts)
 
     @property
     def years(self) -> list[int]:
@@ -77,13 +82,13 @@ def summarise(figures: list[TrustYearFigures], generated_at: datetime) -> Govern
         total[0] += row.referrals
         total[1] += row.accepted
         total[2] += row.resections
-        total[3] += row.overdue
+        total[3] += row.overdue_items
     network = [NetworkYear(year, *numbers) for year, numbers in sorted(totals.items(), reverse=True)]
     return GovernanceSummary(generated_at, list(figures), network)
 
 
 async def governance_summary(pool: asyncpg.Pool, now: datetime) -> GovernanceSummary:
-    """The summary as the store stands now (overdue = open deadlines due by `now`)."""
+    """The summary as the store stands now (overdue = open deadlines due by `now` and breached clocks)."""
     async with db.connection(pool) as conn:
         figures = await trust_year_figures(conn, now)
     return summarise(figures, now)
@@ -104,7 +109,10 @@ def summary_json(summary: GovernanceSummary) -> dict[str, Any]:
                 "referrals": row.referrals,
                 "accepted": row.accepted,
                 "resections": row.resections,
-                "overdue": row.overdue,
+                "overdue": row.overdue_items,
+                "overdue_answers": row.overdue,
+                "day_38_breaches": row.day_38_breaches,
+                "day_62_breaches": row.day_62_breaches,
                 "median_days_referral_to_smdt_outcome": _rounded(row.median_days_referral_to_outcome),
                 "median_hours_transfer_acceptance": _rounded(row.median_hours_transfer_acceptance),
             }
@@ -140,11 +148,16 @@ def summary_csv(summary: GovernanceSummary) -> str:
                 row.resections,
                 _csv_number(row.median_days_referral_to_outcome),
                 _csv_number(row.median_hours_transfer_acceptance),
+                row.overdue_items,
                 row.overdue,
+                row.day_38_breaches,
+                row.day_62_breaches,
             )
         )
     for net in sorted(summary.network, key=lambda n: n.year):
-        writer.writerow(("network", net.year, net.referrals, net.accepted, net.resections, "", "", net.overdue))
+        writer.writerow(
+            ("network", net.year, net.referrals, net.accepted, net.resections, "", "", net.overdue, "", "", "")
+        )
     return out.getvalue()
 
 

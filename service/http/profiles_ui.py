@@ -1,9 +1,8 @@
-"""The profile pages (service/profilepages.py), generated once per place they are served from.
+"""The public profile pages (service/profilepages.py), generated once.
 
-* `GET /profiles` and `/profiles/{name}`: public documentation for trusts' integration engineers, generated from
-  the published conformance resources and synthetic examples only, so no authentication is asked for.
-* `GET /ui/profiles` and `/ui/profiles/{name}`: the same pages inside the staff pages, behind a session like
-  every page under /ui/ (CONTRACT.md section 8: 303 to sign-in for a browser, 401 for other clients).
+`GET /profiles` and `/profiles/{name}`: public documentation for trusts' integration engineers, generated from
+the published conformance resources and synthetic examples only, so no authentication is asked for. The same
+pages inside the staff pages' layout, behind a session, are service/ui/profiles.py.
 
 `{name}` may end in `.html`, so the pages written by `make profiles` link to each other the same way whether
 read from disk or from the hub.
@@ -17,19 +16,15 @@ from aiohttp import web
 
 from service.errors import Code, HandoverError
 from service.profilepages import render_pages
-from service.ui.access import current_session
 from service.validation import load_validator
 
 PUBLIC_PATH = "/profiles"
-STAFF_PATH = "/ui/profiles"
 CSP = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"}  # no script at all
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get(PUBLIC_PATH, profiles_index)
     router.add_get(PUBLIC_PATH + "/{name}", profile_page)
-    router.add_get(STAFF_PATH, staff_profiles_index)
-    router.add_get(STAFF_PATH + "/{name}", staff_profile_page)
 
 
 @cache
@@ -43,16 +38,6 @@ async def profiles_index(request: web.Request) -> web.Response:
 
 async def profile_page(request: web.Request) -> web.Response:
     return _html(_page(PUBLIC_PATH, request))
-
-
-async def staff_profiles_index(request: web.Request) -> web.Response:
-    await current_session(request)
-    return _html(_pages(STAFF_PATH)["index"])
-
-
-async def staff_profile_page(request: web.Request) -> web.Response:
-    await current_session(request)
-    return _html(_page(STAFF_PATH, request))
 
 
 def _page(base: str, request: web.Request) -> str:

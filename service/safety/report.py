@@ -35,6 +35,9 @@ NETWORK = ROOT / "keys" / "network.json"
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
+NO_EVIDENCE = "no test run"
+
+
 @dataclass(frozen=True)
 class TestResult:
     name: str
@@ -77,6 +80,12 @@ class SafetyCase:
     participants: tuple[tuple[str, str, str], ...]  # (ODS, name, role) of the current network
 
     @property
+    def has_evidence(self) -> bool:
+        """False when no test run's results were found (the demo, a fresh checkout): the page then says what it
+        shows instead of reporting every test as not run."""
+        return self.evidence_source != NO_EVIDENCE
+
+    @property
     def all_proven(self) -> bool:
         return all(item.verdict == "proven" for item in self.hazards if item.results)
 
@@ -99,7 +108,7 @@ def build_safety_case(log: HazardLog, report: RunReport | None, *, network: Path
     return SafetyCase(
         log,
         tuple(hazards),
-        report.source if report is not None else "no test run",
+        report.source if report is not None else NO_EVIDENCE,
         report.ran_at if report is not None else None,
         datetime.now(UTC),
         _participants(network),

@@ -22,7 +22,7 @@ from service.identity.oidc_client import OidcRelyingParty
 from service.ui import audit as audit_page
 from service.ui import cwt as cwt_page
 from service.ui import deliveries as deliveries_page
-from service.ui import episode, safety, signin, worklist
+from service.ui import episode, front_door, profiles, safety, signin, worklist
 from service.ui import governance as governance_page
 from service.ui import payload as payload_page
 from service.ui.error_pages import error_pages
@@ -42,6 +42,8 @@ PAGE_MODULES: tuple[ModuleType, ...] = (
     audit_page,
     deliveries_page,
     safety,
+    front_door,
+    profiles,
 )
 
 

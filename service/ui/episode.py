@@ -6,6 +6,7 @@ checkpoint. An episode the role may not see is the same 404 page as one that doe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -18,10 +19,20 @@ from service.errors import Code, HandoverError
 from service.http.audit import AUDIT_LOG
 from service.http.context import services
 from service.identity.staff_roles import GOVERNANCE
+from service.registry import RegistryHolder
 from service.store import db, episode_reads
 from service.ui.access import current_session, may_see_episode, require_role
+from service.ui.acknowledgements import ACKNOWLEDGEMENT, pair_acknowledgements
 from service.ui.rendering import render
 from service.ui.timeline_picture import draw_timeline, kind_words
+
+
+def _name_of(registry: RegistryHolder) -> Callable[[str], str | None]:
+    def name(ods: str) -> str | None:
+        found = registry.participant(ods)
+        return found.name if found is not None else None
+
+    return name
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
@@ -57,6 +68,8 @@ async def show_episode(request: web.Request) -> web.Response:
         if row.pathway_start is not None
         else None
     )
+    acknowledged_by = {answered: ack for ack, answered in pair_acknowledgements(timeline).items()}
+    owed = {d.message_id: d for d in deadlines if d.kind == ACKNOWLEDGEMENT}
     messages: list[dict[str, Any]] = [
         {
             "id": str(t.message_id),
@@ -65,9 +78,14 @@ async def show_episode(request: web.Request) -> web.Response:
             "recipient": t.recipient_ods,
             "at": t.at,
             "acknowledged_at": t.acknowledged_at,
+            "acknowledgement_due": owed[t.message_id].due_at if t.message_id in owed else None,
             "entries": proofs.entries.get(t.message_id, []),
+            "acknowledgement_entries": proofs.entries.get(acknowledged_by[t.message_id], [])
+            if t.message_id in acknowledged_by
+            else [],
         }
         for t in timeline
+        if t.message_id not in acknowledged_by.values()
     ]
     return render(
         request,
@@ -78,9 +96,13 @@ async def show_episode(request: web.Request) -> web.Response:
             "state": row.state.replace("-", " "),
             "holder": episode.responsible,
             "pending": episode.pending,
-            "picture": draw_timeline(timeline, ledger, row.referrer_ods, row.centre_ods),
+            "picture": draw_timeline(timeline, ledger, row.referrer_ods, row.centre_ods, _name_of(hub.registry)),
             "ledger": ledger,
-            "deadlines": [{"d": d, "overdue": d.met_at is None and d.due_at <= now} for d in deadlines],
+            "deadlines": [  # a met acknowledgement is told on its message's row, not as a deadline of its own
+                {"d": d, "overdue": d.met_at is None and d.due_at <= now}
+                for d in deadlines
+                if not (d.kind == ACKNOWLEDGEMENT and d.met_at is not None)
+            ],
             "clock": clock,
             "key_worker": key_worker,
             "messages": messages,

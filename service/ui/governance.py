@@ -7,13 +7,17 @@ server-drawn bar charts with the same numbers in tables beside them. Governance 
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from aiohttp import web
 
 from service.episodes.governance import IOG_RESECTIONS_PER_YEAR, GovernanceSummary, governance_summary, summary_csv
 from service.http.context import services
 from service.identity.staff_roles import GOVERNANCE
+from service.store.governance_reads import TrustYearFigures
 from service.ui.access import current_session, require_role
 from service.ui.charts import BarChart, Series, bar_chart
+from service.ui.formatting import format_duration
 from service.ui.rendering import render
 
 
@@ -56,12 +60,42 @@ def summary_charts(summary: GovernanceSummary, year: int | None) -> dict[str, Ba
             Series("Resections", "handover-bar--resections", [r.resections for r in rows]),
         ],
     )
+    days = [r.median_days_referral_to_outcome for r in rows]
+    unit, per_day = duration_unit(max((d for d in days if d is not None), default=0.0))
     charts["timings"] = bar_chart(
-        f"Median days from referral to SMDT outcome by referring trust, {year}",
+        f"Median {unit} from referral to SMDT outcome by referring trust, {year}",
         trusts,
-        [Series("Median days", "handover-bar--days", [r.median_days_referral_to_outcome for r in rows])],
+        [Series(f"Median {unit}", "handover-bar--days", [None if d is None else d * per_day for d in days])],
     )
     return charts
+
+
+def overdue_parts(row: TrustYearFigures) -> str:
+    """What a trust's overdue figure is made of, in words: "1 answer, 1 day 38 breach, 1 day 62 breach"."""
+    parts = [
+        (row.overdue, "answer", "answers"),
+        (row.day_38_breaches, "day 38 breach", "day 38 breaches"),
+        (row.day_62_breaches, "day 62 breach", "day 62 breaches"),
+    ]
+    return ", ".join(f"{n} {one if n == 1 else many}" for n, one, many in parts if n)
+
+
+def days_words(days: float | None) -> str:
+    """A median in days for the table: "9.3" days, or under a day in hours or minutes ("3 hours")."""
+    if days is None:
+        return "not yet"
+    if days >= 1:
+        return f"{days:.1f}"
+    return format_duration(timedelta(days=days))
+
+
+def duration_unit(largest_days: float) -> tuple[str, float]:
+    """The unit a chart of durations up to `largest_days` reads best in, and how many of it make a day: days
+    from one day up, else hours, minutes or seconds (a same-day median is "3 hours", not "0.1 days")."""
+    for unit, per_day in (("days", 1.0), ("hours", 24.0), ("minutes", 1440.0)):
+        if largest_days * per_day >= 1:
+            return unit, per_day
+    return "seconds", 86400.0
 
 
 async def show_summary(request: web.Request) -> web.Response:
@@ -80,6 +114,8 @@ async def show_summary(request: web.Request) -> web.Response:
             "rows": summary.trusts_in(year) if year is not None else [],
             "charts": summary_charts(summary, year),
             "target": IOG_RESECTIONS_PER_YEAR,
+            "overdue_parts": overdue_parts,
+            "days_words": days_words,
         },
     )
 

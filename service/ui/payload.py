@@ -13,7 +13,7 @@ from uuid import UUID
 from aiohttp import web
 
 from service.errors import Code, HandoverError
-from service.governance import MAX_REASON, MIN_REASON, read_payload
+from service.governance import LONGEST_WORD, MAX_REASON, MIN_REASON, MIN_WORDS, read_payload, reason_problem
 from service.http.context import services
 from service.identity.staff_roles import GOVERNANCE
 from service.staff import StaffIdentity, StaffRole
@@ -84,8 +84,11 @@ async def show_letter(request: web.Request) -> web.Response:
     form = await read_form(request, session)
     episode_id, entry = await _message(request)
     reason = form.get("reason", "").strip()
-    if not MIN_REASON <= len(reason) <= MAX_REASON or any(ord(c) < 32 for c in reason):
-        error = f"Say why you need to read this message, in {MIN_REASON} to {MAX_REASON} characters on one line"
+    if reason_problem(reason) is not None:
+        error = (
+            f"Say in words why you need to read this message: {MIN_REASON} to {MAX_REASON} characters on one line,"
+            f" at least {MIN_WORDS} words, none longer than {LONGEST_WORD} characters"
+        )
         return _form(request, episode_id, entry, error=error, status=400)
     hub = services(request)
     payload = await read_payload(

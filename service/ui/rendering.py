@@ -33,6 +33,7 @@ class NavItem:
 
 NAVIGATION = (
     NavItem("Worklist", "/ui/", ("governance", "smdt-coordinator", "trust")),
+    NavItem("Operations", "/ui/", ("ops",)),
     NavItem("Governance", "/ui/governance", ("governance",)),
     NavItem("Deliveries", "/ui/deliveries", ("ops", "governance")),
     NavItem("Audit", "/ui/audit", ("governance",)),

@@ -20,6 +20,7 @@ from service.store import db, worklist_reads
 from service.terminology import is_nhs_number
 from service.ui.access import current_session, require_role
 from service.ui.forms import read_form
+from service.ui.ops_home import show_ops_home
 from service.ui.rendering import render
 from service.ui.sessions import StaffSession
 
@@ -59,7 +60,7 @@ def _page_number(raw: str) -> int:
 async def show_worklist(request: web.Request) -> web.Response:
     session = await current_session(request)
     if session.role == OPS:
-        return render(request, "worklist/ops_home.html", {"page_title": "Handover"})
+        return await show_ops_home(request)  # no patients, no worklist: the queues' health
     require_role(session, GOVERNANCE, SMDT_COORDINATOR, "trust")
     hub = services(request)
     query = request.rel_url.query

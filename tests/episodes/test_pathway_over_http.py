@@ -133,3 +133,20 @@ async def test_resections_count_in_the_governance_summary(hub: RunningHub) -> No
     [row] = [r for r in summary["trusts"] if r["trust"] == "RM1"]
     assert (row["referrals"], row["accepted"], row["resections"]) == (1, 1, 1)
     assert row["median_hours_transfer_acceptance"] is not None
+
+
+async def test_breached_pathway_clocks_count_as_overdue_in_the_governance_summary(hub: RunningHub) -> None:
+    """The governance "Overdue" figure said 0 for a trust whose worklist showed a day-38 breach and a missed day 62:
+    it now counts what the worklist shows as overdue, with its parts beside it."""
+    late = pathway(510, start=(datetime.now(UTC) - timedelta(days=70)).date())  # at the centre on day 70
+    assert (await send(hub, "RM1", late.referral())).accepted
+    early = pathway(511, start=(datetime.now(UTC) - timedelta(days=10)).date())
+    assert (await send(hub, "RM1", early.referral())).accepted
+    async with hub.session.get(
+        f"{hub.base_url}/governance/summary", headers={"Authorization": f"Bearer {hub.staff_token('governance')}"}
+    ) as resp:
+        summary = await resp.json()
+    [row] = [r for r in summary["trusts"] if r["trust"] == "RM1"]
+    assert (row["day_38_breaches"], row["day_62_breaches"], row["overdue_answers"]) == (1, 1, 0)
+    assert row["overdue"] == 2
+    assert summary["overdue_total"] == 2

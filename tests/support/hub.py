@@ -17,7 +17,7 @@ import aiohttp
 from aiohttp import web
 
 from adapters.trust_client import TrustClient
-from service.app import build_app
+from service.app import build_app, make_runner
 from service.clock import Clock, utc_now
 from service.config import Settings
 from service.keystore import init_keys, load_private_jwk
@@ -119,7 +119,7 @@ async def running_hub(
     port = free_port()
     settings = settings_for(network, dsn, port, **overrides)
     app = build_app(settings, dsn, clock=clock)
-    runner = web.AppRunner(app, auto_decompress=False, access_log=None)
+    runner = make_runner(app)
     await runner.setup()
     try:
         await web.TCPSite(runner, "127.0.0.1", port, ssl_context=ssl_context).start()
