@@ -21,8 +21,7 @@ from typing import Any
 from aiohttp import web
 from rich.console import Console
 
-from service import cwt_cli
-from service import listening
+from service import cwt_cli, listening
 from service.auditlog import export as audit_export
 from service.auditlog import verify_cli
 from service.config import Settings
