@@ -155,13 +155,14 @@ def _referral_or_transfer(message: hl7.Message, trusts: Trusts, receiver: str) -
             note=_notes(message) or None,
         )
     effective = field(message, "RF1", 7)
+    if effective:
+        _date(effective, "RF1^1^7")  # still checked; not sent: see adapters/README.md (issue 24)
     bundle = builders.referral(
         trusts.event_system,
         **_parties(trusts, receiver),
         patient=patient,
         referrer=referrer,
         key_worker=_provider(message, "KW"),
-        pathway_start=_date(effective, "RF1^1^7") if effective else None,
     )
     request = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "ServiceRequest")
     request["identifier"][0]["value"] = identifier
