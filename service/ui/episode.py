@@ -14,12 +14,15 @@ from aiohttp import web
 from service.auditlog.message_proofs import prove_messages
 from service.episodes import snapshot
 from service.episodes.clocks import pathway_clock
+from service.episodes.cwt_view import cancer_waiting_times, cwt_allocation
 from service.errors import Code, HandoverError
 from service.http.audit import AUDIT_LOG
 from service.http.context import services
 from service.identity.staff_roles import GOVERNANCE
+from service.store import cwt as cwt_store
 from service.store import db, episode_reads
 from service.ui.access import current_session, may_see_episode, require_role
+from service.ui.cwt_picture import draw_cwt
 from service.ui.rendering import render
 from service.ui.timeline_picture import draw_timeline, kind_words
 
@@ -46,6 +49,7 @@ async def show_episode(request: web.Request) -> web.Response:
         ledger = await episode_reads.ledger(conn, row.id)
         deadlines = (await episode_reads.deadlines(conn, [row.id])).get(row.id, [])
         key_worker = await episode_reads.key_worker(conn, row.id)
+        cwt_dates = await cwt_store.read_cwt_dates(conn, row.id)
     proofs = await prove_messages(
         hub.pool, request.app[AUDIT_LOG], hub.registry.current, [t.message_id for t in timeline]
     )
@@ -53,7 +57,7 @@ async def show_episode(request: web.Request) -> web.Response:
     episode = snapshot.load(row.snapshot)
     treated = next((h.since for h in episode.ledger[1:] if h.clinician.ods == row.centre_ods), None)
     clock = (
-        pathway_clock(row.pathway_start, referred_at=row.opened_at, treated_at=treated, today=now.date())
+        pathway_clock(row.pathway_start, referred_at=row.opened_at, treated_at=treated, today=now.date(), cwt=cwt_dates)
         if row.pathway_start is not None
         else None
     )
@@ -82,9 +86,21 @@ async def show_episode(request: web.Request) -> web.Response:
             "ledger": ledger,
             "deadlines": [{"d": d, "overdue": d.met_at is None and d.due_at <= now} for d in deadlines],
             "clock": clock,
+            "cwt": _cwt_section(str(row.id), row.referrer_ods, row.centre_ods, cwt_dates, clock),
             "key_worker": key_worker,
             "messages": messages,
             "proofs": proofs,
             "may_read_payloads": session.role == GOVERNANCE,
         },
     )
+
+
+def _cwt_section(
+    episode_id: str, referring: str, treating: str, dates: cwt_store.CwtDates, clock: Any
+) -> dict[str, Any] | None:
+    """templates/episode/cwt.html's context: the dates, the API's view and the picture; None off a cancer pathway."""
+    allocation = cwt_allocation(episode_id, referring, treating, dates)
+    if allocation is None or clock is None:
+        return None
+    view = cancer_waiting_times(episode_id, referring, treating, dates)
+    return {"dates": dates, "view": view, "picture": draw_cwt(allocation, clock.days_elapsed)}
