@@ -14,8 +14,10 @@ from zoneinfo import ZoneInfo
 
 from adapters.cwt_items import PATHWAY_ID_URL
 from adapters.pathway import Pathway
+from service.app import SAFETY_NET
 from service.episodes.cwt_allocation import Pathway as CwtPathway
 from service.episodes.cwt_allocation import allocate
+from service.episodes.safetynet import SafetyNet
 from service.receipts import receipt_parameters
 from service.store import cwt as cwt_store
 from service.store import db
@@ -135,7 +137,7 @@ async def test_more_information_needed_dates_the_ipt_at_the_completing_referral(
 
 async def test_the_episode_page_draws_the_phases_and_says_the_allocation(network: Network, database: str) -> None:
     today = london_today()
-    async with running_hub(network, database, dev_idp=True) as hub:
+    async with running_hub(network, database, dev_idp=True, safety_net_seconds=3600) as hub:
         story = pathway(2405, start=today - timedelta(days=70))  # day 70 at the transfer, treated the same day
         for sender, build in (
             ("RM1", story.referral),
@@ -147,6 +149,11 @@ async def test_the_episode_page_draws_the_phases_and_says_the_allocation(network
             assert (await send(hub, sender, build())).accepted
         episode = await episode_of(hub, story)
         assert episode["cancer_waiting_times"]["allocation_rule"] == "referring"
+        # The clock alerts agree: day 38 breached (IPT on day 70), and day 62 (treated on day 70, though the
+        # transfer of care was accepted before the discharge summary came), to both trusts once each.
+        safety_net: SafetyNet = hub.app[SAFETY_NET]
+        assert await safety_net.sweep_clocks() == 4
+        assert await safety_net.sweep_clocks() == 0
         user = await sign_in(hub.base_url, "amara.okafor")  # governance
         try:
             async with user.client.get(f"{hub.base_url}/ui/episodes/{episode['id']}") as resp:
