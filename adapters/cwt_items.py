@@ -7,8 +7,9 @@ adjustment days on the discharge summary. Synthetic data only, like adapters/bui
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from service.terminology import ODS_SYSTEM
 
@@ -25,6 +26,11 @@ OPCS4_SYSTEM = "http://fhir.hl7.org.uk/CodeSystem/OPCS-4"
 LOCAL_ID_TYPE = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]}
 HEPATOBILIARY_SURGERY = ("105", "Hepatobiliary and Pancreatic Surgery")
 RIGHT_HEMIHEPATECTOMY = ("J02.1", "Right hemihepatectomy NEC")
+
+
+def london_today() -> date:
+    """Today in Europe/London: the calendar CWT counts in (the hub dates the IPT by it)."""
+    return datetime.now(UTC).astimezone(ZoneInfo("Europe/London")).date()
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import Any
 
 from adapters import builders
 from adapters.builders import Clinician, SyntheticPatient
-from adapters.cwt_items import IptDataSet, Treatment
+from adapters.cwt_items import IptDataSet, Treatment, london_today
 from adapters.discharge import Stay, discharge_summary
 
 CENTRE_SURGEON = Clinician("Fenwright", "Morgan", "7100001")
@@ -103,7 +103,7 @@ class Pathway:
             plan="Listed for liver resection." if decision == "accepted" else "See reason.",
             decided_by=SMDT_CHAIR,
             reason=reasons.get(decision),
-            decision_to_treat=(self.decision_to_treat or date.today())
+            decision_to_treat=(self.decision_to_treat or london_today())
             if decision == "accepted" and self.pathway_start
             else None,
         )
@@ -117,7 +117,7 @@ class Pathway:
         return self._answer("transfer-to-centre", accepted, "No bed this week; please re-send on Monday.")
 
     def discharge_summary(self) -> dict[str, Any]:
-        today = date.today()
+        today = london_today()
         treatment = None
         if self.pathway_start is not None:
             treatment = Treatment(self.treatment_date or today, adjustment_days=self.adjustment_days_treating)
