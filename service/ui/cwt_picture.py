@@ -26,6 +26,11 @@ class Bar:
     days_width: float
     met: bool | None
 
+    @property
+    def label_x(self) -> float:
+        """Where the "n of target days" label goes: past the longer of the two bars."""
+        return LEFT + max(self.target_width, self.days_width) + 8
+
 
 @dataclass(frozen=True)
 class CwtPicture:
@@ -42,7 +47,7 @@ def draw_cwt(allocation: Allocation, days_so_far: int, words: str) -> CwtPicture
     phases = (allocation.d38, allocation.d24, allocation.d62)
     flags = (allocation.transferred_by_day_38, allocation.treated_within_24_days, allocation.met_62_days)
     scale = max(62, days_so_far, *(d for d in phases if d is not None)) + 4
-    per_day = (WIDTH - LEFT - 20) / scale
+    per_day = (WIDTH - LEFT - 130) / scale  # room after the longer bar for its label
     bars = [
         Bar(label, target, days, 20 + i * ROW, target * per_day, max(days or 0, 0) * per_day, met)
         for i, ((label, target), days, met) in enumerate(zip(TARGETS, phases, flags, strict=True))
