@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from adapters.cwt_items import IptDataSet, add_decision_to_treat, add_ipt_data_set
 from service.terminology import NHS_NUMBER_SYSTEM, ODS_SYSTEM, RFC3986_SYSTEM, nhs_number_check_digit
 
 SNOMED = "http://snomed.info/sct"
@@ -170,10 +171,12 @@ def referral(
     key_worker: Clinician,
     timestamp: datetime | None = None,
     pathway_start: date | None = None,
+    ipt: IptDataSet | None = None,
 ) -> dict[str, Any]:
     """A `referral` message: local MDT → centre SMDT, focus ServiceRequest, with patient, condition and team.
 
-    `pathway_start`, when given, is the cancer pathway start date (extension cancer-pathway-start-date)."""
+    `pathway_start`, when given, is the cancer pathway start date (extension cancer-pathway-start-date): a cancer
+    pathway referral, which must also carry `ipt`, the Inter-Provider Transfer data set (fhir_profiles/README.md)."""
     pat = patient_resource(patient)
     sender, receiver = organization(sender_ods, sender_name), organization(receiver_ods, receiver_name)
     role, doctor = named_clinician(referrer, sender)
@@ -208,6 +211,8 @@ def referral(
         "authoredOn": instant(timestamp),
         "note": [{"text": "Local MDT: colorectal liver metastases, for SMDT opinion on resection."}],
     }
+    if ipt is not None:
+        add_ipt_data_set(request, pat, sender_ods, ipt)
     header = message_header(event_system, "referral", sender=sender, receiver_ods=receiver_ods, focus=[request])
     entries = [header, request, pat, condition, role, doctor, worker_role, worker, sender, receiver]
     return message_bundle(entries, timestamp)
@@ -224,9 +229,11 @@ def referral_outcome(
     decided_by: Clinician,
     reason: str | None = None,
     timestamp: datetime | None = None,
+    decision_to_treat: date | None = None,
 ) -> dict[str, Any]:
     """The SMDT's `referral-outcome` (accepted | declined | more-information-needed) for a referral message, back
-    to its sender. `reason` is required unless the decision is accepted."""
+    to its sender. `reason` is required unless the decision is accepted; an accepted outcome on a cancer pathway
+    carries the `decision_to_treat` date."""
     request_header, request, pat = _first(referral_message, "MessageHeader", "ServiceRequest", "Patient")
     receiver_ods = request_header["sender"]["identifier"]["value"]
     sender = organization(sender_ods, sender_name)
@@ -248,6 +255,8 @@ def referral_outcome(
     }
     if reason is not None:
         task["statusReason"] = {"text": reason}
+    if decision_to_treat is not None:
+        add_decision_to_treat(task, decision_to_treat)
     header = message_header(
         event_system,
         "referral-outcome",

@@ -8,11 +8,22 @@ the discharge summary back; transfer of care back to the named local clinician, 
 responsibility is checked through the episodes API after every step. Business acknowledgements flow
 throughout. Finally the audit log is verified against a checkpoint a trust kept and every receipt, and the
 governance summary is printed. Every step is checked; the result is a table and a pass/fail.
+
+Cancer waiting times (issue 24): four more patients on back-dated cancer pathways (the clock start and the
+decision and treatment dates are message content, so the freshness rules allow it) are referred, accepted and
+treated so that their breach allocation falls under each rule the message flow can reach: `pending` (not treated
+yet), `shared` (day 30: met 62, transferred by day 38), `treating` (day 45: met 62, transferred after day 38) and
+`referring` (day 70: breached, transferred after day 38, treated within 24 days). `solo` (one trust referring and
+treating) and `no-ipt-date` (treated with no IPT received date) cannot arise between two trusts on the hub: every
+referral is addressed to another trust, and a cancer pathway referral is refused without the data set whose
+acceptance dates the IPT.
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -23,6 +34,7 @@ from rich.console import Console
 from rich.table import Table
 
 from adapters import builders
+from adapters.cwt_items import london_today
 from adapters.epr_simulator import EprSimulator
 from adapters.pathway import Pathway
 from adapters.trust_client import TrustClient
@@ -33,6 +45,13 @@ from service.staff import StaffRole, mint_dev_staff_token
 
 SURNAMES = ["Ashdown", "Blakeney", "Cley", "Dersingham", "Elveden", "Felixstowe", "Grantchester", "Hunstanton"]
 AWAITING_SEED = 8  # the patient still awaiting the SMDT (seeds 1..7 are the referrers' patients)
+# Cancer waiting times: (seed, pathway day at the transfer, treated?, the allocation rule expected)
+CWT_PATHWAYS = (
+    (9, 20, False, "pending"),
+    (10, 30, True, "shared"),
+    (11, 45, True, "treating"),
+    (12, 70, True, "referring"),
+)
 DECISIONS = {1: "accepted", 2: "declined", 3: "more-information-needed"}  # by referrer's position; else accepted
 
 
@@ -112,6 +131,21 @@ class _Demo:
         episode = episodes[0]
         return episode["responsible"]["ods"], episode["responsible"]["clinician"], episode["state"]
 
+    async def cancer_waiting_times(self, story: Pathway) -> dict[str, Any] | None:
+        """The episode's `cancer_waiting_times` as governance sees it (None when not found)."""
+        token = mint_dev_staff_token(self.keys_dir, "demo.governance", StaffRole.GOVERNANCE)
+        headers = {"Authorization": f"Bearer {token}"}
+        url = f"{self.base_url}/episodes?nhs-number={story.patient.nhs_number}"
+        async with self.session.get(url, headers=headers) as resp:
+            episodes = (await resp.json())["episodes"]
+        if len(episodes) != 1:
+            return None
+        token = mint_dev_staff_token(self.keys_dir, "demo.governance", StaffRole.GOVERNANCE)
+        headers = {"Authorization": f"Bearer {token}"}
+        async with self.session.get(f"{self.base_url}/episodes/{episodes[0]['id']}", headers=headers) as resp:
+            found: dict[str, Any] | None = (await resp.json()).get("cancer_waiting_times")
+            return found
+
     def name(self, ods: str) -> str:
         participant = self.registry.participant(ods)
         return participant.name if participant else ods
@@ -147,7 +181,10 @@ async def play_scenario(
         for referrer in registry.referrers():
             await demo.collect(referrer.ods)
         await _awaiting_smdt(demo)
+        await _cancer_waiting_times(demo)
         await demo.collect(centre.ods)
+        for referrer in registry.referrers():
+            await demo.collect(referrer.ods)
         if dsn is not None:
             await _audit(demo, dsn)
         await _governance(demo)
@@ -278,6 +315,39 @@ async def _awaiting_smdt(demo: _Demo) -> None:
     await demo.send(referrer.ods, story.referral(), "referral (pathway day 64) awaits the SMDT")
     ods, _, state = await demo.responsible(story)
     demo.report.check(referrer.ods, "  awaiting the SMDT", state == "referred" and ods == referrer.ods, state)
+
+
+async def _cancer_waiting_times(demo: _Demo) -> None:
+    """One back-dated cancer pathway per allocation rule the message flow can reach, each checked through the
+    episode's `cancer_waiting_times`."""
+    referrers, today = demo.registry.referrers(), london_today()
+    for seed, day, treated, rule in CWT_PATHWAYS:
+        referrer = referrers[seed % len(referrers)]
+        story = _story(demo, seed, referrer, pathway_start=today - timedelta(days=day))
+        story.decision_to_refer = today - timedelta(days=min(day, 5))
+        story.decision_to_treat = today
+        steps: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+            (referrer.ods, story.referral),
+            (story.centre_ods, functools.partial(story.outcome, "accepted")),
+        ]
+        if treated:
+            steps += [
+                (referrer.ods, story.transfer_to_centre),
+                (story.centre_ods, story.centre_answers),
+                (story.centre_ods, story.discharge_summary),
+            ]
+        for sender, build in steps:
+            bundle = build()
+            await demo.send(sender, bundle, f"cancer pathway (day {day}): {_event(bundle)}", detail=rule)
+        cwt = await demo.cancer_waiting_times(story)
+        shown = "no CWT" if cwt is None else f"{cwt['allocation_rule']} {cwt['allocation']}; d38 {cwt['d38']}"
+        demo.report.check(
+            referrer.ods, "  breach allocation", cwt is not None and cwt["allocation_rule"] == rule, shown
+        )
+
+
+def _event(bundle: dict[str, Any]) -> str:
+    return str(bundle["entry"][0]["resource"]["eventCoding"]["code"])
 
 
 async def _audit(demo: _Demo, dsn: str) -> None:

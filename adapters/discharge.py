@@ -25,6 +25,7 @@ from adapters.builders import (
     reference_to,
     referral_reference,
 )
+from adapters.cwt_items import Treatment, treatment_extensions, treatment_procedure
 
 DISCHARGE_SUMMARY_TYPE = {"coding": [{"system": SNOMED, "code": "373942005", "display": "Discharge summary"}]}
 
@@ -57,9 +58,12 @@ def discharge_summary(
     stay: Stay,
     gp_practice: tuple[str, str] | None = None,
     timestamp: datetime | None = None,
+    treatment: Treatment | None = None,
 ) -> dict[str, Any]:
     """A `discharge-summary` message from the centre (sender) to the referring trust, for the stay that followed
-    the referral `referral_identifier`; `gp_practice` is the patient's GP practice (ODS code, name) if known."""
+    the referral `referral_identifier`; `gp_practice` is the patient's GP practice (ODS code, name) if known;
+    `treatment`, on a cancer pathway, the first definitive treatment (OPCS-4 coded, dated) and the centre's
+    waiting time adjustment days."""
     pat = patient_resource(patient)
     hospital = organization(sender_ods, sender_name)
     role, person = named_clinician(author, hospital)
@@ -83,7 +87,7 @@ def discharge_summary(
         "code": {"coding": [{"system": SNOMED, "code": stay.diagnosis[0], "display": stay.diagnosis[1]}]},
         "subject": reference_to(pat),
     }
-    procedure = _procedure(stay, pat)
+    procedure = treatment_procedure(treatment, reference_to(pat), new_id()) if treatment else _procedure(stay, pat)
     medicines = [_medication(text, pat) for text in stay.medications]
     composition: dict[str, Any] = {
         "resourceType": "Composition",
@@ -100,6 +104,8 @@ def discharge_summary(
             stay, patient, _Entries(pat, gp, encounter, condition, procedure, medicines, role), author
         ),
     }
+    if treatment is not None and procedure is not None:
+        composition["extension"] = treatment_extensions(treatment, reference_to(procedure))
     header = message_header(
         event_system, "discharge-summary", sender=hospital, receiver_ods=receiver_ods, focus=[composition]
     )

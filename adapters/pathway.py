@@ -4,6 +4,11 @@
 patient) and builds each message in turn from the builders, so the demo and the tests tell the same story:
 referral → SMDT outcome → transfer of care to the centre → acceptance → discharge summary → transfer of care
 back to the named local clinician → acceptance, with business acknowledgements in between.
+
+A pathway with a `pathway_start` is a cancer pathway: its referral carries the Inter-Provider Transfer data set
+(synthetic identifiers), the accepted SMDT outcome the decision to treat date, and the discharge summary the first
+definitive treatment (OPCS-4) with the centre's adjustment days. Each date defaults to today; the demo back-dates
+them (they are message content, not timestamps, so the freshness rules do not limit them).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Any
 
 from adapters import builders
 from adapters.builders import Clinician, SyntheticPatient
+from adapters.cwt_items import IptDataSet, Treatment, london_today
 from adapters.discharge import Stay, discharge_summary
 
 CENTRE_SURGEON = Clinician("Fenwright", "Morgan", "7100001")
@@ -33,7 +39,26 @@ class Pathway:
     key_worker: Clinician
     surgeon: Clinician = CENTRE_SURGEON
     pathway_start: date | None = None
+    decision_to_refer: date | None = None
+    adjustment_days_referring: int = 0
+    faster_diagnosis: date | None = None
+    decision_to_treat: date | None = None
+    treatment_date: date | None = None
+    adjustment_days_treating: int = 0
     sent: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def ipt(self) -> IptDataSet | None:
+        """The IPT data set of a cancer pathway's referral; None when the pathway has no start date."""
+        if self.pathway_start is None:
+            return None
+        return IptDataSet.synthetic(
+            self.referrer_ods,
+            self.patient.nhs_number,
+            self.decision_to_refer or self.pathway_start,
+            adjustment_days=self.adjustment_days_referring,
+            faster_diagnosis=self.faster_diagnosis,
+        )
 
     @property
     def referral_identifier(self) -> str:
@@ -53,6 +78,7 @@ class Pathway:
             referrer=self.local_clinician,
             key_worker=self.key_worker,
             pathway_start=self.pathway_start,
+            ipt=self.ipt,
         )
         return self.sent["referral"]
 
@@ -77,6 +103,9 @@ class Pathway:
             plan="Listed for liver resection." if decision == "accepted" else "See reason.",
             decided_by=SMDT_CHAIR,
             reason=reasons.get(decision),
+            decision_to_treat=(self.decision_to_treat or london_today())
+            if decision == "accepted" and self.pathway_start
+            else None,
         )
         return self.sent["referral-outcome"]
 
@@ -88,9 +117,12 @@ class Pathway:
         return self._answer("transfer-to-centre", accepted, "No bed this week; please re-send on Monday.")
 
     def discharge_summary(self) -> dict[str, Any]:
-        today = date.today()
+        today = london_today()
+        treatment = None
+        if self.pathway_start is not None:
+            treatment = Treatment(self.treatment_date or today, adjustment_days=self.adjustment_days_treating)
         stay = Stay(
-            admitted=today - timedelta(days=6),
+            admitted=min(today - timedelta(days=6), treatment.performed if treatment else today),
             discharged=today,
             summary="Right hemihepatectomy; uneventful recovery.",
             plan="Oncology review in 4 weeks.",
@@ -106,6 +138,7 @@ class Pathway:
             author=self.surgeon,
             referral_identifier=self.referral_identifier,
             stay=stay,
+            treatment=treatment,
         )
 
     def transfer_back(self) -> dict[str, Any]:

@@ -234,8 +234,9 @@ class Intake:
                     "This sender already sent a message with this Bundle.identifier; it was not accepted again",
                     "Bundle.identifier",
                 )
+            ipt_received = None
             if self._episodes is not None:
-                await self._episodes.record(
+                ipt_received = await self._episodes.record(
                     conn,
                     handover_form,
                     StoredMessage(message.id, facts.event, facts.sender_ods, facts.recipient_ods, now, patient),
@@ -268,6 +269,7 @@ class Intake:
                     sender_ods=facts.sender_ods,
                     request_header_id=facts.message_header_id,
                     bundle_identifier=facts.bundle_identifier,
+                    ipt_received_date=ipt_received,
                 ),
                 self._events.url,
                 hub_jwk(self._hub_key),

@@ -1,7 +1,8 @@
 """The hub-signed receipt returned with 202: a response message whose focus is a Parameters resource.
 
 It promises that the message, its audit entry and its delivery job were committed: message id, SHA-256 of
-the canonical payload, the audit log index and leaf hash, and the acceptance time. It is signed with the
+the canonical payload, the audit log index and leaf hash, and the acceptance time; for a cancer pathway referral,
+also the `ipt-received-date` (CONTRACT section 9), so both trusts hold the same signed date. It is signed with the
 hub key in the same detached-JWS format as trust messages, so a trust can keep it as proof.
 """
 
@@ -11,7 +12,7 @@ import base64
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -28,23 +29,23 @@ class ReceiptFacts:
     sender_ods: str
     request_header_id: str
     bundle_identifier: str
+    ipt_received_date: date | None = None
 
 
 def build_signed_receipt(facts: ReceiptFacts, event_system: str, hub_private_jwk: Mapping[str, Any]) -> bytes:
     """The receipt as the exact bytes to return now and again on a retry with the same X-Request-ID."""
     accepted_at = facts.accepted_at.isoformat(timespec="microseconds").replace("+00:00", "Z")
-    parameters = {
-        "resourceType": "Parameters",
-        "id": str(uuid.uuid4()),
-        "parameter": [
-            {"name": "message-id", "valueString": str(facts.message_id)},
-            {"name": "bundle-identifier", "valueUri": facts.bundle_identifier},
-            {"name": "sha256", "valueString": facts.payload_sha256},
-            {"name": "audit-index", "valueInteger": facts.audit_index},
-            {"name": "leaf-hash", "valueBase64Binary": base64.b64encode(facts.leaf_hash).decode("ascii")},
-            {"name": "accepted-at", "valueInstant": accepted_at},
-        ],
-    }
+    parameter: list[dict[str, Any]] = [
+        {"name": "message-id", "valueString": str(facts.message_id)},
+        {"name": "bundle-identifier", "valueUri": facts.bundle_identifier},
+        {"name": "sha256", "valueString": facts.payload_sha256},
+        {"name": "audit-index", "valueInteger": facts.audit_index},
+        {"name": "leaf-hash", "valueBase64Binary": base64.b64encode(facts.leaf_hash).decode("ascii")},
+        {"name": "accepted-at", "valueInstant": accepted_at},
+    ]
+    if facts.ipt_received_date is not None:
+        parameter.append({"name": "ipt-received-date", "valueDate": facts.ipt_received_date.isoformat()})
+    parameters = {"resourceType": "Parameters", "id": str(uuid.uuid4()), "parameter": parameter}
     header = hub_header(
         event_system=event_system,
         event="acknowledgement",

@@ -165,6 +165,8 @@ def _referral_or_transfer(message: hl7.Message, trusts: Trusts, receiver: str) -
             note=segments.notes(message) or None,
         )
     effective = field(message, "RF1", 7)
+    if effective:
+        _date(effective, "RF1^1^7")  # still checked; not sent: see adapters/README.md (issue 24)
     key_worker = segments.provider(message, "KW")  # optional, as the referral profile makes it (0..1)
     notes, diagnosis = segments.notes(message), segments.diagnosis(message)
     bundle = builders.referral(
@@ -173,7 +175,6 @@ def _referral_or_transfer(message: hl7.Message, trusts: Trusts, receiver: str) -
         patient=patient,
         referrer=referrer,
         key_worker=key_worker or referrer,  # a stand-in, taken out below when the EPR names no key worker
-        pathway_start=_date(effective, "RF1^1^7") if effective else None,
     )
     request = _resource(bundle, "ServiceRequest")
     request["identifier"][0]["value"] = identifier

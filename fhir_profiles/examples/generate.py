@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters import builders
+from adapters.cwt_items import PATHWAY_ID_URL, IptDataSet, Treatment
 from adapters.discharge import Stay, discharge_summary
 from service.errors import Code, Issue, operation_outcome
 from service.validation import load_validator
@@ -61,6 +62,15 @@ def valid_examples() -> dict[str, dict[str, Any]]:
         key_worker=KEY_WORKER,
         timestamp=WHEN,
         pathway_start=date(2026, 10, 12),
+        ipt=IptDataSet(
+            local_patient_id="K424242",
+            gp_practice_ods="Y99001",
+            pathway_id="RM1000424242PPI",
+            pathway_issuer_ods=NNUH[0],
+            decision_to_refer=date(2026, 11, 20),
+            adjustment_days=0,
+            faster_diagnosis=date(2026, 11, 6),
+        ),
     )
     referral_id = referral["entry"][1]["resource"]["identifier"][0]["value"]
     outcome = builders.referral_outcome(
@@ -71,6 +81,7 @@ def valid_examples() -> dict[str, dict[str, Any]]:
         plan="Accepted for right hemihepatectomy at CUH; pre-assessment clinic in two weeks.",
         decided_by=SURGEON,
         timestamp=WHEN,
+        decision_to_treat=date(2026, 11, 24),
     )
     transfer = builders.transfer_of_care(
         EVENTS,
@@ -104,6 +115,7 @@ def valid_examples() -> dict[str, dict[str, Any]]:
         referral_identifier=referral_id,
         stay=stay,
         timestamp=WHEN,
+        treatment=Treatment(date(2026, 12, 2), adjustment_days=0),
     )
     acknowledgement = builders.acknowledgement(EVENTS, *CUH, referral, timestamp=WHEN)
     return {
@@ -187,6 +199,11 @@ INVALID: dict[str, tuple[str, Mutation, str]] = {
         ),
         "Bundle.entry[10]",
     ),
+    "referral-cancer-pathway-without-pathway-identifier": (
+        "referral",
+        lambda b: FOCUS(b).update(extension=[e for e in FOCUS(b)["extension"] if e["url"] != PATHWAY_ID_URL]),
+        "Bundle.entry[1].resource",
+    ),
     "referral-outcome-declined-without-reason": (
         "referral-outcome",
         lambda b: FOCUS(b)["businessStatus"]["coding"][0].update(code="declined", display="Declined"),
@@ -218,6 +235,13 @@ INVALID: dict[str, tuple[str, Mutation, str]] = {
             section=[s for s in FOCUS(b)["section"] if s["code"]["coding"][0]["code"] != "887201000000105"]
         ),
         "Bundle.entry[1].resource.section",
+    ),
+    "discharge-summary-treatment-not-opcs4": (
+        "discharge-summary",
+        lambda b: next(e["resource"] for e in b["entry"] if e["resource"]["resourceType"] == "Procedure")["code"][
+            "coding"
+        ][0].update(system="http://snomed.info/sct", code="35336005", display="Hepatectomy"),
+        "Bundle.entry[5].resource",
     ),
     "discharge-summary-wrong-type": (
         "discharge-summary",

@@ -2,9 +2,11 @@
 day-62 treatment target, with breaches flagged.
 
 The referral carries the pathway start date in the `cancer-pathway-start-date` extension on its
-ServiceRequest (see fhir_profiles). The inter-provider transfer is the referral reaching the centre (the
-episode's opening); treatment is taken as the first acceptance of a transfer of care to the centre (the
-patient admitted for surgery).
+ServiceRequest (see fhir_profiles). The inter-provider transfer is the IPT received date where the episode has
+one (the referral that completed the data set), else the referral reaching the centre (the episode's opening);
+treatment is the first definitive treatment date the discharge summary reports, and until then the first
+acceptance of a transfer of care to the centre (the patient admitted for surgery). The targets move by the
+waiting-time adjustments, so a flag here agrees with the breach allocation's (cwt_allocation.py).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
+
+from service.store.cwt import CwtDates
 
 TRANSFER_TARGET_DAYS = 38
 TREATMENT_TARGET_DAYS = 62
@@ -41,18 +45,23 @@ class PathwayClock:
         }
 
 
-def pathway_clock(start: date, *, referred_at: datetime, treated_at: datetime | None, today: date) -> PathwayClock:
-    transfer_target = start + timedelta(days=TRANSFER_TARGET_DAYS)
-    treatment_target = start + timedelta(days=TREATMENT_TARGET_DAYS)
-    treated_on = treated_at.date() if treated_at else None
+def pathway_clock(
+    start: date, *, referred_at: datetime, treated_at: datetime | None, today: date, cwt: CwtDates | None = None
+) -> PathwayClock:
+    cwt = cwt or CwtDates()
+    referring, treating = cwt.adjustment_days_referring, cwt.adjustment_days_treating
+    transfer_target = start + timedelta(days=TRANSFER_TARGET_DAYS + referring)
+    treatment_target = start + timedelta(days=TREATMENT_TARGET_DAYS + referring + treating)
+    treated_on = cwt.treatment_date or (treated_at.date() if treated_at else None)
+    transferred_on = cwt.ipt_received_date or referred_at.date()
     end = treated_on or today
     return PathwayClock(
         start=start,
         days_elapsed=(end - start).days,
         transfer_target=transfer_target,
         treatment_target=treatment_target,
-        transferred_on=referred_at.date(),
+        transferred_on=transferred_on,
         treated_on=treated_on,
-        transfer_breached=referred_at.date() > transfer_target,
+        transfer_breached=transferred_on > transfer_target,
         treatment_breached=end > treatment_target,
     )

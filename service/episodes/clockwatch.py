@@ -1,6 +1,7 @@
-"""The safety net's watch on the cancer pathway clocks: a day-38 or day-62 breach, or a day-62 target within the
-warning period (`HANDOVER_CLOCK_WARNING_DAYS`) with treatment not started, is alerted once each to both the
-referring trust and the centre, as a hub-signed alert like the overdue answers' (service/episodes/alerts.py).
+"""The safety net's watch on the cancer pathway clocks: a day-38 or day-62 breach (a treatment date recorded after
+day 62 included), or a day-62 target within the warning period (`HANDOVER_CLOCK_WARNING_DAYS`) with treatment not
+started, is alerted once each to both the referring trust and the centre, as a hub-signed alert like the overdue
+answers' (service/episodes/alerts.py). The dates and adjustments are those of clocks.py.
 
 Each alert is stored for the party's mailbox, noted on the episode's timeline, recorded (so it is sent once)
 and audited in one transaction.
@@ -30,7 +31,11 @@ DEFAULT_WARNING_DAYS = 7
 def due_alerts(episode: store.ClockedEpisode, today: date, warning_days: int) -> list[tuple[str, date]]:
     """The clock alerts (code, target date) this episode needs now and has not had."""
     clock = pathway_clock(
-        episode.pathway_start, referred_at=episode.opened_at, treated_at=episode.treated_at, today=today
+        episode.pathway_start,
+        referred_at=episode.opened_at,
+        treated_at=episode.treated_at,
+        today=today,
+        cwt=episode.cwt,
     )
     due: list[tuple[str, date]] = []
     if clock.transfer_breached:
@@ -40,6 +45,8 @@ def due_alerts(episode: store.ClockedEpisode, today: date, warning_days: int) ->
             due.append(("day-62-breached", clock.treatment_target))
         elif (clock.treatment_target - today).days <= warning_days:
             due.append(("day-62-approaching", clock.treatment_target))
+    elif clock.treatment_breached and episode.cwt.treatment_date is not None:  # treated, but after day 62
+        due.append(("day-62-breached", clock.treatment_target))
     return [(code, target) for code, target in due if code not in episode.alerted]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -19,11 +19,14 @@ import asyncpg
 
 from service.config import Settings
 from service.episodes import snapshot
+from service.episodes.cwt_dates import CwtConflict, CwtMessage, next_cwt_dates
+from service.episodes.cwt_reading import focus_of, read_cwt_items
 from service.episodes.machine import Episode, Fact, InvalidTransition, Kind, Outcome, State, apply, start
 from service.episodes.patient import PatientIdentity, read_patient_identity
 from service.episodes.reading import NotAnEpisodeMessage, read_acknowledgement, read_episode_message
 from service.errors import Code, HandoverError
 from service.pseudonyms import Pseudonymiser
+from service.store import cwt as cwt_store
 from service.store import episodes as store
 
 
@@ -62,10 +65,12 @@ class EpisodeTracker:
         self._pseudonyms = pseudonymiser
         self._deadlines = deadlines or Deadlines()
 
-    async def record(self, conn: asyncpg.Connection, doc: dict[str, Any], message: StoredMessage) -> None:
+    async def record(self, conn: asyncpg.Connection, doc: dict[str, Any], message: StoredMessage) -> date | None:
+        """Apply the message to its episode; returns the episode's IPT received date when the message is a cancer
+        pathway referral that has one (for its receipt), else None."""
         if message.event == "acknowledgement":
             await self._acknowledgement(conn, doc, message)
-            return
+            return None
         try:
             said = read_episode_message(
                 doc,
@@ -120,6 +125,16 @@ class EpisodeTracker:
                 at=message.accepted_at,
                 key_worker=key_worker,
             )
+        ipt_received = await self._record_cwt(
+            conn,
+            doc,
+            message,
+            row.id,
+            kind=said.fact.kind,
+            outcome=outcome,
+            reopened=before is not None and before.state is State.MORE_INFORMATION_NEEDED,
+            cancer=(row.pathway_start or said.pathway_start) is not None,
+        )
         started, met = self._deadline_changes(said.fact, message, outcome)
         for kind in met:  # the answers this message gives stop their clocks
             await store.meet_deadlines(conn, episode_id=row.id, kind=kind, at=message.accepted_at)
@@ -137,6 +152,37 @@ class EpisodeTracker:
             ledger=_new_ledger_entries(before, outcome.episode),
             deadlines=started,
         )
+        return ipt_received
+
+    async def _record_cwt(
+        self,
+        conn: asyncpg.Connection,
+        doc: dict[str, Any],
+        message: StoredMessage,
+        episode_id: UUID,
+        *,
+        kind: Kind,
+        outcome: Outcome,
+        reopened: bool,
+        cancer: bool,
+    ) -> date | None:
+        """The Cancer Waiting Times dates this message gives its episode (service/episodes/cwt_dates.py), recorded
+        in the same transaction; 422 invalid-transition when one contradicts the episode's."""
+        items = read_cwt_items(doc, message.event, focus_of(doc))
+        more_information = kind is Kind.OUTCOME_MORE_INFORMATION and outcome.changed
+        if items.empty and not more_information and not (kind is Kind.REFERRAL and cancer):
+            return None
+        current = await cwt_store.read_cwt_dates(conn, episode_id)
+        facts = CwtMessage(kind, outcome.changed, reopened and outcome.changed, message.id, message.accepted_at)
+        try:
+            dates = next_cwt_dates(current, items, facts)
+        except CwtConflict as err:
+            raise HandoverError(
+                Code.INVALID_TRANSITION, f"Cancer Waiting Times: {err}", "Bundle.entry[0].resource.focus"
+            ) from None
+        if dates != current:
+            await cwt_store.write_cwt_dates(conn, episode_id, dates)
+        return dates.ipt_received_date if kind is Kind.REFERRAL else None
 
     def _birth_date(self, identity: PatientIdentity | None, nhs: str) -> str | None:
         """The keyed pseudonym of the patient's date of birth, if the message gives one: an episode keeps the first

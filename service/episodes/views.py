@@ -7,6 +7,8 @@ from typing import Any
 
 from service.episodes import snapshot
 from service.episodes.clocks import pathway_clock
+from service.episodes.cwt_view import cancer_waiting_times
+from service.store.cwt import CwtDates
 from service.store.episode_reads import Deadline, TimelineEntry
 from service.store.episodes import EpisodeRow, LedgerEntry
 
@@ -24,7 +26,9 @@ def _deadline(d: Deadline, now: datetime) -> dict[str, Any]:
     }
 
 
-def episode_summary(row: EpisodeRow, deadlines: list[Deadline], now: datetime) -> dict[str, Any]:
+def episode_summary(
+    row: EpisodeRow, deadlines: list[Deadline], now: datetime, cwt: CwtDates | None = None
+) -> dict[str, Any]:
     episode = snapshot.load(row.snapshot)
     holder = episode.responsible
     treated = next((h.since for h in episode.ledger[1:] if h.clinician.ods == row.centre_ods), None)
@@ -51,15 +55,26 @@ def episode_summary(row: EpisodeRow, deadlines: list[Deadline], now: datetime) -
         "overdue": [_deadline(d, now) for d in deadlines if d.met_at is None and d.due_at <= now],
     }
     if row.pathway_start is not None:
-        clock = pathway_clock(row.pathway_start, referred_at=row.opened_at, treated_at=treated, today=now.date())
+        clock = pathway_clock(
+            row.pathway_start, referred_at=row.opened_at, treated_at=treated, today=now.date(), cwt=cwt
+        )
         body["pathway"] = clock.as_json()
     return body
 
 
 def episode_detail(
-    row: EpisodeRow, deadlines: list[Deadline], timeline: list[TimelineEntry], ledger: list[LedgerEntry], now: datetime
+    row: EpisodeRow,
+    deadlines: list[Deadline],
+    timeline: list[TimelineEntry],
+    ledger: list[LedgerEntry],
+    now: datetime,
+    *,
+    cwt: CwtDates | None = None,
 ) -> dict[str, Any]:
-    body = episode_summary(row, deadlines, now)
+    body = episode_summary(row, deadlines, now, cwt)
+    body["cancer_waiting_times"] = (
+        None if cwt is None else cancer_waiting_times(str(row.id), row.referrer_ods, row.centre_ods, cwt)
+    )
     body["timeline"] = [
         {
             "message_id": str(t.message_id),

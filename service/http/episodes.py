@@ -18,6 +18,7 @@ from service.governance import read_payload
 from service.http.auth import authenticate_staff, authenticate_trust
 from service.http.context import services
 from service.staff import StaffRole
+from service.store import cwt as cwt_store
 from service.store import db, episode_reads
 from service.terminology import is_nhs_number
 
@@ -55,7 +56,10 @@ async def list_episodes(request: web.Request) -> web.Response:
             limit=PAGE,
         )
         deadlines = await episode_reads.deadlines(conn, [row.id for row in rows])
-    return web.json_response({"episodes": [episode_summary(r, deadlines.get(r.id, []), now) for r in rows]})
+        cwt = await cwt_store.cwt_dates_of(conn, [row.id for row in rows if row.pathway_start is not None])
+    return web.json_response(
+        {"episodes": [episode_summary(r, deadlines.get(r.id, []), now, cwt.get(r.id)) for r in rows]}
+    )
 
 
 async def get_episode(request: web.Request) -> web.Response:
@@ -72,7 +76,8 @@ async def get_episode(request: web.Request) -> web.Response:
         deadlines = (await episode_reads.deadlines(conn, [row.id])).get(row.id, [])
         timeline = await episode_reads.timeline(conn, row.id)
         ledger = await episode_reads.ledger(conn, row.id)
-    return web.json_response(episode_detail(row, deadlines, timeline, ledger, hub.clock()))
+        cwt = await cwt_store.read_cwt_dates(conn, row.id)
+    return web.json_response(episode_detail(row, deadlines, timeline, ledger, hub.clock(), cwt=cwt))
 
 
 async def governance_read_payload(request: web.Request) -> web.Response:

@@ -15,14 +15,17 @@ from aiohttp import web
 from service.auditlog.message_proofs import prove_messages
 from service.episodes import snapshot
 from service.episodes.clocks import pathway_clock
+from service.episodes.cwt_report import names_from
 from service.errors import Code, HandoverError
 from service.http.audit import AUDIT_LOG
 from service.http.context import services
 from service.identity.staff_roles import GOVERNANCE
 from service.registry import RegistryHolder
+from service.store import cwt as cwt_store
 from service.store import db, episode_reads
 from service.ui.access import current_session, may_see_episode, require_role
 from service.ui.acknowledgements import ACKNOWLEDGEMENT, pair_acknowledgements
+from service.ui.cwt_picture import cwt_section
 from service.ui.rendering import render
 from service.ui.timeline_picture import draw_timeline, kind_words
 
@@ -57,6 +60,7 @@ async def show_episode(request: web.Request) -> web.Response:
         ledger = await episode_reads.ledger(conn, row.id)
         deadlines = (await episode_reads.deadlines(conn, [row.id])).get(row.id, [])
         key_worker = await episode_reads.key_worker(conn, row.id)
+        cwt_dates = await cwt_store.read_cwt_dates(conn, row.id)
     proofs = await prove_messages(
         hub.pool, request.app[AUDIT_LOG], hub.registry.current, [t.message_id for t in timeline]
     )
@@ -64,7 +68,7 @@ async def show_episode(request: web.Request) -> web.Response:
     episode = snapshot.load(row.snapshot)
     treated = next((h.since for h in episode.ledger[1:] if h.clinician.ods == row.centre_ods), None)
     clock = (
-        pathway_clock(row.pathway_start, referred_at=row.opened_at, treated_at=treated, today=now.date())
+        pathway_clock(row.pathway_start, referred_at=row.opened_at, treated_at=treated, today=now.date(), cwt=cwt_dates)
         if row.pathway_start is not None
         else None
     )
@@ -104,6 +108,11 @@ async def show_episode(request: web.Request) -> web.Response:
                 if not (d.kind == ACKNOWLEDGEMENT and d.met_at is not None)
             ],
             "clock": clock,
+            "cwt": None
+            if clock is None
+            else cwt_section(
+                str(row.id), (row.referrer_ods, row.centre_ods), cwt_dates, clock.days_elapsed, names_from(hub.registry)
+            ),
             "key_worker": key_worker,
             "messages": messages,
             "proofs": proofs,

@@ -100,11 +100,14 @@ def test_demo_once_plays_the_scenario_and_exits_zero(network: Network, database:
     assert "every step checked out" in stdout
     for ods in ("RM1", "RDE", "RGN", "RC9", "RGP", "RCX", "RGR"):
         assert ods in stdout
+    assert stdout.count("breach allocation") == 4, "one cancer pathway per reachable allocation rule (issue 24)"
+    for rule in ("pending {}", "shared {", "treating {", "referring {"):
+        assert rule in stdout
     terminal = out.stderr.decode() + stdout
     assert str(log_file) in terminal, "the demo says where its logs went"
     assert '"level": "info"' not in terminal, "the terminal shows the narrative, not the JSON logs"
     assert '"message": "request"' in log_file.read_text(), "the service's logs are in the file"
-    demo_nhs_numbers = [synthetic_nhs_number(seed * 7919) for seed in range(1, 9)]
+    demo_nhs_numbers = [synthetic_nhs_number(seed * 7919) for seed in range(1, 13)]
     logs = terminal + log_file.read_text()
     assert not [n for n in demo_nhs_numbers if n in logs], "no NHS numbers in the logs or the report"
     assert not [name for name in SURNAMES if name in logs], "no patient names in the logs or the report"

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from adapters import builders
+from adapters.cwt_items import IptDataSet, Treatment
 from adapters.discharge import Stay, discharge_summary
 from service.messagefacts import read_message_facts
 from service.terminology import load_code_system
@@ -43,6 +44,7 @@ def scenario() -> dict[str, dict[str, Any]]:
         referrer=REFERRER,
         key_worker=KEY_WORKER,
         pathway_start=date(2026, 10, 5),
+        ipt=IptDataSet.synthetic(LOCAL[0], PATIENT.nhs_number, date(2026, 10, 20)),
     )
     referral_id = referral["entry"][1]["resource"]["identifier"][0]["value"]
     transfer = builders.transfer_of_care(
@@ -72,7 +74,13 @@ def scenario() -> dict[str, dict[str, Any]]:
     return {
         "referral": referral,
         "referral-accepted": builders.referral_outcome(
-            EVENTS.url, *CENTRE, referral, decision="accepted", plan="For resection.", decided_by=SURGEON
+            EVENTS.url,
+            *CENTRE,
+            referral,
+            decision="accepted",
+            plan="For resection.",
+            decided_by=SURGEON,
+            decision_to_treat=date(2026, 11, 24),
         ),
         "referral-declined": builders.referral_outcome(
             EVENTS.url,
@@ -109,6 +117,7 @@ def scenario() -> dict[str, dict[str, Any]]:
             stay=stay,
             gp_practice=("D82001", "Synthetic Surgery"),
             timestamp=datetime(2026, 12, 6, 16, 0, tzinfo=UTC),
+            treatment=Treatment(date(2026, 12, 2), adjustment_days=3),
         ),
         "transfer-back": back,
         "transfer-back-accepted": builders.transfer_of_care_response(EVENTS.url, *LOCAL, back, accepted=True),

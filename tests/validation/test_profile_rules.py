@@ -66,7 +66,7 @@ RULES: dict[str, tuple[str, Callable[[Doc], object], str, str]] = {
     ),
     "cardinality-slice-max": (
         "referral",
-        lambda d: res(d, 2)["identifier"].append(dict(res(d, 2)["identifier"][0])),
+        lambda d: res(d, 2)["identifier"].insert(1, dict(res(d, 2)["identifier"][0])),
         "Bundle.entry[2].resource.identifier[1]",
         "at most 1",
     ),

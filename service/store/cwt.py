@@ -1,0 +1,68 @@
+"""An episode's Cancer Waiting Times dates (migration 0013): every SQL statement that reads or writes them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from uuid import UUID
+
+import asyncpg
+
+
+@dataclass(frozen=True)
+class CwtDates:
+    """The dates breach allocation needs, as recorded on the episode; `clock_start` is its `pathway_start`."""
+
+    clock_start: date | None = None
+    ipt_received_date: date | None = None
+    ipt_received_message_id: UUID | None = None
+    decision_to_refer_date: date | None = None
+    decision_to_treat_date: date | None = None
+    treatment_date: date | None = None
+    treatment_opcs4: str | None = None
+    faster_diagnosis_date: date | None = None
+    adjustment_days_referring: int = 0
+    adjustment_days_treating: int = 0
+
+
+_COLUMNS = (
+    "pathway_start, ipt_received_date, ipt_received_message_id, decision_to_refer_date, decision_to_treat_date,"
+    " treatment_date, treatment_opcs4, faster_diagnosis_date, adjustment_days_referring, adjustment_days_treating"
+)
+
+
+def _dates(record: asyncpg.Record) -> CwtDates:
+    return CwtDates(*(record[i] for i in range(10)))
+
+
+async def read_cwt_dates(conn: asyncpg.Connection, episode_id: UUID) -> CwtDates:
+    record = await conn.fetchrow(f"SELECT {_COLUMNS} FROM episodes WHERE id = $1", episode_id)  # noqa: S608
+    return CwtDates() if record is None else _dates(record)
+
+
+async def cwt_dates_of(conn: asyncpg.Connection, episode_ids: list[UUID]) -> dict[UUID, CwtDates]:
+    """The CWT dates of several episodes at once (for lists)."""
+    records = await conn.fetch(
+        f"SELECT id, {_COLUMNS} FROM episodes WHERE id = ANY($1::uuid[])",  # noqa: S608 - constant columns
+        episode_ids,
+    )
+    return {r["id"]: CwtDates(*(r[i] for i in range(1, 11))) for r in records}
+
+
+async def write_cwt_dates(conn: asyncpg.Connection, episode_id: UUID, dates: CwtDates) -> None:
+    """Record the episode's CWT dates (the caller has applied the first-recorded-stands rule)."""
+    await conn.execute(
+        "UPDATE episodes SET ipt_received_date = $2, ipt_received_message_id = $3, decision_to_refer_date = $4,"
+        " decision_to_treat_date = $5, treatment_date = $6, treatment_opcs4 = $7, faster_diagnosis_date = $8,"
+        " adjustment_days_referring = $9, adjustment_days_treating = $10 WHERE id = $1",
+        episode_id,
+        dates.ipt_received_date,
+        dates.ipt_received_message_id,
+        dates.decision_to_refer_date,
+        dates.decision_to_treat_date,
+        dates.treatment_date,
+        dates.treatment_opcs4,
+        dates.faster_diagnosis_date,
+        dates.adjustment_days_referring,
+        dates.adjustment_days_treating,
+    )
