@@ -525,6 +525,12 @@ def _cmd_hl7_listen(args: argparse.Namespace, settings: Settings) -> int:
     from adapters.hl7.run import ListenOptions, listen, parse_endpoint
 
     configure_logging()
+    try:
+        epr = parse_endpoint(args.epr) if args.epr else None
+        metrics = parse_endpoint(args.metrics) if args.metrics else None
+    except ValueError as err:
+        print(f"handover hl7 listen: {err} (e.g. 127.0.0.1:2576)", file=sys.stderr)
+        return 2
     options = ListenOptions(
         ods=args.ods,
         hub_url=args.url or f"http://{settings.host}:{settings.port}",
@@ -533,8 +539,8 @@ def _cmd_hl7_listen(args: argparse.Namespace, settings: Settings) -> int:
         queue_dir=args.queue or Path("var/hl7") / args.ods,
         network_path=settings.network_path,
         keys_dir=settings.keys_dir,
-        epr=parse_endpoint(args.epr) if args.epr else None,
-        metrics=parse_endpoint(args.metrics) if args.metrics else None,
+        epr=epr,
+        metrics=metrics,
     )
     return asyncio.run(listen(options))
 

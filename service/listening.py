@@ -35,6 +35,16 @@ def explain(host: str, port: int, err: OSError) -> str:
     return f"Cannot listen on {host}:{port}: {why}. {advice}."
 
 
+def explain_for_option(host: str, port: int, err: OSError, option: str) -> str:
+    """`explain` for an address given on the command line by `option` (`hl7 listen --port`), not HANDOVER_LISTEN."""
+    if err.errno == errno.EADDRINUSE:
+        return (
+            f"Cannot listen on {host}:{port}: the address is already in use. Stop whatever holds it, or choose "
+            f"another with {option} (e.g. {option} {_next(port) if option == '--port' else f'{host}:{_next(port)}'})."
+        )
+    return f"Cannot listen on {host}:{port}: {err.strerror or err}. Choose another address with {option}."
+
+
 def _next(port: int) -> int:
     return port + 1 if 0 < port < 65535 else 8081
 

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from adapters.hl7.metrics import CONTENT_TYPE, ConnectorMetrics
 from adapters.hl7.queue import DiskQueue
 from adapters.trust_client import TrustClient
 from service.keystore import load_private_jwk
+from service.listening import explain_for_option as explain
 from service.registry import load_registry
 from service.terminology import load_code_system
 
@@ -43,7 +45,7 @@ def parse_endpoint(value: str) -> EprEndpoint:
     """`HOST:PORT` as an EPR MLLP endpoint."""
     host, _, port = value.rpartition(":")
     if not host or not port.isdigit():
-        raise ValueError("the EPR endpoint must be HOST:PORT")
+        raise ValueError(f"{value!r} is not HOST:PORT")
     return EprEndpoint(host, int(port))
 
 
@@ -65,10 +67,21 @@ async def listen(options: ListenOptions) -> int:
             session, options.hub_url, options.ods, load_private_jwk(options.keys_dir, options.ods), registry
         )
         connector = Hl7Connector(client, queue, trusts, epr=options.epr)
-        port = await connector.start(options.host, options.port)
+        try:
+            port = await connector.start(options.host, options.port)
+        except OSError as err:
+            print(explain(options.host, options.port, err, "--port"), file=sys.stderr, flush=True)
+            return 1
         log.info("HL7 connector for %s listening on %s:%d", options.ods, options.host, port)
         print(f"listening on {options.host}:{port}", flush=True)
-        metrics = await _serve_metrics(connector.metrics, options.metrics) if options.metrics else None
+        try:
+            metrics = await _serve_metrics(connector.metrics, options.metrics) if options.metrics else None
+        except OSError as err:
+            assert options.metrics is not None
+            print(explain(options.metrics.host, options.metrics.port, err, "--metrics"), file=sys.stderr, flush=True)
+            with contextlib.suppress(Exception):
+                await connector.stop()
+            return 1
         try:
             await stop.wait()
         finally:

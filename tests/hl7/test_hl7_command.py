@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 from pathlib import Path
 
 from tests.hl7 import samples
@@ -43,3 +44,43 @@ async def test_the_listen_command_serves_mllp_until_sigterm(hub: RunningHub, tmp
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_a_taken_mllp_port_or_a_bad_endpoint_is_said_in_words_without_a_traceback(
+    hub: RunningHub, tmp_path: Path
+) -> None:
+    """Issue 26 items 3 and 8: the connector's own ports get what `serve` gets, a sentence and a non-zero exit."""
+    env = {
+        **os.environ,
+        "HANDOVER_NETWORK": str(hub.network.network_path),
+        "HANDOVER_KEYS_DIR": str(hub.network.keys_dir),
+    }
+    base = ["hl7", "listen", "--as", "RM1", "--url", hub.base_url, "--queue", str(tmp_path)]
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        for extra, option in (
+            (["--port", str(taken)], "--port"),
+            (["--port", str(free_port()), "--metrics", f"127.0.0.1:{taken}"], "--metrics"),
+        ):
+            proc = await asyncio.create_subprocess_exec(
+                HANDOVER,
+                *base,
+                *extra,
+                env=env,
+                cwd=ROOT,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            _, err = await asyncio.wait_for(proc.communicate(), 60)
+            words = err.decode()
+            assert proc.returncode == 1, words
+            assert f"Cannot listen on 127.0.0.1:{taken}: the address is already in use" in words
+            assert option in words and "Traceback" not in words
+    proc = await asyncio.create_subprocess_exec(
+        HANDOVER, *base, "--epr", "no-port-here", env=env, cwd=ROOT, stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 2
+    assert "'no-port-here' is not HOST:PORT" in err.decode() and "Traceback" not in err.decode()
