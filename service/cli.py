@@ -24,8 +24,10 @@ from rich.console import Console
 from service import cwt_cli, listening
 from service.auditlog import export as audit_export
 from service.auditlog import verify_cli
-from service.config import Settings
+from service.config import ConfigError, Settings
+from service.crypto.kek import KeyUnavailableError
 from service.logs import configure_logging
+from service.registry import RegistryError
 from service.store import db
 from service.store.embedded import EMBEDDED_PG_DIR_ENV, EmbeddedCluster, ensure_cluster, following_port
 from service.tls import server_ssl_context, tls_settings_from_env
@@ -42,7 +44,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    result: int = args.run(args, Settings.from_env())
+    try:
+        result: int = args.run(args, Settings.from_env())
+    except (ConfigError, RegistryError, KeyUnavailableError) as err:
+        # Set-up a person can fix (a setting, the registry file, the key-encryption key): a sentence, not a traceback.
+        print(f"handover: {err}", file=sys.stderr)
+        return 2
     return result
 
 
