@@ -15,11 +15,11 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from service.conformance import check_document, unwrap_parameters
 from service.errors import HandoverError, Issue
 from service.strictjson import parse_strict_json
 from service.terminology import CodeSystem, load_code_system
 from service.validation import Validator, load_validator
-from service.validation.report import check_document, unwrap_parameters
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow"}
 

@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from service.auditlog import merkle, treehash  # noqa: E402
+from service.auditlog.appending import append_event  # noqa: E402
 from service.auditlog.checkpoints import CheckpointSigner, NoteSigner, log_origin  # noqa: E402
 from service.auditlog.events import AuditEvent, EventType  # noqa: E402
 from service.auditlog.export import export_log  # noqa: E402
@@ -41,7 +42,6 @@ from service.auditlog.verify_cli import verify_database, verify_export  # noqa: 
 from service.keystore import init_keys, load_private_jwk  # noqa: E402
 from service.registry import load_registry  # noqa: E402
 from service.store import db  # noqa: E402
-from service.store.audit import append_event  # noqa: E402
 from service.store.embedded import ensure_cluster  # noqa: E402
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -20,7 +20,7 @@ from service.crypto.vault import open_vault, seal_legacy_payloads
 from service.delivery.mailbox import Mailboxes
 from service.delivery.relay import Relay, push_endpoints
 from service.delivery.relay_settings import RelaySettings, relay_lease
-from service.episodes.safetynet import SafetyNet
+from service.delivery.safetynet import SafetyNet
 from service.episodes.tracker import Deadlines, EpisodeTracker
 from service.errors import HandoverError
 from service.housekeeping.duties import ForgetExpiredTokenIds, ForgetStaleSignIns, ShredExpiredPayloads

@@ -273,7 +273,7 @@ def _cmd_mesh_bridge(args: argparse.Namespace, settings: Settings) -> int:
     from service.mesh.settings import MeshSettings
 
     try:
-        from service.mesh.bridge import open_bridge
+        from service.meshbridge.bridge import open_bridge
     except ImportError:
         console.print("[red]the MESH bridge needs the mesh extra: pip install 'handover[mesh]'[/]")
         return 2
@@ -569,8 +569,10 @@ def _cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     if args.export is not None or args.database_url:
-        return asyncio.run(verify_cli.verify_command(args, args.database_url, console))
-    return _with_database(settings, lambda dsn: verify_cli.verify_command(args, dsn, console))
+        return asyncio.run(verify_cli.verify_command(args, args.database_url, console, network=settings.network_path))
+    return _with_database(
+        settings, lambda dsn: verify_cli.verify_command(args, dsn, console, network=settings.network_path)
+    )
 
 
 def _cmd_audit_export(args: argparse.Namespace, settings: Settings) -> int:

@@ -9,12 +9,13 @@ from uuid import UUID
 
 import asyncpg
 
+from service.auditlog import appending
 from service.auditlog.events import AuditEvent, EventType
 from service.clock import Clock, utc_now
 from service.crypto.vault import PayloadShreddedError, PayloadUnreadableError, PayloadVault
 from service.errors import Code, HandoverError
 from service.staff import StaffIdentity
-from service.store import audit, db, messages
+from service.store import db, messages
 
 MIN_REASON, MAX_REASON = 10, 500
 MIN_WORDS, LONGEST_WORD = 2, 60
@@ -67,7 +68,7 @@ async def read_payload(
             raise HandoverError(Code.NOT_FOUND, "This payload was deleted at the end of its retention") from None
         except PayloadUnreadableError:
             raise HandoverError(Code.INTERNAL, "The hub's stored copy of this message cannot be read") from None
-        await audit.append_event(
+        await appending.append_event(
             conn,
             AuditEvent(
                 EventType.PAYLOAD_READ,

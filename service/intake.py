@@ -22,6 +22,7 @@ from uuid import UUID
 
 import asyncpg
 
+from service.auditlog import appending as audit
 from service.auditlog.events import AuditEvent, EventType
 from service.authentication import token_replayed
 from service.clock import Clock, utc_now
@@ -36,7 +37,7 @@ from service.messagefacts import MessageFacts, read_message_facts
 from service.receipts import ReceiptFacts, build_signed_receipt
 from service.registry import RegistryReader
 from service.signing import KeyLookup, VerifiedSignature, verify_bundle_signature
-from service.store import audit, db, messages, tokens
+from service.store import db, messages, tokens
 from service.strictjson import parse_strict_json
 from service.terminology import CodeSystem
 from service.tokens import TokenClaims

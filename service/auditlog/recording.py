@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncpg
 
+from service.auditlog import appending
 from service.auditlog.events import AuditEvent, EventType
 from service.clock import Clock, utc_now
 from service.registry import Registry, ReloadResult
 from service.staff import StaffIdentity
-from service.store import audit, db, tokens
+from service.store import db, tokens
 
 
 async def record_key_changes(
@@ -31,7 +32,7 @@ async def record_key_changes(
             details = {"kid": kid, "change": change}
             if entry is not None:
                 details |= {"owner": entry.owner_ods, "status": entry.status}
-            await audit.append_event(
+            await appending.append_event(
                 conn, AuditEvent(EventType.KEY_CHANGED, "applied", actor, clock(), details=details)
             )
     return len(changes)
@@ -42,7 +43,7 @@ async def record_staff_login(pool: asyncpg.Pool, identity: StaffIdentity, issuer
     async with db.transaction(pool) as conn:
         if not await tokens.remember_token_id(conn, f"staff:{identity.user}", identity.token_id, identity.expires_at):
             return False
-        await audit.append_event(
+        await appending.append_event(
             conn,
             AuditEvent(
                 EventType.STAFF_LOGIN,

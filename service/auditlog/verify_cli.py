@@ -45,7 +45,6 @@ from rich.text import Text
 from service.auditlog.export import CHECKPOINTS, LEAVES, MANIFEST
 from service.auditlog.log_check import Divergence, LogCheck, VerifyReport, b64
 from service.auditlog.verify_parallel import CHUNK_LEVEL, FastPathDeclined, read_in_parallel
-from service.config import Settings
 from service.registry import Registry, RegistryError, load_registry
 from service.store import audit_reads, db
 from service.store import checkpoints as checkpoint_store
@@ -135,9 +134,15 @@ def verify_export(
     return check.finish()
 
 
-def load_inputs(options: argparse.Namespace) -> tuple[Registry, list[tuple[str, str]], list[tuple[str, Any]]]:
-    """The registry, trust-held checkpoints and receipts named on the command line (OSError/ValueError)."""
-    registry = load_registry(options.network or Settings.from_env().network_path)
+def load_inputs(
+    options: argparse.Namespace, network: Path | None = None
+) -> tuple[Registry, list[tuple[str, str]], list[tuple[str, Any]]]:
+    """The registry (--network, else `network`, the configured one), trust-held checkpoints and receipts named
+    on the command line (OSError/ValueError)."""
+    path = options.network or network
+    if path is None:
+        raise ValueError("give --network: the registry with the hub keys")
+    registry = load_registry(path)
     trusted = [(f"trusted checkpoint {p}", p.read_text(encoding="utf-8")) for p in options.checkpoint]
     receipts = [(f"receipt {p}", json.loads(p.read_text(encoding="utf-8"))) for p in options.receipt]
     return registry, trusted, receipts
@@ -183,10 +188,13 @@ def _workers(text: str) -> int:
     return count
 
 
-async def verify_command(args: argparse.Namespace, dsn: str | None, console: Console) -> int:
-    """Run `handover audit verify` with parsed `args` against `dsn` (ignored with --export); print; exit code."""
+async def verify_command(
+    args: argparse.Namespace, dsn: str | None, console: Console, *, network: Path | None = None
+) -> int:
+    """Run `handover audit verify` with parsed `args` against `dsn` (ignored with --export); print; exit code.
+    `network` is the configured registry, used without --network (the command passes HANDOVER_NETWORK's)."""
     try:
-        registry, trusted, receipts = load_inputs(args)
+        registry, trusted, receipts = load_inputs(args, network)
     except (OSError, ValueError, RegistryError) as err:
         console.print(f"[red]cannot read the inputs:[/] {err}")
         return 2

@@ -21,9 +21,10 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
+from service.auditlog import appending
 from service.auditlog.events import AuditEvent, EventType
 from service.clock import Clock, utc_now
-from service.store import audit, datakeys, db
+from service.store import datakeys, db
 
 log = logging.getLogger("handover.retention")
 DEFAULT_RETENTION = timedelta(days=30)
@@ -116,7 +117,7 @@ class PayloadRetention:
                     limit=batch,
                 )
                 # One append for the batch, last: the audit sequencer's lock is held from it to COMMIT only.
-                await audit.append_events(conn, [audit_of(item, now) for item in found])
+                await appending.append_events(conn, [audit_of(item, now) for item in found])
             count += len(found)
             if len(found) < batch:
                 return count

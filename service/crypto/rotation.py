@@ -15,10 +15,11 @@ from pathlib import Path
 
 import asyncpg
 
+from service.auditlog import appending
 from service.auditlog.events import AuditEvent, EventType
 from service.clock import Clock, utc_now
 from service.crypto.kek import FileKeyring, KeyEncryptionKey, WrappedKey, add_active_key, remove_keys
-from service.store import audit, datakeys, db
+from service.store import datakeys, db
 
 log = logging.getLogger("handover.crypto")
 
@@ -63,7 +64,7 @@ async def rotate_kek(kek_file: Path, pool: asyncpg.Pool, *, clock: Clock = utc_n
     new_id, retired = add_active_key(kek_file)
     rewrapped = await rewrap_data_keys(pool, FileKeyring(kek_file), clock=clock)
     async with db.transaction(pool) as conn:
-        await audit.append_event(
+        await appending.append_event(
             conn,
             AuditEvent(
                 type=EventType.KEY_CHANGED,

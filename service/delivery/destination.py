@@ -23,6 +23,7 @@ from datetime import datetime
 
 import asyncpg
 
+from service.auditlog import appending
 from service.auditlog.events import AuditEvent, EventType
 from service.clock import Clock
 from service.crypto.envelope import PayloadUnreadableError
@@ -34,7 +35,7 @@ from service.delivery.nondelivery import DeadLetterReason, DeadLetters
 from service.delivery.push import PushClient, PushOutcome, PushRequest, Verdict
 from service.delivery.relay_settings import RelaySettings
 from service.errors import Code, HandoverError
-from service.store import audit, circuits, db, outbox
+from service.store import circuits, db, outbox
 from service.store.outbox import LeasedJob
 
 log = logging.getLogger("handover.delivery")
@@ -219,7 +220,7 @@ class DestinationQueue:
         now = self._clock()
         async with db.transaction(self._pool) as conn:
             if await outbox.mark_delivered(conn, job.delivery_id, now=now, status=status):
-                await audit.append_event(conn, delivered_event(job, now, channel="push", status=str(status)))
+                await appending.append_event(conn, delivered_event(job, now, channel="push", status=str(status)))
 
     # ------------------------------------------------------------------------------------- the running queue
 

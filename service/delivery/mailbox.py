@@ -9,12 +9,13 @@ from uuid import UUID
 
 import asyncpg
 
+from service.auditlog import appending
 from service.auditlog.events import AuditEvent, EventType
 from service.clock import Clock, utc_now
 from service.crypto.envelope import PayloadUnreadableError
 from service.crypto.vault import PayloadShreddedError, PayloadVault
 from service.errors import Code, HandoverError
-from service.store import audit, db
+from service.store import db
 from service.store import mailbox as mailbox_store
 from service.store.mailbox import Acknowledgement, InboxItem
 
@@ -58,7 +59,7 @@ class Mailboxes:
         async with db.transaction(self._pool) as conn:
             ack = await mailbox_store.acknowledge(conn, ods, message_id)
             if ack is not None and ack.newly_delivered:
-                await audit.append_event(
+                await appending.append_event(
                     conn,
                     AuditEvent(
                         type=EventType.MESSAGE_DELIVERED,

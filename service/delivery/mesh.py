@@ -25,6 +25,7 @@ from datetime import timedelta
 
 import asyncpg
 
+from service.auditlog import appending
 from service.clock import Clock, utc_now
 from service.crypto.envelope import PayloadUnreadableError
 from service.crypto.vault import PayloadShreddedError, PayloadVault
@@ -37,7 +38,7 @@ from service.errors import Code, HandoverError
 from service.mesh.mailbox import MeshMailbox, MeshRefusedError, MeshUnavailableError, ReceivedMessage
 from service.mesh.settings import workflow_id
 from service.registry import Registry
-from service.store import audit, db, outbox
+from service.store import db, outbox
 from service.store import mesh as mesh_store
 from service.store.mesh import MeshSend
 from service.store.outbox import LeasedJob
@@ -237,4 +238,4 @@ class MeshDelivery:
                 event = delivered_event(
                     job, now, channel="mesh", mesh_mailbox=sent.recipient_mailbox, mesh_message_id=sent.mesh_message_id
                 )
-                await audit.append_event(conn, event)
+                await appending.append_event(conn, event)

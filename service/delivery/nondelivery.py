@@ -24,6 +24,7 @@ from uuid import UUID
 
 import asyncpg
 
+from service.auditlog import appending
 from service.auditlog.events import AuditEvent, EventType
 from service.clock import Clock, utc_now
 from service.crypto.vault import PayloadVault
@@ -32,7 +33,7 @@ from service.errors import Code, Issue, operation_outcome
 from service.hubmessages import hub_header, signed_hub_message
 from service.identity.hubkey import HubKey, hub_jwk
 from service.signing import payload_sha256
-from service.store import audit, db, outbox, redeliveries
+from service.store import db, outbox, redeliveries
 from service.store.outbox import DeadLetter
 
 log = logging.getLogger("handover.delivery")
@@ -146,9 +147,9 @@ class DeadLetters:
             # A re-queued dead letter (redelivery.py) that dies again keeps its one report: the sender was told.
             if dead.sender_ods != HUB and not await redeliveries.has_report(conn, dead.delivery_id):
                 report = await self._store_report(conn, dead, reason, status, now)
-            await audit.append_event(conn, _dead_letter_event(dead, reason, status, report, now))
+            await appending.append_event(conn, _dead_letter_event(dead, reason, status, report, now))
             if report is not None:
-                await audit.append_event(conn, _report_event(dead, report, now))
+                await appending.append_event(conn, _report_event(dead, report, now))
         log.warning(
             "delivery dead-lettered",
             extra={"message_id": str(dead.message_id), "recipient": dead.recipient_ods, "code": reason.value},

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncpg
 
+from service.auditlog import appending
 from service.auditlog.events import AuditEvent, EventType
 from service.clock import Clock, utc_now
 from service.errors import Code, HandoverError
-from service.store import audit, db, redeliveries
+from service.store import db, redeliveries
 from service.store.redeliveries import Requeued
 
 
@@ -28,7 +29,7 @@ async def deliver_again(pool: asyncpg.Pool, delivery_id: int, requested_by: str,
         details = {"recipient": requeued.recipient_ods, "delivery_id": str(delivery_id)}
         if requeued.previous_error:
             details["previous_error"] = requeued.previous_error
-        await audit.append_event(
+        await appending.append_event(
             conn,
             AuditEvent(EventType.DELIVERY_REQUEUED, "requeued", requested_by, now, requeued.message_id, details),
         )

@@ -19,6 +19,7 @@ from uuid import UUID
 
 import asyncpg
 
+from service.auditlog import appending
 from service.auditlog.events import AuditEvent, EventType
 from service.clock import Clock
 from service.crypto.vault import PayloadShreddedError, PayloadUnreadableError, PayloadVault
@@ -29,7 +30,7 @@ from service.episodes.cwt_report import pathway_of
 from service.errors import Code, HandoverError
 from service.governance import MAX_REASON, MIN_REASON
 from service.staff import StaffIdentity, StaffRole
-from service.store import audit, db, messages
+from service.store import db, messages
 from service.store.cwt_reads import CwtPathwayRow, pathways_in_period
 
 EXTRACTS = ("cwt", "cosd")
@@ -113,7 +114,7 @@ async def _read_pathways(
             read.append(ExtractPathway(row, allocate(pathway_of(row)), items or ReferralItems()))
             if progress is not None:
                 progress(done, len(rows))
-        await audit.append_events(conn, events)
+        await appending.append_events(conn, events)
     if identifiable is None:  # the identity a pseudonymised extract read never leaves this function
         read = [ExtractPathway(p.row, p.allocation, p.items.without_identity()) for p in read]
     return read

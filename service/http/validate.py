@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from service.conformance import check_document, unwrap_parameters, validation_outcome
 from service.http.auth import authenticate_trust
 from service.http.body import read_body
 from service.http.context import services
 from service.http.headers import require_fhir_json
 from service.strictjson import parse_strict_json
 from service.validation import load_validator
-from service.validation.report import check_document, unwrap_parameters, validation_outcome
 
 FHIR_JSON = "application/fhir+json"
 

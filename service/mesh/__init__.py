@@ -1,2 +1,3 @@
-"""The MESH bridge: trusts that have only a MESH mailbox send to and receive from the hub through NHS England's
-Message Exchange for Social Care and Health (see README, "MESH bridge")."""
+"""MESH, the client side: the hub's MESH mailbox over NHS England's Message Exchange for Social Care and Health
+(mailbox.py) and its settings. The delivery channel (service/delivery/mesh.py) and the bridge that reads the inbox
+into the intake (service/meshbridge/) both use it; it imports neither."""

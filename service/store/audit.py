@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
 
 import asyncpg
-
-from service.auditlog.events import AuditEvent, leaf_hash
 
 _SEQUENCER_LOCK_KEY = 0x6175646974  # "audit"
 
@@ -24,33 +24,39 @@ class AppendedLeaf:
     leaf_hash: bytes
 
 
-async def append_event(conn: asyncpg.Connection, event: AuditEvent) -> AppendedLeaf:
-    """Append `event` to the log in the current transaction; returns its index and leaf hash."""
-    (appended,) = await append_events(conn, [event])
-    return appended
+@dataclass(frozen=True)
+class LeafRow:
+    """One audit log entry as stored: the searchable columns, the leaf bytes and their RFC 9162 leaf hash. The
+    audit log (service/auditlog/appending.py) makes these from its events; the store only writes bytes."""
+
+    type: str
+    outcome: str
+    actor: str
+    message_id: UUID | None
+    at: datetime
+    leaf: bytes
+    leaf_hash: bytes
 
 
-async def append_events(conn: asyncpg.Connection, events: Sequence[AuditEvent]) -> list[AppendedLeaf]:
-    """Append `events`, in order, to the log in the current transaction, in one round trip (the function
+async def append_rows(conn: asyncpg.Connection, rows: Sequence[LeafRow]) -> list[AppendedLeaf]:
+    """Append `rows`, in order, to the log in the current transaction, in one round trip (the function
     `audit_append`, migration 0012, takes the sequencer's lock and then inserts); their indexes and leaf hashes.
     The lock is held from here until COMMIT, so every acceptance waiting for it waits for what the caller does
     after this call: keep it short, and make this the last write before COMMIT."""
-    if not events:
+    if not rows:
         return []
-    leaves = [event.leaf() for event in events]
-    digests = [leaf_hash(leaf) for leaf in leaves]
     first = await conn.fetchval(
         "SELECT audit_append($1, $2, $3, $4, $5, $6, $7, $8)",
         _SEQUENCER_LOCK_KEY,
-        [event.type.value for event in events],
-        [event.outcome for event in events],
-        [event.actor for event in events],
-        [event.message_id for event in events],
-        [event.at for event in events],
-        leaves,
-        digests,
+        [row.type for row in rows],
+        [row.outcome for row in rows],
+        [row.actor for row in rows],
+        [row.message_id for row in rows],
+        [row.at for row in rows],
+        [row.leaf for row in rows],
+        [row.leaf_hash for row in rows],
     )
-    return [AppendedLeaf(int(first) + offset, digest) for offset, digest in enumerate(digests)]
+    return [AppendedLeaf(int(first) + offset, row.leaf_hash) for offset, row in enumerate(rows)]
 
 
 async def count_events(conn: asyncpg.Connection) -> int:

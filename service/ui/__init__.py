@@ -17,12 +17,11 @@ from aiohttp import web
 
 from service.config import Settings
 from service.http.context import SERVICES
-from service.identity import dev_idp
 from service.identity.oidc_client import OidcRelyingParty
 from service.ui import audit as audit_page
 from service.ui import cwt as cwt_page
 from service.ui import deliveries as deliveries_page
-from service.ui import episode, front_door, profiles, safety, signin, worklist
+from service.ui import dev_idp, episode, front_door, profiles, safety, signin, worklist
 from service.ui import governance as governance_page
 from service.ui import payload as payload_page
 from service.ui.error_pages import error_pages

@@ -20,12 +20,13 @@ import re
 
 from aiohttp import web
 
+from service.auditlog import appending
 from service.auditlog.events import AuditEvent, EventType
 from service.errors import Code, HandoverError
 from service.http.context import services
 from service.identity.oidc_client import SignedInStaff, SignInRefused
 from service.identity.staff_roles import AmbiguousRole, role_from_claim
-from service.store import audit, db
+from service.store import db
 from service.ui.access import current_session, return_path
 from service.ui.forms import read_form
 from service.ui.rendering import render
@@ -181,4 +182,4 @@ async def _audit(request: web.Request, subject: str, outcome: str, details: dict
     hub = services(request)
     async with db.transaction(hub.pool) as conn:
         event = AuditEvent(EventType.STAFF_LOGIN, outcome, subject, hub.clock(), details=details)
-        await audit.append_event(conn, event)
+        await appending.append_event(conn, event)

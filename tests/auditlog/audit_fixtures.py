@@ -11,12 +11,13 @@ from pathlib import Path
 
 import asyncpg
 
+from service.auditlog.appending import append_event
 from service.auditlog.checkpoints import CheckpointSigner, NoteSigner, log_origin
 from service.auditlog.events import AuditEvent, EventType
 from service.auditlog.tree import AuditTree
 from service.clock import Clock
 from service.store import db
-from service.store.audit import AppendedLeaf, append_event
+from service.store.audit import AppendedLeaf
 from service.store.checkpoints import StoredCheckpoint
 from tests.support.hub import Network
 

@@ -17,6 +17,7 @@ from fhir.resources.R4B.auditevent import AuditEvent as FhirAuditEvent
 from rich.console import Console
 
 from service.auditlog import verify_cli
+from service.auditlog.appending import append_event
 from service.auditlog.events import AuditEvent, EventType
 from service.auditlog.export import (
     CHECKPOINTS,
@@ -28,7 +29,6 @@ from service.auditlog.export import (
     export_log,
 )
 from service.auditlog.verify_cli import add_verify_arguments, verify_command, verify_export
-from service.store.audit import append_event
 from tests.auditlog.audit_fixtures import T0, append_events, sign_checkpoint
 from tests.support.hub import Network
 

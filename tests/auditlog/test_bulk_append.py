@@ -8,8 +8,8 @@ import asyncio
 
 import asyncpg
 
+from service.auditlog.appending import append_event, append_events
 from service.auditlog.tree import AuditTree
-from service.store.audit import append_event, append_events
 from tests.auditlog.audit_fixtures import append_events as append_one_by_one
 from tests.auditlog.audit_fixtures import event
 

@@ -15,12 +15,12 @@ import asyncpg
 import pytest
 
 from service.auditlog import merkle
+from service.auditlog.appending import append_event
 from service.auditlog.checkpoints import CheckpointSigner, NoteSigner, log_origin
 from service.auditlog.tree import AuditIntegrityError, AuditTree
 from service.auditlog.verify_cli import verify_database
 from service.store import checkpoints as checkpoint_store
 from service.store import db
-from service.store.audit import append_event
 from service.store.checkpoints import ConflictingCheckpointError, StoredCheckpoint
 from tests.auditlog.audit_fixtures import T0, append_events, event, note_signer, pool_for, sign_checkpoint, superuser
 from tests.support.hub import Network
@@ -154,7 +154,7 @@ SCRIPT = textwrap.dedent(
     from service.auditlog.checkpoints import CheckpointSigner, NoteSigner
     from service.auditlog.tree import AuditTree
     from service.store import db
-    from service.store.audit import append_event
+    from service.auditlog.appending import append_event
     from tests.auditlog.audit_fixtures import event
 
     async def main(dsn, key, origin):

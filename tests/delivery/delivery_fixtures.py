@@ -23,6 +23,7 @@ from uuid import UUID
 
 import asyncpg
 
+from service.auditlog import appending
 from service.auditlog.events import AuditEvent, EventType
 from service.crypto.envelope import PayloadIdentity
 from service.crypto.kek import create_kek_file
@@ -30,7 +31,7 @@ from service.crypto.vault import PayloadVault, open_vault
 from service.delivery.relay import Relay
 from service.delivery.relay_settings import RelaySettings
 from service.signing import payload_sha256, sign_bundle
-from service.store import audit, db, messages
+from service.store import db, messages
 from service.terminology import load_code_system
 from tests.support.hub import Network
 from tests.support.messages import referral
@@ -122,7 +123,7 @@ class World:
                     accepted_at=now,
                 ),
             )
-            await audit.append_event(
+            await appending.append_event(
                 conn,
                 AuditEvent(EventType.MESSAGE_ACCEPTED, "accepted", sender, now, message_id, {"recipient": recipient}),
             )

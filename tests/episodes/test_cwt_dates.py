@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from service.episodes.clockwatch import due_alerts
+from service.delivery.clockwatch import due_alerts
 from service.episodes.cwt_dates import CwtConflict, CwtMessage, next_cwt_dates
 from service.episodes.cwt_reading import CwtItems, london_date
 from service.episodes.cwt_view import cancer_waiting_times, cwt_allocation

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from adapters.cwt_items import PATHWAY_ID_URL
 from adapters.pathway import Pathway
 from service.app import SAFETY_NET
-from service.episodes.safetynet import SafetyNet
+from service.delivery.safetynet import SafetyNet
 from service.receipts import receipt_parameters
 from service.store import cwt as cwt_store
 from service.store import db

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from service.mesh.bridge import MeshBridge, open_bridge
+from service.meshbridge.bridge import MeshBridge, open_bridge
 from tests.support.hub import Network, RunningHub, running_hub
 from tests.support.mesh import HUB_MAILBOX, ON_MESH, MeshSandbox, with_mesh_mailboxes
 

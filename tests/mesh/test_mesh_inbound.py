@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from service.mesh.bridge import MeshBridge, open_bridge
-from service.mesh.inbound import Outcome, request_id_for
+from service.meshbridge.bridge import MeshBridge, open_bridge
+from service.meshbridge.inbound import Outcome, request_id_for
 from service.signing import verify_bundle_signature
 from tests.delivery.test_relay_crash import via
 from tests.support.faultproxy import FaultProxy

@@ -13,8 +13,8 @@ from typing import Any
 import asyncpg
 
 from adapters.pathway import Pathway
-from service.mesh.bridge import MeshBridge, open_bridge
-from service.mesh.inbound import Outcome
+from service.meshbridge.bridge import MeshBridge, open_bridge
+from service.meshbridge.inbound import Outcome
 from tests.support.hub import RunningHub, running_hub
 from tests.support.mesh import HUB_MAILBOX, MeshSandbox, audit_events, in_thread, mesh_trust
 from tests.support.messages import error_codes

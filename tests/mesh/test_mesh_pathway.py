@@ -15,7 +15,7 @@ from adapters import builders
 from adapters.mesh_trust import MeshTrust
 from adapters.pathway import Pathway
 from service.auditlog.verify_cli import verify_database
-from service.mesh.bridge import MeshBridge
+from service.meshbridge.bridge import MeshBridge
 from tests.support.hub import EVENT_SYSTEM, RunningHub
 from tests.support.mesh import MeshSandbox, in_thread, mesh_trust
 from tests.support.messages import NAMES

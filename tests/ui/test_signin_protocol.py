@@ -15,8 +15,8 @@ import trustme
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from service.identity.dev_idp import dev_client_secret
 from service.identity.staff_roles import AmbiguousRole, role_from_claim
+from service.ui.dev_idp import dev_client_secret
 from service.ui.sessions import PUBLIC_URL, set_session_cookie
 from tests.support.hub import Network, RunningHub, running_hub
 from tests.ui.http_signin import BROWSER, hidden_fields

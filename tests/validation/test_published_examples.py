@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
+from service.conformance import check_document
 from service.errors import Code
 from service.terminology import PROFILES_DIR, load_code_system
 from service.validation import load_validator
 from service.validation.bundle import BundleIndex
-from service.validation.report import check_document
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 PUBLISHED = sorted(DATA.rglob("*.json"))

@@ -11,10 +11,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from service.conformance import check_document
 from service.errors import Code
 from service.terminology import PROFILES_DIR, load_code_system
 from service.validation import load_validator
-from service.validation.report import check_document
 
 EVENTS = load_code_system("handover-event")
 EXAMPLES = {

@@ -3,7 +3,7 @@
 A sweep leases overdue deadlines (several hub processes may sweep: SKIP LOCKED), and for each one stores a
 hub-signed alert message for the waiting party's mailbox, notes it on the episode's timeline, marks the
 deadline alerted and audits it, all in one transaction. It also watches the cancer pathway clocks
-(service/episodes/clockwatch.py): `sweep_clocks` alerts a day-38 / day-62 breach or an approaching day-62 target.
+(service/delivery/clockwatch.py): `sweep_clocks` alerts a day-38 / day-62 breach or an approaching day-62 target.
 """
 
 from __future__ import annotations
@@ -14,15 +14,16 @@ import uuid
 
 import asyncpg
 
+from service.auditlog import appending
 from service.auditlog.events import AuditEvent, EventType
 from service.clock import Clock, utc_now
 from service.crypto.vault import PayloadVault
+from service.delivery.clockwatch import DEFAULT_WARNING_DAYS, ClockWatch
 from service.delivery.hubmail import post_hub_message
 from service.episodes.alerts import build_alert
-from service.episodes.clockwatch import DEFAULT_WARNING_DAYS, ClockWatch
 from service.errors import HandoverError
 from service.identity.hubkey import HubKey, hub_jwk
-from service.store import audit, db
+from service.store import db
 from service.store import episodes as store
 
 log = logging.getLogger("handover.safetynet")
@@ -84,7 +85,7 @@ class SafetyNet:
                     changed=False,
                 )
                 await store.mark_alerted(conn, deadline.id, alert_id, now)
-                await audit.append_event(
+                await appending.append_event(
                     conn,
                     AuditEvent(
                         EventType.ALERT_SENT,

@@ -26,9 +26,9 @@ from service.episodes.tracker import Deadlines, EpisodeTracker
 from service.errors import HandoverError
 from service.identity.hubkey import HubSigningKey
 from service.intake import Freshness, Intake
-from service.mesh.inbound import MeshInbound
 from service.mesh.mailbox import MeshMailbox, MeshUnavailableError
 from service.mesh.settings import MeshSettings
+from service.meshbridge.inbound import MeshInbound
 from service.pseudonyms import Pseudonymiser
 from service.registry import RegistryHolder
 from service.store import db

@@ -14,13 +14,14 @@ from datetime import date, datetime
 
 import asyncpg
 
+from service.auditlog import appending
 from service.auditlog.events import AuditEvent, EventType
 from service.crypto.vault import PayloadVault
 from service.delivery.hubmail import post_hub_message
 from service.episodes.alerts import build_clock_alert
 from service.episodes.clocks import pathway_clock
 from service.identity.hubkey import HubKey, hub_jwk
-from service.store import audit, db
+from service.store import db
 from service.store import episodes as episode_store
 from service.store import pathway_clocks as store
 
@@ -116,7 +117,7 @@ class ClockWatch:
             at=now,
             changed=False,
         )
-        await audit.append_event(
+        await appending.append_event(
             conn,
             AuditEvent(
                 EventType.ALERT_SENT,
