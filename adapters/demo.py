@@ -39,9 +39,10 @@ from adapters.epr_simulator import EprSimulator
 from adapters.pathway import Pathway
 from adapters.trust_client import TrustClient
 from service.auditlog.verify_cli import verify_database
-from service.keystore import load_private_jwk
-from service.registry import Participant, Registry
-from service.staff import StaffRole, mint_dev_staff_token
+from service.identity.keystore import load_private_jwk
+from service.identity.registry import Participant, Registry
+from service.identity.roles import StaffRole
+from service.identity.staff import mint_dev_staff_token
 
 SURNAMES = ["Ashdown", "Blakeney", "Cley", "Dersingham", "Elveden", "Felixstowe", "Grantchester", "Hunstanton"]
 AWAITING_SEED = 8  # the patient still awaiting the SMDT (seeds 1..7 are the referrers' patients)

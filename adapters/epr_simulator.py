@@ -11,8 +11,8 @@ from typing import Any
 from aiohttp import web
 
 from service.errors import HandoverError
-from service.registry import Registry
-from service.signing import verify_bundle_signature
+from service.identity.registry import Registry
+from service.identity.signing import verify_bundle_signature
 
 
 @dataclass

@@ -19,10 +19,10 @@ from typing import Any
 
 import mesh_client
 
+from service.identity.registry import Registry
+from service.identity.signing import VerifiedSignature, payload_sha256, sign_bundle, verify_bundle_signature
 from service.mesh.settings import OUTCOME_WORKFLOW, RECEIPT_WORKFLOW, workflow_id
 from service.receipts import receipt_parameters
-from service.registry import Registry
-from service.signing import VerifiedSignature, payload_sha256, sign_bundle, verify_bundle_signature
 
 
 class MeshTrustError(Exception):

@@ -20,8 +20,8 @@ import aiohttp
 
 from adapters.envelope import fresh_envelope
 from adapters.trust_client import ReceiptError, TrustClient
-from service.keystore import load_private_jwk
-from service.registry import RegistryError, load_registry
+from service.identity.keystore import load_private_jwk
+from service.identity.registry import RegistryError, load_registry
 
 _TIMEOUT = aiohttp.ClientTimeout(total=60)
 

@@ -28,9 +28,15 @@ from typing import Any
 import aiohttp
 
 from service.errors import HandoverError
+from service.identity.registry import Registry
+from service.identity.signing import (
+    VerifiedSignature,
+    payload_sha256,
+    sign_bundle,
+    sign_compact_jwt,
+    verify_bundle_signature,
+)
 from service.receipts import receipt_parameters
-from service.registry import Registry
-from service.signing import VerifiedSignature, payload_sha256, sign_bundle, sign_compact_jwt, verify_bundle_signature
 
 TOKEN_LIFETIME_SECONDS = 240
 
@@ -68,7 +74,7 @@ class TrustClient:
     """A trust (`ods`, with its private signing key) talking to the hub at `base_url`.
 
     `private_jwk` is the trust's ES256 private key (a JWK dict; keep it in the trust's HSM or key vault),
-    `registry` the network registry (`service.registry.load_registry`) whose keys verify receipts and
+    `registry` the network registry (`service.identity.registry.load_registry`) whose keys verify receipts and
     incoming messages. One client may be shared by many tasks; each call mints its own short-lived token."""
 
     def __init__(

@@ -21,9 +21,9 @@ import rfc8785
 from rich.table import Table
 
 from service.errors import HandoverError
+from service.identity.registry import HUB_OWNER, Registry
+from service.identity.signing import PublicKeyEntry, VerifiedSignature, canonical_bytes, verify_bundle_signature
 from service.receipts import receipt_parameters
-from service.registry import HUB_OWNER, Registry
-from service.signing import PublicKeyEntry, VerifiedSignature, canonical_bytes, verify_bundle_signature
 from service.strictjson import parse_strict_json
 from service.terminology import ODS_SYSTEM
 

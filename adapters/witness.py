@@ -15,9 +15,9 @@ from pathlib import Path
 import aiohttp
 
 from adapters.durable import write_atomically
-from service.auditlog.checkpoints import Checkpoint, CheckpointError, hub_note_keys, log_origin, verify_checkpoint
 from service.auditlog.verifier import verify_consistency
-from service.registry import Registry
+from service.identity.notes import Checkpoint, CheckpointError, hub_note_keys, log_origin, verify_checkpoint
+from service.identity.registry import Registry
 
 
 class WitnessError(Exception):

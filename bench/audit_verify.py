@@ -34,13 +34,14 @@ sys.path.insert(0, str(ROOT))
 
 from service.auditlog import merkle, treehash  # noqa: E402
 from service.auditlog.appending import append_event  # noqa: E402
-from service.auditlog.checkpoints import CheckpointSigner, NoteSigner, log_origin  # noqa: E402
+from service.auditlog.checkpoints import CheckpointSigner  # noqa: E402
 from service.auditlog.events import AuditEvent, EventType  # noqa: E402
 from service.auditlog.export import export_log  # noqa: E402
 from service.auditlog.tree import AuditTree, MerkleTree  # noqa: E402
 from service.auditlog.verify_cli import verify_database, verify_export  # noqa: E402
-from service.keystore import init_keys, load_private_jwk  # noqa: E402
-from service.registry import load_registry  # noqa: E402
+from service.identity.keystore import init_keys, load_private_jwk  # noqa: E402
+from service.identity.notes import NoteSigner, log_origin  # noqa: E402
+from service.identity.registry import load_registry  # noqa: E402
 from service.store import db  # noqa: E402
 from service.store.embedded import ensure_cluster  # noqa: E402
 

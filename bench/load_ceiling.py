@@ -18,8 +18,8 @@ import asyncpg
 from fhir.resources.R4B.bundle import Bundle
 
 from bench.load_messages import Request
-from service.registry import Registry
-from service.signing import verify_bundle_signature
+from service.identity.registry import Registry
+from service.identity.signing import verify_bundle_signature
 from service.strictjson import parse_strict_json
 
 TABLES = """

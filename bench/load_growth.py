@@ -18,8 +18,8 @@ import asyncpg
 from bench.audit_verify import COLUMNS, rows
 from bench.load_hub import BenchNetwork, LoadResult, closed_loop, running_hub, scratch_database
 from bench.load_messages import Request, bearer_token, signed_referrals
-from service.keystore import load_private_jwk
-from service.signing import sign_bundle
+from service.identity.keystore import load_private_jwk
+from service.identity.signing import sign_bundle
 from service.strictjson import parse_strict_json
 
 SIZES = (4 * 1024, 64 * 1024, 512 * 1024, 2 * 1024 * 1024)

@@ -25,8 +25,8 @@ import aiohttp
 import asyncpg
 
 from bench.load_messages import Request
-from service.keystore import init_keys
-from service.registry import Registry, load_registry
+from service.identity.keystore import init_keys
+from service.identity.registry import Registry, load_registry
 from service.store import db
 from service.store.embedded import EmbeddedCluster, ensure_cluster
 

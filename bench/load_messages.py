@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adapters.builders import Clinician, SyntheticPatient, referral, synthetic_nhs_number
-from service.keystore import load_private_jwk
-from service.registry import Registry
-from service.signing import sign_bundle, sign_compact_jwt
+from service.identity.keystore import load_private_jwk
+from service.identity.registry import Registry
+from service.identity.signing import sign_bundle, sign_compact_jwt
 from service.terminology import load_code_system
 
 LOCAL_CLINICIAN = Clinician("Okafor", "Adaeze", "7200001")

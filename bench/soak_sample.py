@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import asyncpg
 import psutil
 
-TOKEN_LIFETIME_SECONDS = 300  # the longest a trust's bearer token may live (service/tokens.py MAX_LIFETIME)
-TOKEN_GRACE_SECONDS = 300  # housekeeping keeps a token's id this long after expiry (service/tokens.py CLOCK_SKEW)
+TOKEN_LIFETIME_SECONDS = 300  # the longest a trust's bearer token may live (service/identity/tokens.py MAX_LIFETIME)
+TOKEN_GRACE_SECONDS = 300  # housekeeping keeps a token's id this long after expiry (identity/tokens.py CLOCK_SKEW)
 
 
 @dataclass

@@ -21,9 +21,9 @@ from aiohttp import web
 from adapters.builders import SyntheticPatient, referral, synthetic_nhs_number
 from bench.load_messages import KEY_WORKER, LOCAL_CLINICIAN, bearer_token
 from bench.soak_sample import Timeline
-from service.keystore import load_private_jwk
-from service.registry import Registry
-from service.signing import sign_bundle
+from service.identity.keystore import load_private_jwk
+from service.identity.registry import Registry
+from service.identity.signing import sign_bundle
 from service.terminology import load_code_system
 
 HOSTILE_KINDS = ("bad-signature", "oversized", "deep-json", "replayed-token")

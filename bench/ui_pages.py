@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.audit_verify import drop_database, scratch_database  # noqa: E402
-from service.keystore import init_keys  # noqa: E402
+from service.identity.keystore import init_keys  # noqa: E402
 from service.store import governance_reads, worklist_reads  # noqa: E402
 from service.store.embedded import ensure_cluster  # noqa: E402
 from tests.support.hub import free_port  # noqa: E402

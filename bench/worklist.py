@@ -41,8 +41,8 @@ from service.app import build_app  # noqa: E402
 from service.config import Settings  # noqa: E402
 from service.episodes import snapshot  # noqa: E402
 from service.episodes.machine import Clinician, Fact, Kind, start  # noqa: E402
-from service.keystore import init_keys  # noqa: E402
-from service.staff import ensure_dev_staff_key  # noqa: E402
+from service.identity.keystore import init_keys  # noqa: E402
+from service.identity.staff import ensure_dev_staff_key  # noqa: E402
 from service.store import worklist_reads  # noqa: E402
 from service.store.embedded import ensure_cluster  # noqa: E402
 from service.ui.sessions import SESSION_COOKIE  # noqa: E402

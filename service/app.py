@@ -7,12 +7,13 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
+from functools import partial
 
 import asyncpg
 from aiohttp import web
 
 from service import ui
-from service.authentication import StaffAuthenticator, TrustAuthenticator
+from service.auditlog.recording import record_staff_login
 from service.clock import Clock, utc_now
 from service.config import Settings
 from service.crypto.retention import PayloadRetention
@@ -32,12 +33,13 @@ from service.http.middleware import outcome_middleware
 from service.http.protocol_errors import HubRunner
 from service.http.registry_sync import registry_sync_context
 from service.http.security_headers import install as install_security_headers
+from service.identity.authentication import StaffAuthenticator, TrustAuthenticator
 from service.identity.hubkey import HubSigningKey
+from service.identity.registry import RegistryHolder
+from service.identity.staff import StaffIdentityProvider
 from service.intake import Freshness, Intake
 from service.metrics import Metrics
 from service.pseudonyms import Pseudonymiser
-from service.registry import RegistryHolder
-from service.staff import StaffIdentityProvider
 from service.store import db
 from service.terminology import load_code_system
 from service.ui.error_pages import refusal_page
@@ -134,7 +136,8 @@ def _resources(settings: Settings, dsn: str, clock: Clock) -> Callable[[web.Appl
         # Always the holder's own lookups (registry.key), never registry.current.key: they follow reloads.
         authenticator = TrustAuthenticator(pool, registry.key)
         staff = StaffAuthenticator(
-            StaffIdentityProvider.load(settings.staff_jwks_path, settings.keys_dir, settings.staff_issuer), pool
+            StaffIdentityProvider.load(settings.staff_jwks_path, settings.keys_dir, settings.staff_issuer),
+            partial(record_staff_login, pool),
         )
         mailboxes = Mailboxes(pool, vault, clock)
         app[SERVICES] = Services(

@@ -24,13 +24,14 @@ from rich.console import Console
 from service import cwt_cli, listening
 from service.auditlog import export as audit_export
 from service.auditlog import verify_cli
-from service.config import ConfigError, Settings
+from service.config import Settings
 from service.crypto.kek import KeyUnavailableError
+from service.errors import ConfigError
+from service.identity.registry import RegistryError
+from service.identity.tls import server_ssl_context, tls_settings_from_env
 from service.logs import configure_logging
-from service.registry import RegistryError
 from service.store import db
 from service.store.embedded import EMBEDDED_PG_DIR_ENV, EmbeddedCluster, ensure_cluster, following_port
-from service.tls import server_ssl_context, tls_settings_from_env
 from service.workers import REUSE_PORT_ENV, Supervisor, default_workers, prepare_shared_files
 
 console = Console(stderr=True)
@@ -269,7 +270,7 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_mesh_bridge(args: argparse.Namespace, settings: Settings) -> int:
-    from service.config import ConfigError
+    from service.errors import ConfigError
     from service.mesh.settings import MeshSettings
 
     try:
@@ -299,8 +300,8 @@ def _cmd_mesh_bridge(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from adapters.demo import play_scenario, print_report
-    from service.keystore import init_keys
-    from service.registry import load_registry
+    from service.identity.keystore import init_keys
+    from service.identity.registry import load_registry
     from service.terminology import load_code_system
 
     if not listening.can_listen(settings.host, settings.port, _say_error):
@@ -308,7 +309,7 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     log_file = settings.var_dir / "demo" / "handover.log"
     configure_logging(file=log_file, also_stderr=args.verbose)
     console.print(f"[dim]service logs: {log_file}{'' if args.verbose else ' (-v shows them here too)'}[/]")
-    from service.staff import ensure_dev_staff_key
+    from service.identity.staff import ensure_dev_staff_key
 
     created = init_keys(settings.network_path, settings.keys_dir).created
     ensure_dev_staff_key(settings.keys_dir)
@@ -351,7 +352,7 @@ def _demo_network_with_push_endpoint(settings: Settings) -> tuple[Settings, Any,
     import socket
 
     from adapters.epr_simulator import EprSimulator
-    from service.registry import load_registry
+    from service.identity.registry import load_registry
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -368,8 +369,8 @@ def _demo_network_with_push_endpoint(settings: Settings) -> tuple[Settings, Any,
 
 def _cmd_keys_init(args: argparse.Namespace, settings: Settings) -> int:
     from service.crypto.kek import create_kek_file
-    from service.keystore import init_keys
-    from service.staff import ensure_dev_staff_key
+    from service.identity.keystore import init_keys
+    from service.identity.staff import ensure_dev_staff_key
 
     report = init_keys(settings.network_path, settings.keys_dir, force=args.force)
     if ensure_dev_staff_key(settings.keys_dir):
@@ -384,7 +385,8 @@ def _cmd_keys_init(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_staff_token(args: argparse.Namespace, settings: Settings) -> int:
-    from service.staff import StaffRole, ensure_dev_staff_key, mint_dev_staff_token
+    from service.identity.roles import StaffRole
+    from service.identity.staff import ensure_dev_staff_key, mint_dev_staff_token
 
     if ensure_dev_staff_key(settings.keys_dir):
         console.print(f"made a development staff identity provider key in {settings.keys_dir}")
@@ -395,8 +397,8 @@ def _cmd_staff_token(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_keys_show(args: argparse.Namespace, settings: Settings) -> int:
     from rich.table import Table
 
-    from service.registry import load_registry
-    from service.signing import PublicKeyEntry
+    from service.identity.registry import load_registry
+    from service.identity.signing import PublicKeyEntry
 
     now = datetime.now(UTC)
 
@@ -439,7 +441,7 @@ def _cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
 
     from rich.markup import escape
 
-    from service.keystore import rotate_key
+    from service.identity.keystore import rotate_key
 
     try:
         overlap = timedelta(hours=args.overlap_hours)
@@ -461,7 +463,7 @@ def _cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
     from rich.markup import escape
 
-    from service.keystore import revoke_key
+    from service.identity.keystore import revoke_key
 
     try:
         report = revoke_key(settings.network_path, args.ods, args.kid, at=args.at)
@@ -560,7 +562,7 @@ def _cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     from adapters.verify import render_report, verify_file
-    from service.registry import load_registry
+    from service.identity.registry import load_registry
 
     report = verify_file(args.file, load_registry(settings.network_path))
     Console().print(render_report(report))

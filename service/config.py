@@ -10,19 +10,16 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from service.crypto.retention import RetentionPolicy
+from service.errors import ConfigError
+from service.identity.oidc_client import DEFAULT_OIDC_ALGORITHMS
 
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 # ID token signature algorithms the hub accepts unless HANDOVER_OIDC_ALGORITHMS narrows them: asymmetric only.
 # `none` and the HMAC family (HS*, whose "key" would be the provider's public key) can never be configured.
 OIDC_ASYMMETRIC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
-DEFAULT_OIDC_ALGORITHMS = ("RS256", "PS256", "ES256")
 # The development registry `handover keys init` makes (git-ignored, beside the private keys) from the tracked
 # keys/network.json; a deployment sets HANDOVER_NETWORK to its network's registry.
 DEV_NETWORK = "keys/private/network.json"
-
-
-class ConfigError(ValueError):
-    """A setting is present but unusable; the message names the variable."""
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,8 @@ from service.crypto.vault import open_vault
 from service.episodes.cwt_extracts import ExtractRequest, IdentifiableRequest, checked_request, write_extract
 from service.episodes.cwt_report import names_from
 from service.errors import Code, HandoverError
-from service.registry import load_registry
-from service.staff import StaffIdentityProvider
+from service.identity.registry import load_registry
+from service.identity.staff import StaffIdentityProvider
 from service.store import db
 
 STAFF_TOKEN_ENV = "HANDOVER_STAFF_TOKEN"  # noqa: S105 - the name of an environment variable, not a secret

@@ -196,3 +196,8 @@ def operation_outcome(issues: list[Issue]) -> dict[str, Any]:
             entry["expression"] = [issue.expression]
         rendered.append(entry)
     return {"resourceType": "OperationOutcome", "issue": rendered}
+
+
+class ConfigError(ValueError):
+    """A setting is present but unusable; the message names the variable. Here, below every room, so that the
+    rooms that read their own settings (identity/tls.py, mesh/settings.py) need not import service/config.py."""

@@ -14,7 +14,7 @@ from service.auditlog.events import AuditEvent, EventType
 from service.clock import Clock, utc_now
 from service.crypto.vault import PayloadShreddedError, PayloadUnreadableError, PayloadVault
 from service.errors import Code, HandoverError
-from service.staff import StaffIdentity
+from service.identity.staff import StaffIdentity
 from service.store import db, messages
 
 MIN_REASON, MAX_REASON = 10, 500

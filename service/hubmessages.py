@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from service.signing import sign_own_bundle
+from service.identity.signing import sign_own_bundle
 from service.terminology import ODS_SYSTEM, RFC3986_SYSTEM
 
 HUB_IDENTIFIER_SYSTEM = "https://handover.nhs.example/fhir/Id/hub"

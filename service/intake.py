@@ -24,7 +24,6 @@ import asyncpg
 
 from service.auditlog import appending as audit
 from service.auditlog.events import AuditEvent, EventType
-from service.authentication import token_replayed
 from service.clock import Clock, utc_now
 from service.config import Settings
 from service.crypto.envelope import PayloadIdentity
@@ -32,15 +31,16 @@ from service.crypto.vault import PayloadVault
 from service.episodes.patient import PatientIdentity, read_patient_identity
 from service.episodes.tracker import EpisodeTracker, StoredMessage
 from service.errors import Code, HandoverError
+from service.identity.authentication import token_replayed
 from service.identity.hubkey import HubKey, hub_jwk
+from service.identity.registry import RegistryReader
+from service.identity.signing import KeyLookup, VerifiedSignature, verify_bundle_signature
+from service.identity.tokens import TokenClaims
 from service.messagefacts import MessageFacts, read_message_facts
 from service.receipts import ReceiptFacts, build_signed_receipt
-from service.registry import RegistryReader
-from service.signing import KeyLookup, VerifiedSignature, verify_bundle_signature
 from service.store import db, messages, tokens
 from service.strictjson import parse_strict_json
 from service.terminology import CodeSystem
-from service.tokens import TokenClaims
 from service.validation import Validator, load_validator
 from service.validation.national import in_handover_form
 

@@ -1,5 +1,5 @@
 """Specification of the key lifecycle (issue 4; RELIABILITY-SECURITY.md item 4 and S12): `rotate_key` and
-`revoke_key` in service/keystore.py, ``retire_after`` in the registry, `PublicKeyEntry.verifies_at`, and hot
+`revoke_key` in service/identity/keystore.py, ``retire_after`` in the registry, `PublicKeyEntry.verifies_at`, and hot
 reload through `RegistryHolder`. Everything runs on copies in temporary directories; nothing is written
 under keys/."""
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from service.keystore import (
+from service.identity.keystore import (
     DEFAULT_OVERLAP,
     KeyLifecycleError,
     generate_private_jwk,
@@ -24,8 +24,8 @@ from service.keystore import (
     revoke_key,
     rotate_key,
 )
-from service.registry import RegistryError, RegistryHolder, RegistryReader, load_registry
-from service.signing import PublicKeyEntry, sign_bundle, verify_bundle_signature
+from service.identity.registry import RegistryError, RegistryHolder, RegistryReader, load_registry
+from service.identity.signing import PublicKeyEntry, sign_bundle, verify_bundle_signature
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_NETWORK = ROOT / "keys" / "network.json"

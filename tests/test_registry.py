@@ -1,5 +1,5 @@
-"""Specification of service/registry.py and service/keystore.py: the default network, strict loading of
-keys/network.json, and development key generation (``handover keys init``). Everything runs on copies in
+"""Specification of service/identity/registry.py and service/identity/keystore.py: the default network, strict
+loading of keys/network.json, and development key generation (``handover keys init``). Everything runs on copies in
 temporary directories; nothing is written under keys/."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from service.errors import Code, HandoverError
-from service.keystore import KeyInitReport, generate_private_jwk, init_keys, load_private_jwk, public_jwk
-from service.registry import Registry, RegistryError, load_registry, registry_from_document
-from service.signing import sign_bundle, thumbprint, verify_bundle_signature
+from service.identity.keystore import KeyInitReport, generate_private_jwk, init_keys, load_private_jwk, public_jwk
+from service.identity.registry import Registry, RegistryError, load_registry, registry_from_document
+from service.identity.signing import sign_bundle, thumbprint, verify_bundle_signature
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_NETWORK = ROOT / "keys" / "network.json"

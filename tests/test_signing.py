@@ -1,4 +1,4 @@
-"""Specification of service/signing.py: canonical form, detached JWS sign/verify, interoperability with the
+"""Specification of service/identity/signing.py: canonical form, detached JWS sign/verify, interoperability with the
 independent conformance signer (hosign), and the S1-S16 refusal corpus of RELIABILITY-SECURITY.md."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from joserfc import jwk, jws
 
 from service.errors import Code, HandoverError
-from service.signing import (
+from service.identity.signing import (
     PublicKeyEntry,
     VerifiedSignature,
     canonical_bytes,

@@ -1,5 +1,5 @@
 """The published signing test vectors (fhir_profiles/signing-vectors/) are consistent with each other, with
-service/signing.py, with their generator and with the independent conformance signer (hosign)."""
+service/identity/signing.py, with their generator and with the independent conformance signer (hosign)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import rfc8785
 
-from service.registry import RegistryError, registry_from_document
-from service.signing import (
+from service.identity.registry import RegistryError, registry_from_document
+from service.identity.signing import (
     PublicKeyEntry,
     canonical_bytes,
     payload_sha256,

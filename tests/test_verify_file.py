@@ -12,9 +12,9 @@ from typing import Any
 from rich.console import Console
 
 from adapters.verify import VerifyReport, render_report, verify_file
+from service.identity.registry import Registry
+from service.identity.signing import payload_sha256, sign_bundle
 from service.receipts import ReceiptFacts, build_signed_receipt
-from service.registry import Registry
-from service.signing import payload_sha256, sign_bundle
 from tests.support.hub import EVENT_SYSTEM, Network
 from tests.support.messages import referral
 

@@ -20,9 +20,9 @@ from adapters.hl7.inbound import Trusts
 from adapters.hl7.metrics import CONTENT_TYPE, ConnectorMetrics
 from adapters.hl7.queue import DiskQueue
 from adapters.trust_client import TrustClient
-from service.keystore import load_private_jwk
+from service.identity.keystore import load_private_jwk
+from service.identity.registry import load_registry
 from service.listening import explain_for_option as explain
-from service.registry import load_registry
 from service.terminology import load_code_system
 
 log = logging.getLogger("handover.hl7")

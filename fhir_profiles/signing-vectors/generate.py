@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from service.errors import HandoverError
-from service.signing import PublicKeyEntry, canonical_bytes, sign_bundle, thumbprint, verify_bundle_signature
+from service.identity.signing import PublicKeyEntry, canonical_bytes, sign_bundle, thumbprint, verify_bundle_signature
 from service.strictjson import parse_strict_json
 
 HERE = Path(__file__).resolve().parent

@@ -18,12 +18,12 @@ from uuid import UUID
 import asyncpg
 
 from service.auditlog import verifier
-from service.auditlog.checkpoints import CheckpointError, hub_note_keys, log_origin, verify_checkpoint
 from service.auditlog.tree import AuditLogReader
 from service.errors import HandoverError
+from service.identity.notes import CheckpointError, hub_note_keys, log_origin, verify_checkpoint
+from service.identity.registry import Registry
+from service.identity.signing import verify_bundle_signature
 from service.receipts import receipt_parameters
-from service.registry import Registry
-from service.signing import verify_bundle_signature
 from service.store import audit_lookup, db
 from service.strictjson import parse_strict_json
 

@@ -16,12 +16,12 @@ from datetime import datetime
 from typing import Any
 
 from service.auditlog import verifier
-from service.auditlog.checkpoints import CheckpointError, Keyring, hub_note_keys, log_origin, verify_checkpoint
 from service.auditlog.verify_parallel import ChunkResult
 from service.errors import HandoverError
+from service.identity.notes import CheckpointError, Keyring, hub_note_keys, log_origin, verify_checkpoint
+from service.identity.registry import Registry
+from service.identity.signing import verify_bundle_signature
 from service.receipts import receipt_parameters
-from service.registry import Registry
-from service.signing import verify_bundle_signature
 from service.store.checkpoints import StoredCheckpoint
 
 

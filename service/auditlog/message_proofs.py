@@ -15,10 +15,10 @@ from uuid import UUID
 import asyncpg
 
 from service.auditlog import verifier
-from service.auditlog.checkpoints import Checkpoint, CheckpointError, hub_note_keys, log_origin, verify_checkpoint
 from service.auditlog.tree import AuditLogReader
 from service.errors import HandoverError
-from service.registry import Registry
+from service.identity.notes import Checkpoint, CheckpointError, hub_note_keys, log_origin, verify_checkpoint
+from service.identity.registry import Registry
 from service.store import audit_reads, db
 
 VERIFIED, PENDING, FAILED = "verified", "pending", "failed"

@@ -24,7 +24,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from service.auditlog.checkpoints import Checkpoint, CheckpointError, Keyring, verify_checkpoint
+from service.identity.notes import Checkpoint, CheckpointError, Keyring, verify_checkpoint
 from service.store.checkpoints import ConflictingCheckpointError
 
 log = logging.getLogger("handover.audit.published")

@@ -11,8 +11,8 @@ import asyncpg
 from service.auditlog import appending
 from service.auditlog.events import AuditEvent, EventType
 from service.clock import Clock, utc_now
-from service.registry import Registry, ReloadResult
-from service.staff import StaffIdentity
+from service.identity.registry import Registry, ReloadResult
+from service.identity.staff import StaffIdentity
 from service.store import db, tokens
 
 

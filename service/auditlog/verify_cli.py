@@ -45,7 +45,7 @@ from rich.text import Text
 from service.auditlog.export import CHECKPOINTS, LEAVES, MANIFEST
 from service.auditlog.log_check import Divergence, LogCheck, VerifyReport, b64
 from service.auditlog.verify_parallel import CHUNK_LEVEL, FastPathDeclined, read_in_parallel
-from service.registry import Registry, RegistryError, load_registry
+from service.identity.registry import Registry, RegistryError, load_registry
 from service.store import audit_reads, db
 from service.store import checkpoints as checkpoint_store
 from service.store.checkpoints import StoredCheckpoint

@@ -18,7 +18,7 @@ import asyncpg
 from service.auditlog.log_check import LogCheck, VerifyReport
 from service.auditlog.verify_cli import BATCH
 from service.clock import Clock, utc_now
-from service.registry import Registry
+from service.identity.registry import Registry
 from service.store import audit_reads, db, verify_runs
 from service.store import checkpoints as checkpoint_store
 

@@ -12,7 +12,7 @@ import asyncpg
 
 from service.crypto.envelope import PayloadIdentity
 from service.crypto.vault import PayloadVault
-from service.signing import payload_sha256
+from service.identity.signing import payload_sha256
 from service.store import messages
 
 HUB = "hub"

@@ -35,9 +35,9 @@ from service.delivery.nondelivery import DeadLetterReason, DeadLetters
 from service.delivery.push import delivery_request_id
 from service.delivery.relay_settings import RelaySettings
 from service.errors import Code, HandoverError
+from service.identity.registry import Registry
 from service.mesh.mailbox import MeshMailbox, MeshRefusedError, MeshUnavailableError, ReceivedMessage
 from service.mesh.settings import workflow_id
-from service.registry import Registry
 from service.store import db, outbox
 from service.store import mesh as mesh_store
 from service.store.mesh import MeshSend

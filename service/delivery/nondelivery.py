@@ -32,7 +32,7 @@ from service.delivery.hubmail import HUB, post_hub_message
 from service.errors import Code, Issue, operation_outcome
 from service.hubmessages import hub_header, signed_hub_message
 from service.identity.hubkey import HubKey, hub_jwk
-from service.signing import payload_sha256
+from service.identity.signing import payload_sha256
 from service.store import db, outbox, redeliveries
 from service.store.outbox import DeadLetter
 

@@ -24,7 +24,7 @@ import aiohttp
 
 from service.delivery.backoff import parse_retry_after
 from service.identity.hubkey import HubKey, hub_jwk
-from service.signing import sign_compact_jwt
+from service.identity.signing import sign_compact_jwt
 
 TOKEN_LIFETIME_SECONDS = 300
 MAX_RESPONSE_BYTES = 64 * 1024

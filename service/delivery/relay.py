@@ -31,7 +31,7 @@ from service.delivery.push import PushClient
 from service.delivery.relay_settings import RelaySettings
 from service.errors import HandoverError
 from service.identity.hubkey import HubKey
-from service.registry import Registry
+from service.identity.registry import Registry
 from service.store import db, outbox
 
 log = logging.getLogger("handover.delivery")

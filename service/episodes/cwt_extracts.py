@@ -29,7 +29,8 @@ from service.episodes.cwt_referral_items import ReferralItems, referral_items
 from service.episodes.cwt_report import pathway_of
 from service.errors import Code, HandoverError
 from service.governance import MAX_REASON, MIN_REASON
-from service.staff import StaffIdentity, StaffRole
+from service.identity.roles import StaffRole
+from service.identity.staff import StaffIdentity
 from service.store import db, messages
 from service.store.cwt_reads import CwtPathwayRow, pathways_in_period
 

@@ -27,7 +27,7 @@ import asyncpg
 from service.episodes.cwt_allocation import Allocation, Pathway, allocate
 from service.episodes.cwt_words import describe_allocation
 from service.errors import Code, HandoverError
-from service.registry import RegistryReader
+from service.identity.registry import RegistryReader
 from service.store import db
 from service.store.cwt_reads import CwtPathwayRow, treated_pathways
 

@@ -21,8 +21,8 @@ import asyncpg
 
 from service.clock import Clock, utc_now
 from service.crypto.retention import PayloadRetention
+from service.identity.tokens import CLOCK_SKEW
 from service.store import tokens, ui_sessions
-from service.tokens import CLOCK_SKEW
 
 TOKEN_ID_BATCH = 5000
 

@@ -23,7 +23,7 @@ from functools import partial
 
 from aiohttp import web
 
-from service.auditlog.checkpoints import CheckpointSigner, hub_note_keys, log_origin
+from service.auditlog.checkpoints import CheckpointSigner
 from service.auditlog.published import PublishedCheckpoints
 from service.auditlog.tree import AuditLogReader, AuditTree
 from service.config import Settings
@@ -31,8 +31,9 @@ from service.errors import Code, HandoverError
 from service.http.auth import authenticate_staff
 from service.http.context import SERVICES
 from service.identity.hubkey import HubSigningKey
-from service.registry import RegistryHolder
-from service.staff import StaffRole
+from service.identity.notes import hub_note_keys, log_origin
+from service.identity.registry import RegistryHolder
+from service.identity.roles import StaffRole
 from service.store import db
 
 log = logging.getLogger("handover.http.audit")

@@ -1,6 +1,6 @@
 """Who is calling: the one place that turns a request's credentials into an organisation's ODS code.
 
-A trust proves itself with `Authorization: Bearer <JWT>` signed by its registered key (service/tokens.py),
+A trust proves itself with `Authorization: Bearer <JWT>` signed by its registered key (service/identity/tokens.py),
 each token usable once; where mutual TLS is on, the client certificate must belong to the same trust.
 """
 
@@ -10,9 +10,10 @@ from aiohttp import web
 
 from service.errors import Code, HandoverError
 from service.http.context import services
-from service.staff import StaffIdentity, StaffRole
-from service.tls import require_certificate_matches
-from service.tokens import TokenClaims
+from service.identity.roles import StaffRole
+from service.identity.staff import StaffIdentity
+from service.identity.tls import require_certificate_matches
+from service.identity.tokens import TokenClaims
 
 
 async def authenticate_staff(request: web.Request, *allowed: StaffRole) -> StaffIdentity:
@@ -34,7 +35,7 @@ async def authenticate_trust(request: web.Request) -> str:
 
 def verify_trust_token(request: web.Request) -> TokenClaims:
     """As `authenticate_trust`, but the token's jti is left for the caller to consume in its own transaction
-    (service/authentication.py `consume_token`): $process-message records it with the acceptance or refusal."""
+    (service/identity/authentication.py `consume_token`): $process-message records it with the acceptance or refusal."""
     found = services(request)
     claims = found.authenticator.verify(_bearer(request))
     require_certificate_matches(request, claims.issuer, found.registry.current)

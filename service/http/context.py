@@ -7,14 +7,14 @@ from dataclasses import dataclass
 import asyncpg
 from aiohttp import web
 
-from service.authentication import StaffAuthenticator, TrustAuthenticator
 from service.clock import Clock, utc_now
 from service.config import Settings
 from service.delivery.mailbox import Mailboxes
+from service.identity.authentication import StaffAuthenticator, TrustAuthenticator
+from service.identity.registry import RegistryHolder
 from service.intake import Intake
 from service.metrics import Metrics
 from service.pseudonyms import Pseudonymiser
-from service.registry import RegistryHolder
 
 
 @dataclass

@@ -10,7 +10,7 @@ from aiohttp import web
 from service.episodes.cwt_report import cwt_report, names_from, period_from_query, report_json
 from service.http.auth import authenticate_staff
 from service.http.context import services
-from service.staff import StaffRole
+from service.identity.roles import StaffRole
 
 UK = ZoneInfo("Europe/London")
 

@@ -17,7 +17,7 @@ from service.errors import Code, HandoverError
 from service.governance import read_payload
 from service.http.auth import authenticate_staff, authenticate_trust
 from service.http.context import services
-from service.staff import StaffRole
+from service.identity.roles import StaffRole
 from service.store import cwt as cwt_store
 from service.store import db, episode_reads
 from service.terminology import is_nhs_number

@@ -11,8 +11,8 @@ from service.http.auth import verify_trust_token
 from service.http.body import read_body
 from service.http.context import services
 from service.http.headers import require_fhir_json, uuid_header
+from service.identity.tokens import TokenClaims
 from service.intake import Submission
-from service.tokens import TokenClaims
 
 FHIR_JSON = "application/fhir+json"
 

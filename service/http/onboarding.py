@@ -30,8 +30,8 @@ from service.errors import Code, HandoverError
 from service.http.body import read_body
 from service.http.context import services
 from service.http.headers import require_fhir_json
-from service.registry import Registry
-from service.signing import (
+from service.identity.registry import Registry
+from service.identity.signing import (
     JWS_TYP,
     SUPPORTED_ALGS,
     KeyLookup,

@@ -11,8 +11,8 @@ from service.errors import HandoverError
 from service.http.auth import authenticate_staff
 from service.http.context import Services, services
 from service.http.registry_sync import announce_reload
+from service.identity.roles import StaffRole
 from service.metrics import CONTENT_TYPE, DEADLINE_KINDS
-from service.staff import StaffRole
 from service.store import db, episode_reads, ops_figures
 
 

@@ -23,10 +23,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from service.auditlog.checkpoints import NoteSigner
-from service.keystore import load_private_jwk
-from service.registry import HUB_OWNER, Registry, RegistryError, RegistryHolder
-from service.signing import thumbprint
+from service.identity.keystore import load_private_jwk
+from service.identity.notes import NoteSigner
+from service.identity.registry import HUB_OWNER, Registry, RegistryError, RegistryHolder
+from service.identity.signing import thumbprint
 
 log = logging.getLogger("handover.identity.hubkey")
 

@@ -32,8 +32,9 @@ from joserfc import jwt
 from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jws import JWSRegistry
 
-from service.config import DEFAULT_OIDC_ALGORITHMS
 from service.identity.oidc_documents import ProviderDocumentError, ProviderDocuments
+
+DEFAULT_OIDC_ALGORITHMS = ("RS256", "PS256", "ES256")  # HANDOVER_OIDC_ALGORITHMS' default (service/config.py)
 
 log = logging.getLogger("handover.identity.oidc")
 SCOPE = "openid profile"

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.config import ConfigError, _positive_number
+from service.config import _positive_number
+from service.errors import ConfigError
 
 RECEIPT_WORKFLOW = "HANDOVER_RECEIPT"
 OUTCOME_WORKFLOW = "HANDOVER_OUTCOME"

@@ -25,12 +25,12 @@ from service.delivery.relay_settings import RelaySettings
 from service.episodes.tracker import Deadlines, EpisodeTracker
 from service.errors import HandoverError
 from service.identity.hubkey import HubSigningKey
+from service.identity.registry import RegistryHolder
 from service.intake import Freshness, Intake
 from service.mesh.mailbox import MeshMailbox, MeshUnavailableError
 from service.mesh.settings import MeshSettings
 from service.meshbridge.inbound import MeshInbound
 from service.pseudonyms import Pseudonymiser
-from service.registry import RegistryHolder
 from service.store import db
 from service.terminology import load_code_system
 from service.validation import load_validator

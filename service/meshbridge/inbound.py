@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from service.errors import Code, HandoverError, operation_outcome
+from service.identity.registry import Participant, Registry
 from service.intake import Intake, Submission
 from service.mesh.mailbox import MeshMailbox, MeshRefusedError, MeshUnavailableError, ReceivedMessage
 from service.mesh.settings import OUTCOME_WORKFLOW, RECEIPT_WORKFLOW
-from service.registry import Participant, Registry
 
 log = logging.getLogger("handover.mesh")
 _REQUEST_NAMESPACE = uuid.UUID("6d657368-2d69-4e62-8f75-6e642d6b6579")

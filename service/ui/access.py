@@ -14,7 +14,7 @@ from yarl import URL
 
 from service.episodes import snapshot
 from service.errors import Code, HandoverError
-from service.identity.staff_roles import GOVERNANCE, SMDT_COORDINATOR
+from service.identity.roles import GOVERNANCE, SMDT_COORDINATOR
 from service.store.episodes import EpisodeRow
 from service.ui.sessions import StaffSession, session_token
 from service.ui.state import SESSION_STORE

@@ -12,14 +12,14 @@ from uuid import UUID
 
 from aiohttp import web
 
-from service.auditlog.checkpoints import CheckpointError, hub_note_keys, log_origin, verify_checkpoint
 from service.auditlog.events import EventType
 from service.auditlog.inclusion_check import InclusionResult, check_message, check_receipt
 from service.auditlog.verify_runs import AlreadyRunningError, VerificationRunner
 from service.errors import Code, HandoverError
 from service.http.audit import AUDIT_LOG
 from service.http.context import SERVICES, services
-from service.identity.staff_roles import GOVERNANCE
+from service.identity.notes import CheckpointError, hub_note_keys, log_origin, verify_checkpoint
+from service.identity.roles import GOVERNANCE
 from service.store import audit_lookup, db, verify_runs
 from service.store import checkpoints as checkpoint_store
 from service.ui.access import current_session, require_role

@@ -23,7 +23,7 @@ from service.episodes.cwt_report import (
 )
 from service.errors import HandoverError
 from service.http.context import services
-from service.identity.staff_roles import GOVERNANCE
+from service.identity.roles import GOVERNANCE
 from service.ui.access import current_session, require_role
 from service.ui.charts import BarChart, Series, bar_chart
 from service.ui.formatting import UK, format_date

@@ -16,7 +16,7 @@ from service.delivery.circuit import CircuitState
 from service.delivery.redelivery import deliver_again
 from service.errors import Code, HandoverError
 from service.http.context import services
-from service.identity.staff_roles import GOVERNANCE, OPS
+from service.identity.roles import GOVERNANCE, OPS
 from service.store import db, delivery_reads, ops_figures
 from service.store.delivery_reads import CircuitRecord
 from service.store.ops_figures import OperationsFigures

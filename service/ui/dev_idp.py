@@ -31,8 +31,8 @@ from joserfc.jwk import ECKey
 
 from service.config import Settings
 from service.http.context import SERVICES
-from service.signing import sign_compact_jwt, thumbprint
-from service.staff import STAFF_KEY_FILE, ensure_dev_staff_key
+from service.identity.signing import sign_compact_jwt, thumbprint
+from service.identity.staff import STAFF_KEY_FILE, ensure_dev_staff_key
 from service.store import db, tokens
 
 CALLBACK_PATH = "/ui/auth/callback"

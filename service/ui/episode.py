@@ -19,8 +19,8 @@ from service.episodes.cwt_report import names_from
 from service.errors import Code, HandoverError
 from service.http.audit import AUDIT_LOG
 from service.http.context import services
-from service.identity.staff_roles import GOVERNANCE
-from service.registry import RegistryHolder
+from service.identity.registry import RegistryHolder
+from service.identity.roles import GOVERNANCE
 from service.store import cwt as cwt_store
 from service.store import db, episode_reads
 from service.ui.access import current_session, may_see_episode, require_role

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from service.registry import Participant
+from service.identity.registry import Participant
 
 UK = ZoneInfo("Europe/London")
 

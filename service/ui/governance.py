@@ -13,7 +13,7 @@ from aiohttp import web
 
 from service.episodes.governance import IOG_RESECTIONS_PER_YEAR, GovernanceSummary, governance_summary, summary_csv
 from service.http.context import services
-from service.identity.staff_roles import GOVERNANCE
+from service.identity.roles import GOVERNANCE
 from service.store.governance_reads import TrustYearFigures
 from service.ui.access import current_session, require_role
 from service.ui.charts import BarChart, Series, bar_chart

@@ -15,8 +15,8 @@ from aiohttp import web
 from service.errors import Code, HandoverError
 from service.governance import LONGEST_WORD, MAX_REASON, MIN_REASON, MIN_WORDS, read_payload, reason_problem
 from service.http.context import services
-from service.identity.staff_roles import GOVERNANCE
-from service.staff import StaffIdentity, StaffRole
+from service.identity.roles import GOVERNANCE, StaffRole
+from service.identity.staff import StaffIdentity
 from service.store import db, episode_reads
 from service.store.episode_reads import TimelineEntry
 from service.ui.access import current_session, require_role

@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from service.http.context import SERVICES
-from service.identity.staff_roles import GOVERNANCE
+from service.identity.roles import GOVERNANCE
 from service.safety.report import current_safety_case, template_context
 from service.ui.access import current_session, require_role
 from service.ui.rendering import render

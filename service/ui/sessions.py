@@ -23,7 +23,7 @@ import asyncpg
 from aiohttp import web
 
 from service.clock import Clock, utc_now
-from service.identity.staff_roles import trust_ods
+from service.identity.roles import trust_ods
 from service.store import db, ui_sessions
 
 SESSION_COOKIE = "handover_session"

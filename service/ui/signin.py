@@ -25,7 +25,7 @@ from service.auditlog.events import AuditEvent, EventType
 from service.errors import Code, HandoverError
 from service.http.context import services
 from service.identity.oidc_client import SignedInStaff, SignInRefused
-from service.identity.staff_roles import AmbiguousRole, role_from_claim
+from service.identity.roles import AmbiguousRole, role_from_claim
 from service.store import db
 from service.ui.access import current_session, return_path
 from service.ui.forms import read_form

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from service.episodes.machine import State
 from service.http.context import services
-from service.identity.staff_roles import GOVERNANCE, OPS, SMDT_COORDINATOR
+from service.identity.roles import GOVERNANCE, OPS, SMDT_COORDINATOR
 from service.store import db, worklist_reads
 from service.terminology import is_nhs_number
 from service.ui.access import current_session, require_role

@@ -12,10 +12,11 @@ from pathlib import Path
 import asyncpg
 
 from service.auditlog.appending import append_event
-from service.auditlog.checkpoints import CheckpointSigner, NoteSigner, log_origin
+from service.auditlog.checkpoints import CheckpointSigner
 from service.auditlog.events import AuditEvent, EventType
 from service.auditlog.tree import AuditTree
 from service.clock import Clock
+from service.identity.notes import NoteSigner, log_origin
 from service.store import db
 from service.store.audit import AppendedLeaf
 from service.store.checkpoints import StoredCheckpoint

@@ -21,10 +21,10 @@ from rich.console import Console
 
 import tests.support.hub as hub_support
 from service.auditlog import verifier
-from service.auditlog.checkpoints import Checkpoint, hub_note_keys, log_origin, verify_checkpoint
 from service.auditlog.verify_cli import add_verify_arguments, verify_command
 from service.config import Settings
 from service.http import audit
+from service.identity.notes import Checkpoint, hub_note_keys, log_origin, verify_checkpoint
 from service.receipts import ReceiptFacts, build_signed_receipt, receipt_parameters
 from tests.support.hub import Network, RunningHub, running_hub
 from tests.support.messages import error_codes, referral

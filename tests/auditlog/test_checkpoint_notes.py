@@ -10,16 +10,9 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from service.auditlog.checkpoints import (
-    CheckpointError,
-    NoteSigner,
-    hub_note_keys,
-    log_origin,
-    note_key,
-    verify_checkpoint,
-)
-from service.keystore import generate_private_jwk, rotate_key
-from service.registry import load_registry
+from service.identity.keystore import generate_private_jwk, rotate_key
+from service.identity.notes import CheckpointError, NoteSigner, hub_note_keys, log_origin, note_key, verify_checkpoint
+from service.identity.registry import load_registry
 from tests.support.hub import Network
 
 ROOT = hashlib.sha256(b"a root").digest()

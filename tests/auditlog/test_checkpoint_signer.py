@@ -16,9 +16,10 @@ import pytest
 
 from service.auditlog import merkle
 from service.auditlog.appending import append_event
-from service.auditlog.checkpoints import CheckpointSigner, NoteSigner, log_origin
+from service.auditlog.checkpoints import CheckpointSigner
 from service.auditlog.tree import AuditIntegrityError, AuditTree
 from service.auditlog.verify_cli import verify_database
+from service.identity.notes import NoteSigner, log_origin
 from service.store import checkpoints as checkpoint_store
 from service.store import db
 from service.store.checkpoints import ConflictingCheckpointError, StoredCheckpoint
@@ -151,7 +152,8 @@ SCRIPT = textwrap.dedent(
     """
     import asyncio, json, sys
     sys.path.insert(0, sys.argv[1])
-    from service.auditlog.checkpoints import CheckpointSigner, NoteSigner
+    from service.auditlog.checkpoints import CheckpointSigner
+    from service.identity.notes import NoteSigner
     from service.auditlog.tree import AuditTree
     from service.store import db
     from service.auditlog.appending import append_event

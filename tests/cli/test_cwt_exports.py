@@ -17,7 +17,8 @@ from service.cwt_export_cli import export_to_file
 from service.episodes.cwt_extracts import ExtractRequest, IdentifiableRequest, checked_request
 from service.errors import HandoverError
 from service.http.context import SERVICES
-from service.staff import StaffIdentityProvider, StaffRole, mint_dev_staff_token
+from service.identity.roles import StaffRole
+from service.identity.staff import StaffIdentityProvider, mint_dev_staff_token
 from service.terminology import NHS_NUMBER_SYSTEM
 from tests.support.cwt import START, day, episode_ids, set_cwt_dates
 from tests.support.hub import Network, RunningHub

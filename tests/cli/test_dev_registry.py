@@ -9,7 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from service.registry import load_registry
+from service.identity.registry import load_registry
 from tests.support.hub import ROOT
 from tests.support.processes import HANDOVER
 

@@ -21,9 +21,9 @@ from typing import Any
 
 import asyncpg
 
-from service.keystore import init_keys, load_private_jwk
-from service.registry import load_registry
-from service.signing import sign_bundle, sign_compact_jwt, verify_bundle_signature
+from service.identity.keystore import init_keys, load_private_jwk
+from service.identity.registry import load_registry
+from service.identity.signing import sign_bundle, sign_compact_jwt, verify_bundle_signature
 from tests.support.hub import ROOT, free_port
 from tests.support.messages import referral
 from tests.support.processes import HANDOVER, wait_healthy

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from service.keystore import init_keys, load_private_jwk
-from service.signing import sign_bundle, sign_compact_jwt
+from service.identity.keystore import init_keys, load_private_jwk
+from service.identity.signing import sign_bundle, sign_compact_jwt
 from tests.support.hub import ROOT, free_port
 from tests.support.messages import referral
 from tests.support.processes import HANDOVER, wait_healthy

@@ -30,7 +30,7 @@ from service.crypto.kek import create_kek_file
 from service.crypto.vault import PayloadVault, open_vault
 from service.delivery.relay import Relay
 from service.delivery.relay_settings import RelaySettings
-from service.signing import payload_sha256, sign_bundle
+from service.identity.signing import payload_sha256, sign_bundle
 from service.store import db, messages
 from service.terminology import load_code_system
 from tests.support.hub import Network

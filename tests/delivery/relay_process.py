@@ -15,7 +15,7 @@ from pathlib import Path
 from service.crypto.vault import open_vault
 from service.delivery.relay import Relay
 from service.delivery.relay_settings import RelaySettings
-from service.keystore import load_private_jwk
+from service.identity.keystore import load_private_jwk
 from service.store import db
 from service.terminology import load_code_system
 

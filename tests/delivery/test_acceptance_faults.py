@@ -26,8 +26,8 @@ import aiohttp
 import asyncpg
 
 from adapters.trust_client import TrustClient
+from service.identity.signing import sign_bundle
 from service.receipts import receipt_parameters
-from service.signing import sign_bundle
 from tests.delivery.test_relay_crash import via
 from tests.support.faultproxy import Action, FaultProxy
 from tests.support.hub import ROOT, Network, free_port, running_hub

@@ -14,7 +14,7 @@ import pytest
 
 from service.delivery.backoff import backoff_ceiling
 from service.delivery.mailbox import Mailboxes
-from service.signing import verify_bundle_signature
+from service.identity.signing import verify_bundle_signature
 from tests.delivery.delivery_fixtures import outbox_world, recipients
 from tests.support.hub import Network
 

@@ -16,7 +16,7 @@ from adapters.pathway import Pathway
 from service.app import SAFETY_NET
 from service.config import Settings
 from service.delivery.safetynet import SafetyNet
-from service.signing import verify_bundle_signature
+from service.identity.signing import verify_bundle_signature
 from tests.support.hub import Network, RunningHub, running_hub
 from tests.support.messages import pathway
 

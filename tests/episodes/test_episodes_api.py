@@ -137,7 +137,7 @@ async def test_governance_summary_counts_referrals_per_trust(hub: RunningHub) ->
 
 async def test_the_safety_net_alerts_the_waiting_party_once(network: Network, database: str) -> None:
     from service.app import SAFETY_NET
-    from service.signing import verify_bundle_signature
+    from service.identity.signing import verify_bundle_signature
 
     clock = Clock()
     async with running_hub(network, database, clock=clock) as hub:

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from service.app import build_app
 from service.http import onboarding
-from service.signing import (
+from service.identity.signing import (
     ODS_SYSTEM,
     SIGNATURE_TYPE_CODE,
     SIGNATURE_TYPE_SYSTEM,

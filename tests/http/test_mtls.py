@@ -23,10 +23,9 @@ import pytest
 import trustme
 from aiohttp import web
 
-from service.config import ConfigError
-from service.errors import HandoverError
-from service.registry import Participant, Registry, registry_from_document
-from service.tls import (
+from service.errors import ConfigError, HandoverError
+from service.identity.registry import Participant, Registry, registry_from_document
+from service.identity.tls import (
     TlsSettings,
     certificate_fingerprint,
     certificate_owner,

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 import trustme
 
-from service.tls import TlsSettings, certificate_fingerprint, server_ssl_context
+from service.identity.tls import TlsSettings, certificate_fingerprint, server_ssl_context
 from tests.support.hub import Network, running_hub
 from tests.support.messages import error_codes, referral
 

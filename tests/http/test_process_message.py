@@ -16,8 +16,8 @@ import asyncpg
 import pytest
 
 from service.errors import HANDOVER_ERROR_SYSTEM, NHS_HTTP_ERROR_SYSTEM
+from service.identity.signing import payload_sha256, verify_bundle_signature
 from service.receipts import receipt_parameters
-from service.signing import payload_sha256, verify_bundle_signature
 from tests.support.hub import RunningHub
 from tests.support.messages import error_codes, referral
 

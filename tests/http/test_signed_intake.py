@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from service.signing import sign_bundle, sign_compact_jwt
+from service.identity.signing import sign_bundle, sign_compact_jwt
 from tests.support.hub import Network, RunningHub, running_hub
 from tests.support.messages import error_codes, referral
 
@@ -211,7 +211,7 @@ async def test_s12_message_signed_after_revocation_is_refused(network: Network, 
 async def test_s12_message_signed_before_revocation_stays_verifiable(
     network: Network, database: str, tmp_path: Path
 ) -> None:
-    from service.signing import verify_bundle_signature
+    from service.identity.signing import verify_bundle_signature
 
     async with running_hub(network, database) as hub:
         signed = hub.trust("RM1").sign(referral())

@@ -7,9 +7,9 @@ import time
 import uuid
 from pathlib import Path
 
-from service.keystore import generate_private_jwk
-from service.signing import sign_compact_jwt
-from service.staff import DEV_ISSUER
+from service.identity.keystore import generate_private_jwk
+from service.identity.signing import sign_compact_jwt
+from service.identity.staff import DEV_ISSUER
 from tests.support.hub import RunningHub
 from tests.support.messages import error_codes
 
@@ -95,7 +95,7 @@ async def test_a_staff_sign_in_is_audited_once_per_token(hub: RunningHub) -> Non
 
 
 async def test_registry_reload_audits_each_key_change(hub: RunningHub, tmp_path: Path) -> None:
-    from service.keystore import rotate_key
+    from service.identity.keystore import rotate_key
 
     original = hub.network.network_path.read_text()
     private = (hub.network.keys_dir / "RGP.jwk").read_bytes()

@@ -19,11 +19,11 @@ from typing import Any
 
 import asyncpg
 
-from service.auditlog.checkpoints import hub_note_keys, log_origin, verify_checkpoint
 from service.identity.hubkey import HubSigningKey, hub_jwk
-from service.keystore import rotate_key
-from service.registry import RegistryHolder, load_registry
-from service.signing import sign_bundle, thumbprint, verify_bundle_signature
+from service.identity.keystore import rotate_key
+from service.identity.notes import hub_note_keys, log_origin, verify_checkpoint
+from service.identity.registry import RegistryHolder, load_registry
+from service.identity.signing import sign_bundle, thumbprint, verify_bundle_signature
 from tests.support.hub import Network, RunningHub, running_hub
 from tests.support.messages import referral
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 import httpx2
 import pytest
 
-from service.config import ConfigError, Settings
+from service.config import Settings
+from service.errors import ConfigError
 from service.identity.oidc_documents import ProviderDocumentError, ProviderDocuments, max_age, metadata_from_discovery
 from tests.identity.oidc_provider import KEY_A, KEY_B, running_provider
 

@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from service.identity.signing import verify_bundle_signature
 from service.meshbridge.bridge import MeshBridge, open_bridge
 from service.meshbridge.inbound import Outcome, request_id_for
-from service.signing import verify_bundle_signature
 from tests.delivery.test_relay_crash import via
 from tests.support.faultproxy import FaultProxy
 from tests.support.hub import RunningHub

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from service.config import ConfigError
 from service.delivery.mesh import mesh_recipients
+from service.errors import ConfigError
+from service.identity.registry import RegistryError, registry_from_document
 from service.mesh.settings import MeshSettings, workflow_id
-from service.registry import RegistryError, registry_from_document
 from tests.support.processes import HANDOVER
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -31,9 +31,10 @@ import asyncpg
 from adapters.trust_client import TrustClient
 from service.auditlog.verify_cli import verify_database
 from service.crypto.kek import create_kek_file
-from service.keystore import revoke_key
-from service.signing import sign_bundle, thumbprint
-from service.staff import StaffRole, mint_dev_staff_token
+from service.identity.keystore import revoke_key
+from service.identity.roles import StaffRole
+from service.identity.signing import sign_bundle, thumbprint
+from service.identity.staff import mint_dev_staff_token
 from tests.support.hub import ROOT, Network, free_port
 from tests.support.messages import referral
 from tests.support.processes import HANDOVER, wait_healthy

@@ -20,9 +20,10 @@ from adapters.trust_client import TrustClient
 from service.app import build_app, make_runner
 from service.clock import Clock, utc_now
 from service.config import Settings
-from service.keystore import init_keys, load_private_jwk
-from service.registry import Registry, load_registry
-from service.staff import StaffRole, ensure_dev_staff_key, mint_dev_staff_token
+from service.identity.keystore import init_keys, load_private_jwk
+from service.identity.registry import Registry, load_registry
+from service.identity.roles import StaffRole
+from service.identity.staff import ensure_dev_staff_key, mint_dev_staff_token
 from service.terminology import load_code_system
 
 ROOT = Path(__file__).resolve().parents[2]

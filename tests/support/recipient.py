@@ -24,8 +24,8 @@ from typing import Any
 from aiohttp import web
 from joserfc import jwk, jws
 
-from service.registry import Registry
-from service.signing import verify_bundle_signature
+from service.identity.registry import Registry
+from service.identity.signing import verify_bundle_signature
 from tests.support.hub import free_port
 
 

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from service.identity.keystore import generate_private_jwk
 from service.identity.oidc_client import OidcRelyingParty, SignInRefused
-from service.keystore import generate_private_jwk
-from service.signing import sign_compact_jwt
+from service.identity.signing import sign_compact_jwt
 from tests.support.hub import free_port
 
 SIGNING_KEY = generate_private_jwk()

@@ -15,7 +15,7 @@ import trustme
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from service.identity.staff_roles import AmbiguousRole, role_from_claim
+from service.identity.roles import AmbiguousRole, role_from_claim
 from service.ui.dev_idp import dev_client_secret
 from service.ui.sessions import PUBLIC_URL, set_session_cookie
 from tests.support.hub import Network, RunningHub, running_hub

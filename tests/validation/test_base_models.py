@@ -19,8 +19,8 @@ from joserfc import jwk
 from pydantic import ValidationError
 
 from adapters.builders import Clinician, SyntheticPatient, referral, synthetic_nhs_number
+from service.identity.signing import sign_bundle
 from service.messagefacts import read_message_facts
-from service.signing import sign_bundle
 from service.terminology import load_code_system
 from service.validation.base_models import surely_valid
 from tests.validation.test_validator_robustness import EXAMPLES, mutated_messages

@@ -3,7 +3,7 @@
 A token is a compact JWT signed ES256 or Ed25519 with the trust's registered key: ``iss`` = ``sub`` = the
 key owner's ODS code, ``aud`` = ``handover``, integer ``iat`` and ``exp`` with ``exp`` at most five minutes
 after ``iat``, and a ``jti``. This module checks everything that needs no database; single use of ``jti``
-is enforced by the caller (service/authentication.py) with the returned claims.
+is enforced by the caller (service/identity/authentication.py) with the returned claims.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from joserfc.errors import BadSignatureError, JoseError
 from joserfc.jws import JWSRegistry
 
 from service.errors import Code, HandoverError
-from service.signing import SUPPORTED_ALGS, KeyLookup, PublicKeyEntry, public_key
+from service.identity.signing import SUPPORTED_ALGS, KeyLookup, PublicKeyEntry, public_key
 from service.strictjson import unique_members
 
 AUDIENCE = "handover"

@@ -1,4 +1,5 @@
-"""The roles a signed-in member of staff may hold on the staff pages, read from an ID token's role claim.
+"""The one vocabulary of staff roles (`StaffRole`), for bearer tokens and the staff pages alike, and how the pages
+read a role from an ID token's role claim.
 
 `governance` (audits handovers), `ops` (keeps deliveries flowing), `smdt-coordinator` (the centre's SMDT
 coordinator), and `trust:<ODS>` (a trust's staff, who see only their trust's episodes). A claim may be a
@@ -11,13 +12,24 @@ show one person another role's pages. The same role named twice is that role.
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Any
 
-GOVERNANCE = "governance"
-OPS = "ops"
-SMDT_COORDINATOR = "smdt-coordinator"
+
+class StaffRole(StrEnum):
+    """A staff role. A member compares equal to its string, so a page's role (a `str`) is checked against these."""
+
+    GOVERNANCE = "governance"
+    OPS = "ops"
+    SMDT_COORDINATOR = "smdt-coordinator"
+
+
+GOVERNANCE = StaffRole.GOVERNANCE
+OPS = StaffRole.OPS
+SMDT_COORDINATOR = StaffRole.SMDT_COORDINATOR
+STAFF_ROLES = tuple(StaffRole)
+BEARER_ROLES = frozenset({GOVERNANCE, OPS})  # the roles a staff bearer token may carry (CONTRACT.md section 6)
 TRUST_PREFIX = "trust:"
-STAFF_ROLES = (GOVERNANCE, OPS, SMDT_COORDINATOR)
 
 
 def trust_ods(role: str) -> str | None:

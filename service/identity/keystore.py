@@ -14,8 +14,9 @@ and keeping every other member of the file as it was. Former participants (``"ac
 * `revoke_key`: ``revoked`` with ``revoked_at``: signatures made from then on are refused, earlier ones stay
   verifiable (S12).
 
-What each state allows is `service.signing.PublicKeyEntry.verifies_at`; the file layout is described in
-`service.registry`. A running service picks up the edited file on reload (`service.registry.RegistryHolder`).
+What each state allows is `service.identity.signing.PublicKeyEntry.verifies_at`; the file layout is described
+in `service.identity.registry`. A running service picks up the edited file on reload
+(`service.identity.registry.RegistryHolder`).
 
 Keys are EC P-256 (ES256) with ``kid`` = RFC 7638 thumbprint. Every edit is validated as a whole registry
 before it is written. Writes are atomic (temporary file, fsync, ``os.replace``); private keys are written
@@ -37,8 +38,8 @@ from typing import Any
 
 from joserfc import jwk
 
-from service.registry import HUB_OWNER, ODS_CODE, RegistryError, load_registry, registry_from_document
-from service.signing import thumbprint
+from service.identity.registry import HUB_OWNER, ODS_CODE, RegistryError, load_registry, registry_from_document
+from service.identity.signing import thumbprint
 
 _KEY_MEMBER_ORDER = ("kid", "kty", "crv", "x", "y", "alg", "use", "status", "retire_after", "revoked_at")
 

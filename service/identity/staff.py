@@ -7,8 +7,9 @@ file with its public keys. For development, ``handover keys init`` makes ``keys/
 ``handover staff token --user NAME --role governance|ops`` mints tokens with it; without
 HANDOVER_STAFF_JWKS the service trusts that dev key's public part.
 
-Roles (CONTRACT.md section 6): ``governance`` reads metadata, the audit log and episodes, and a payload only
-with a stated reason (itself audited); ``ops`` reads health and queues, never payloads.
+Roles (CONTRACT.md section 6; the one vocabulary is service/identity/roles.py, of which a token carries these
+two): ``governance`` reads metadata, the audit log and episodes, and a payload only with a stated reason (itself
+audited); ``ops`` reads health and queues, never payloads.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -30,18 +30,14 @@ from joserfc.jwk import import_key
 from joserfc.jws import JWSRegistry
 
 from service.errors import Code, HandoverError
-from service.keystore import generate_private_jwk
-from service.signing import sign_compact_jwt, thumbprint
+from service.identity.keystore import generate_private_jwk
+from service.identity.roles import BEARER_ROLES, StaffRole
+from service.identity.signing import sign_compact_jwt, thumbprint
 
 DEV_ISSUER = "urn:handover:dev-staff-idp"
 STAFF_KEY_FILE = "staff-idp.jwk"
 MAX_STAFF_TOKEN_LIFETIME = timedelta(hours=12)
 _REGISTRY = JWSRegistry(algorithms=["ES256"])
-
-
-class StaffRole(StrEnum):
-    GOVERNANCE = "governance"
-    OPS = "ops"
 
 
 @dataclass(frozen=True)
@@ -110,6 +106,8 @@ def _identity(claims: Any, issuer: str, now: datetime) -> StaffIdentity:
         raise _refused("the staff token needs sub and jti")
     try:
         role = StaffRole(str(claims.get("role")))
+        if role not in BEARER_ROLES:
+            raise ValueError(role)
     except ValueError:
         raise _refused("the staff token's role must be governance or ops") from None
     return StaffIdentity(sub, role, jti, expires)

@@ -1,17 +1,24 @@
 """Authenticating callers: trusts (a verified bearer token whose jti has not been used before) and staff
-(a token from the staff identity provider carrying a role that the endpoint admits)."""
+(a token from the staff identity provider carrying a role that the endpoint admits). Identity sits below the
+audit log: a staff sign-in is recorded through the `SignInRecorder` the hub hands in
+(service/auditlog/recording.py `record_staff_login`)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import asyncpg
 
-from service.auditlog.recording import record_staff_login
 from service.clock import Clock, utc_now
 from service.errors import Code, HandoverError
-from service.signing import KeyLookup
-from service.staff import StaffIdentity, StaffIdentityProvider, StaffRole
+from service.identity.roles import StaffRole
+from service.identity.signing import KeyLookup
+from service.identity.staff import StaffIdentity, StaffIdentityProvider
+from service.identity.tokens import TokenClaims, verify_bearer_token
 from service.store import db, tokens
-from service.tokens import TokenClaims, verify_bearer_token
+
+SignInRecorder = Callable[[StaffIdentity, str], Awaitable[object]]
+"""Records a staff sign-in (the identity and the provider's issuer) in the audit log, once per token."""
 
 
 class TrustAuthenticator:
@@ -52,9 +59,9 @@ class StaffAuthenticator:
     """Turns a staff bearer token into a `StaffIdentity` whose role the endpoint admits (else 403); the first
     use of each token is audited as a sign-in."""
 
-    def __init__(self, provider: StaffIdentityProvider, pool: asyncpg.Pool, clock: Clock = utc_now) -> None:
+    def __init__(self, provider: StaffIdentityProvider, record_sign_in: SignInRecorder, clock: Clock = utc_now) -> None:
         self._provider = provider
-        self._pool = pool
+        self._record_sign_in = record_sign_in
         self._clock = clock
 
     def recognises(self, token: str) -> bool:
@@ -63,7 +70,7 @@ class StaffAuthenticator:
 
     async def authenticate(self, token: str, allowed: frozenset[StaffRole]) -> StaffIdentity:
         identity = self._provider.verify(token, now=utc_now())
-        await record_staff_login(self._pool, identity, self._provider.issuer)
+        await self._record_sign_in(identity, self._provider.issuer)
         if identity.role not in allowed:
             raise HandoverError(Code.FORBIDDEN, f"the {identity.role} role may not do this")
         return identity

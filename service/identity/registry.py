@@ -4,7 +4,7 @@ This module owns reading and strictly validating the registry file into immutabl
 in-memory key lookup by ``kid`` that signature verification uses (`Registry.key`), and hot reload:
 `RegistryHolder` keeps the current `Registry` and swaps in a new one only when the file loads and validates
 completely (``SIGHUP`` / an ops endpoint call `RegistryHolder.reload`). Private keys, and the key lifecycle
-commands that edit this file (``handover keys init|rotate|revoke``), are in `service.keystore`.
+commands that edit this file (``handover keys init|rotate|revoke``), are in `service.identity.keystore`.
 
 File layout (UTF-8 JSON, one object; unknown members are refused so typos fail loudly)::
 
@@ -71,7 +71,7 @@ from urllib.parse import urlsplit
 from joserfc import jwk
 from joserfc.errors import JoseError
 
-from service.signing import SUPPORTED_ALGS, PublicKeyEntry, thumbprint
+from service.identity.signing import SUPPORTED_ALGS, PublicKeyEntry, thumbprint
 from service.strictjson import unique_members
 
 HUB_OWNER = "hub"
@@ -266,7 +266,7 @@ class RegistryHolder:
         return self._current.is_participant(ods)
 
     def key(self, kid: str) -> PublicKeyEntry | None:
-        """`Registry.key` of the current registry (usable as a `service.signing.KeyLookup`)."""
+        """`Registry.key` of the current registry (usable as a `service.identity.signing.KeyLookup`)."""
         return self._current.key(kid)
 
     def hub_key(self, kid: str) -> PublicKeyEntry | None:

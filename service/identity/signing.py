@@ -114,7 +114,7 @@ class PublicKeyEntry:
 
 
 KeyLookup = Callable[[str], PublicKeyEntry | None]
-"""In-memory key lookup by ``kid`` (e.g. `service.registry.Registry.key`); None when unknown."""
+"""In-memory key lookup by ``kid`` (e.g. `service.identity.registry.Registry.key`); None when unknown."""
 
 
 @dataclass(frozen=True)

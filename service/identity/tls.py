@@ -35,9 +35,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from service.config import ConfigError
-from service.errors import Code, HandoverError
-from service.registry import Participant, Registry
+from service.errors import Code, ConfigError, HandoverError
+from service.identity.registry import Participant, Registry
 
 ENV_CERT = "HANDOVER_TLS_CERT"
 ENV_KEY = "HANDOVER_TLS_KEY"
