@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from service.cli import main
-from service.cwt_cli import allocate_command
+from service.cli.cwt import allocate_command
 
 PATHWAYS = [
     {

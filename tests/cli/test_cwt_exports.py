@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 
 from service.cli import main
-from service.cwt_export_cli import export_to_file
+from service.cli.cwt_export import export_to_file
 from service.episodes.cwt_extracts import ExtractRequest, IdentifiableRequest, checked_request
 from service.errors import HandoverError
 from service.http.context import SERVICES

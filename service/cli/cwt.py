@@ -1,8 +1,8 @@
 """The cancer waiting times commands: `handover cwt allocate` (offline breach allocation of a JSON list of
-pathways), and the registration of `handover export cwt|cosd` (service/cwt_export_cli.py).
+pathways), and the registration of `handover export cwt|cosd` (service/cli/cwt_export.py).
 
 Parse arguments, call the library, print: the allocation is service/episodes/cwt_allocation.py. `add_commands`
-is all service/cli.py calls.
+is all service/cli/__init__.py calls.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from service import cwt_export_cli
+from service.cli import cwt_export as cwt_export_cli
 from service.config import Settings
 from service.episodes.cwt_allocation import PathwayInputError, allocate, parse_pathway
 from service.errors import HandoverError

@@ -1,0 +1,180 @@
+"""`handover serve` and `handover demo`: the hub on its port (one process or a supervisor of workers), SIGHUP
+reloading the registry, and the scenario played against a freshly served hub."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from rich.console import Console
+
+from service import listening
+from service.cli.running import console, say_error, with_database
+from service.config import Settings
+from service.identity.tls import server_ssl_context, tls_settings_from_env
+from service.logs import configure_logging
+from service.workers import REUSE_PORT_ENV, Supervisor, default_workers, prepare_shared_files
+
+_background: set[asyncio.Task[int]] = set()  # tasks started from signal handlers, kept until done
+
+
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register `serve` and `demo`."""
+    serve = commands.add_parser("serve", help="run the hub (embedded PostgreSQL unless HANDOVER_DATABASE_URL)")
+    serve.add_argument(
+        "--workers", type=int, default=None, help="processes serving the one port (default: the number of CPUs)"
+    )
+    serve.set_defaults(run=_cmd_serve)
+
+    demo = commands.add_parser("demo", help="play the East Anglia scenario, then keep serving")
+    demo.add_argument("--once", action="store_true", help="exit after the scenario: 0 only if every step checked out")
+    demo.add_argument("-v", "--verbose", action="store_true", help="show the service's JSON logs here as well")
+    demo.set_defaults(run=_cmd_demo)
+
+
+async def _serve_until_stopped(
+    settings: Settings, dsn: str, after_start: Callable[[], Awaitable[int]] | None, *, exit_after: bool
+) -> int:
+    from service.app import build_app, make_runner
+
+    tls = tls_settings_from_env(os.environ)
+    ssl_context = server_ssl_context(tls) if tls is not None else None
+    runner = make_runner(build_app(settings, dsn))
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: _reload_registry(runner, settings.network_path))
+    try:
+        reuse_port = os.environ.get(REUSE_PORT_ENV) == "1" or None
+        site = web.TCPSite(runner, settings.host, settings.port, ssl_context=ssl_context, reuse_port=reuse_port)
+        try:
+            await site.start()
+        except OSError as err:  # taken since can_listen looked
+            say_error(listening.explain(settings.host, settings.port, err))
+            return 1
+        scheme = "https" if ssl_context is not None else "http"
+        mtls = " (client certificates required)" if tls is not None and tls.client_ca is not None else ""
+        console.print(f"Handover listening on {scheme}://{settings.host}:{settings.port}{mtls}")
+        status = 0
+        if after_start is not None:
+            status = await after_start()
+        if not exit_after:
+            await stop.wait()
+        return status
+    finally:
+        await runner.cleanup()
+
+
+def _reload_registry(runner: web.AppRunner, path: Path) -> None:
+    """SIGHUP: swap in the edited network registry, or keep the one in service if the file is bad."""
+    import logging
+
+    from service.auditlog.recording import record_key_changes
+    from service.http.context import SERVICES
+
+    hub = runner.app[SERVICES]
+    result = hub.registry.reload(path)
+    logging.getLogger("handover.registry").log(logging.INFO if result.ok else logging.ERROR, result.describe())
+    task = asyncio.get_running_loop().create_task(
+        record_key_changes(hub.pool, result, hub.registry.current, "operator (SIGHUP)", hub.clock)
+    )
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    configure_logging()
+    workers = default_workers() if args.workers is None else args.workers
+    if workers < 1:
+        console.print("[red]--workers must be at least 1[/]")
+        return 2
+    if os.environ.get(REUSE_PORT_ENV) != "1" and not listening.can_listen(settings.host, settings.port, say_error):
+        return 1  # (a worker shares the port its siblings hold: the supervisor looked before starting them)
+    if workers == 1:
+        return with_database(settings, lambda dsn: _serve_until_stopped(settings, dsn, None, exit_after=False))
+
+    async def supervise(dsn: str) -> int:
+        await prepare_shared_files(settings, dsn)  # once, before any worker starts
+        supervisor = Supervisor(workers, dsn, say=lambda line: console.print(f"[dim]{line}[/]"))
+        return await supervisor.run()
+
+    console.print(f"Handover listening on http://{settings.host}:{settings.port} with {workers} workers")
+    return with_database(settings, supervise)
+
+
+def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from adapters.demo import play_scenario, print_report
+    from service.identity.keystore import init_keys
+    from service.identity.registry import load_registry
+    from service.terminology import load_code_system
+
+    if not listening.can_listen(settings.host, settings.port, say_error):
+        return 1
+    log_file = settings.var_dir / "demo" / "handover.log"
+    configure_logging(file=log_file, also_stderr=args.verbose)
+    console.print(f"[dim]service logs: {log_file}{'' if args.verbose else ' (-v shows them here too)'}[/]")
+    from service.identity.staff import ensure_dev_staff_key
+
+    created = init_keys(settings.network_path, settings.keys_dir).created
+    ensure_dev_staff_key(settings.keys_dir)
+    if created:
+        console.print(f"made dev keys for {', '.join(created)} in {settings.keys_dir}")
+
+    # One referring trust receives by push, at an EPR that is down until the demo brings it up.
+    settings, epr, epr_port = _demo_network_with_push_endpoint(settings)
+
+    async def scenario(dsn: str) -> int:
+        try:
+            report = await play_scenario(
+                f"http://{settings.host}:{settings.port}",
+                load_registry(settings.network_path),
+                settings.keys_dir,
+                load_code_system("handover-event").url,
+                dsn=dsn,
+                pushed=epr,
+                pushed_port=epr_port,
+            )
+        finally:
+            if args.once:
+                await epr.stop()
+        print_report(report, Console())
+        if settings.dev_idp:
+            console.print(f"staff pages: http://{settings.host}:{settings.port}/ui/ (development sign-in)")
+        if not args.once:
+            console.print("serving until Ctrl-C")
+        return 0 if report.passed else 1
+
+    return with_database(
+        settings, lambda dsn: _serve_until_stopped(settings, dsn, lambda: scenario(dsn), exit_after=args.once)
+    )
+
+
+def _demo_network_with_push_endpoint(settings: Settings) -> tuple[Settings, Any, int]:
+    """A copy of the network registry under var/demo in which the last referrer has a push endpoint on a free
+    local port, served by an EPR simulator; the demo's service uses the copy."""
+    import dataclasses
+    import socket
+
+    from adapters.epr_simulator import EprSimulator
+    from service.identity.registry import load_registry
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    doc = json.loads(settings.network_path.read_text(encoding="utf-8"))
+    pushed = load_registry(settings.network_path).referrers()[-1].ods
+    doc["participants"][pushed]["endpoint"] = f"http://127.0.0.1:{port}"
+    path = settings.var_dir / "demo" / "network.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2), encoding="utf-8")
+    demo_settings = dataclasses.replace(settings, network_path=path)
+    return demo_settings, EprSimulator(pushed, load_registry(path)), port
