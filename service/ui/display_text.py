@@ -9,6 +9,8 @@ as words: dashes become spaces and the first letter is capitalised, never the ba
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 STATES = {
     "referred": "Referred, awaiting the SMDT",
     "more-information-needed": "SMDT asked for more information",
@@ -63,6 +65,12 @@ DEADLINES = {
     "smdt-outcome": "SMDT outcome",
     "transfer-response": "Answer to the transfer of care",
     "discharge-summary": "Discharge summary",
+}
+
+ROLES = {
+    "governance": "clinical governance",
+    "ops": "operations",
+    "smdt-coordinator": "SMDT coordinator",
 }
 
 AUDIT_EVENTS = {
@@ -125,3 +133,12 @@ def audit_words(code: str | None) -> str:
 
 def audit_outcome_words(code: str | None) -> str:
     return "" if not code else AUDIT_OUTCOMES.get(code) or _fallback(code).lower()
+
+
+def role_words(role: str | None, org: Callable[[str | None], str]) -> str:
+    """A staff role in words; a trust role (`trust:<ODS>`) as the trust's name with its code (`org`)."""
+    if not role:
+        return ""
+    if role.startswith("trust:"):
+        return org(role.removeprefix("trust:"))
+    return ROLES.get(role) or _fallback(role).lower()

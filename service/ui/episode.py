@@ -14,12 +14,15 @@ from aiohttp import web
 from service.auditlog.message_proofs import prove_messages
 from service.episodes import snapshot
 from service.episodes.clocks import pathway_clock
+from service.episodes.referral_summary import referral_summaries
 from service.errors import Code, HandoverError
 from service.http.audit import AUDIT_LOG
 from service.http.context import services
 from service.identity.staff_roles import GOVERNANCE
 from service.store import db, episode_reads
-from service.ui.access import current_session, may_see_episode, require_role
+from service.ui import display_text
+from service.ui.access import current_session, may_see_episode, may_see_patient, require_role
+from service.ui.formatting import UK, age_on
 from service.ui.rendering import render
 from service.ui.timeline_picture import draw_timeline, kind_words
 
@@ -50,6 +53,11 @@ async def show_episode(request: web.Request) -> web.Response:
         hub.pool, request.app[AUDIT_LOG], hub.registry.current, [t.message_id for t in timeline]
     )
     now = hub.clock()
+    patient = (
+        (await referral_summaries(hub.pool, hub.mailboxes.vault, [row.id])).get(row.id)
+        if may_see_patient(session)
+        else None
+    )
     episode = snapshot.load(row.snapshot)
     treated = next((h.since for h in episode.ledger[1:] if h.clinician.ods == row.centre_ods), None)
     clock = (
@@ -75,7 +83,10 @@ async def show_episode(request: web.Request) -> web.Response:
         {
             "page_title": f"Episode {str(row.id)[:8]}",
             "episode": row,
-            "state": row.state.replace("-", " "),
+            "state": display_text.state_words(row.state),
+            "patient": patient,
+            "show_patient": may_see_patient(session),
+            "age": age_on(patient.birth_date, now.astimezone(UK).date()) if patient else None,
             "holder": episode.responsible,
             "pending": episode.pending,
             "picture": draw_timeline(timeline, ledger, row.referrer_ods, row.centre_ods),

@@ -83,6 +83,7 @@ def configure(env: jinja2.Environment, app: web.Application) -> None:
     env.filters["org"] = formatting.organisation_formatter(
         lambda ods: app[SERVICES].registry.current.participants.get(ods)  # noqa: PLW0108 - SERVICES is set at start-up
     )
+    env.filters["role_words"] = lambda role: display_text.role_words(role, env.filters["org"])
     env.filters["nhs_number"] = formatting.format_nhs_number
     for name in ("event_words", "state_words", "outcome_words", "alert_words", "deadline_words", "audit_words"):
         env.filters[name] = getattr(display_text, name)
