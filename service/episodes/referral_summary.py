@@ -4,7 +4,8 @@ that may see it (the staff pages decide who: `service.ui.access.may_see_patient`
 The hub keeps no copy of demographics: episodes are keyed by an HMAC of the NHS number, and payloads are sealed
 by the vault. For a page shown to a care role (the centre's SMDT coordinator, or a trust on the episode) the
 latest referral is opened with the vault and reduced here to the patient's name, NHS number and date of birth,
-the referral question, the diagnosis and primary site, and the referring consultant; nothing of it is stored or
+the referral question, the diagnosis (the referral's reason) and the primary site (another Condition: the
+primary tumour), and the referring consultant; nothing of it is stored or
 logged. When the payload cannot be opened (its data key was shredded at the end of retention, the keys are
 unavailable, or it fails authentication) the episode simply has no summary and the page says so.
 """
@@ -69,8 +70,9 @@ def summarise(bundle: dict[str, Any]) -> ReferralSummary:
     resources = _Resources(bundle)
     patient = resources.first("Patient") or {}
     request = resources.first("ServiceRequest") or {}
-    conditions = [resources.resolve(r) for r in _list(request.get("reasonReference"))] or resources.all("Condition")
-    condition = next((c for c in conditions if c), None) or {}
+    reasons = [c for c in (resources.resolve(r) for r in _list(request.get("reasonReference"))) if c]
+    condition = reasons[0] if reasons else (resources.first("Condition") or {})
+    primary = next((c for c in resources.all("Condition") if c is not condition), None)
     notes = [str(n.get("text", "")).strip() for n in _list(request.get("note")) if isinstance(n, dict)]
     return ReferralSummary(
         name=person_name(patient),
@@ -78,9 +80,18 @@ def summarise(bundle: dict[str, Any]) -> ReferralSummary:
         birth_date=_date(patient.get("birthDate")),
         question=" ".join(n for n in notes if n),
         diagnosis=concept_text(condition.get("code")),
-        primary_site="; ".join(t for t in (concept_text(s) for s in _list(condition.get("bodySite"))) if t),
+        primary_site=_primary_site(primary),
         referring_consultant=resources.clinician(request.get("requester")),
     )
+
+
+def _primary_site(primary: dict[str, Any] | None) -> str:
+    """The primary tumour's site: a Condition besides the referral's reason (which, for liver metastases, is the
+    secondary), by its `bodySite`, else by its diagnosis; empty when the referral names no primary."""
+    if primary is None:
+        return ""
+    sites = [t for t in (concept_text(s) for s in _list(primary.get("bodySite"))) if t]
+    return "; ".join(sites) or concept_text(primary.get("code"))
 
 
 def person_name(resource: Any) -> str:

@@ -93,7 +93,7 @@ AUDIT_OUTCOMES = {
     "refused": "refused",
     "dead-letter": "undeliverable",
     "shredded": "deleted",
-    **{code: words.lower() for code, words in ALERTS.items()},
+    **ALERTS,
 }
 
 
@@ -107,7 +107,7 @@ def event_words(code: str | None) -> str:
     if not code:
         return ""
     if code.startswith("alert:"):
-        return "Safety-net alert: " + alert_words(code.removeprefix("alert:")).lower()
+        return f"Safety-net alert ({alert_words(code.removeprefix('alert:'))})"
     return EVENTS.get(code) or _fallback(code)
 
 
