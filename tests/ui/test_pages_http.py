@@ -93,8 +93,9 @@ async def test_the_governance_page_and_csv_are_for_governance_only(ui_hub: Runni
     assert status == 200
     assert "Governance summary" in body and "IOG target 200 a year" in body
     trust_table = body[body.index('id="trust-table"') :]
-    assert re.search(r"\(RM1\)</th>\s*<td[^>]*>2</td>", trust_table), "RM1's two referrals in the table"
-    assert re.search(r"\(RDE\)</th>\s*<td[^>]*>1</td>", trust_table)
+    # each figure links to its episodes (issue 25)
+    assert re.search(r"\(RM1\)</th>\s*<td[^>]*><a href=\"/ui/episodes\?trust=RM1[^\"]*\">2<", trust_table), "RM1's two"
+    assert re.search(r"\(RDE\)</th>\s*<td[^>]*><a href=\"/ui/episodes\?trust=RDE[^\"]*\">1<", trust_table)
     assert body.count("<svg") >= 4  # the NHS logo and three charts
     async with governance.client.get(f"{ui_hub.base_url}/ui/governance.csv") as resp:
         assert resp.status == 200
@@ -147,7 +148,8 @@ async def test_d5_a_payload_is_read_only_with_a_reason_audited_and_shown_as_a_le
 
     status, audit_page = await page(governance, f"{ui_hub.base_url}/ui/audit")
     reads = audit_page[audit_page.index('id="payload-reads"') :]
-    assert GOVERNANCE in reads and message_id in reads and "Incident review 2026-114" in reads
+    assert "Dr Amara Okafor" in reads and message_id in reads and "Incident review 2026-114" in reads  # by name
+    assert f'href="/ui/episodes/{episode_id}/messages/{message_id}"' in reads  # linked to its episode
 
     for subject in (OPS, SMDT, TRUST):
         other = await signed_in(subject)
