@@ -36,12 +36,6 @@ ITEM_LABELS = {
     "day-62": ("Day 62 clock", "orange"),
     "day-38": ("Day 38 breached", "orange"),
 }
-DEADLINE_WORDS = {
-    "acknowledgement": "acknowledgement",
-    "smdt-outcome": "SMDT outcome",
-    "transfer-response": "answer to the transfer of care",
-    "discharge-summary": "discharge summary",
-}
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
@@ -141,10 +135,7 @@ def _row(
         label, colour = "Day 62 target passed", "red"
     clinician = item.holder.get("clinician") or {}
     if item.deadline is not None:
-        what = (
-            f"{DEADLINE_WORDS.get(item.deadline, item.deadline).capitalize()} owed by {org(item.owed_by)}"
-            f" to {org(item.waiting)}"
-        )
+        what = f"{display_text.deadline_words(item.deadline)} owed by {org(item.owed_by)} to {org(item.waiting)}"
     elif item.item == "day-62":
         what = "Treatment target (day 62) of the cancer pathway"
     else:

@@ -39,7 +39,7 @@ PAGES: dict[str, list[str | Callable[[DemoHub], str]]] = {
 }
 RAW_CODES = [
     re.compile(r"\b(smdt-outcome|transfer-response|discharge-summary|acknowledgement-overdue)\b"),
-    re.compile(r"Alert:|alert:"),
+    re.compile(r"Alert:|alert:|\bSmdt\b"),  # a code capitalised is still a code
     re.compile(r"\b[a-z]+_[a-z_]+\b"),  # snake_case
     re.compile(r"\b(" + "|".join(re.escape(s.value) for s in State if "-" in s.value) + r")\b"),
     re.compile(r"\b(outcome-accepted|outcome-declined|referral-outcome|transfer-of-care|message-accepted)\b"),
@@ -56,6 +56,7 @@ def raw_codes(text: str, ods_codes: list[str]) -> list[str]:
 
 def test_raw_code_scan_finds_what_it_should() -> None:
     assert raw_codes("Smdt outcome owed by RGT to Norfolk (RM1); Alert:day 62; declined-closed; a_b", ["RGT", "RM1"])
+    assert raw_codes("Smdt outcome owed by Cambridge (RGT)", ["RGT"]) == ["Smdt"]
     assert not raw_codes("Owed by Cambridge University Hospitals (RGT) to Norfolk (RM1)", ["RGT", "RM1"])
 
 
@@ -100,3 +101,21 @@ def test_pages_fit_a_phone_pass_axe_and_show_no_codes(role: str, demo: DemoHub) 
                     if codes:
                         problems.append(f"{path}: raw codes {sorted(set(codes))[:8]}")
     assert not problems, problems
+
+
+def test_the_meeting_list_prints_as_a_table_without_the_page_furniture(demo: DemoHub) -> None:
+    with browser_for(demo) as page:
+        sign_in(page, demo, "smdt-coordinator")
+        page.driver.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride", {"width": 700, "height": 800, "deviceScaleFactor": 1, "mobile": False}
+        )
+        page.open("/ui/meeting")
+        assert page.find("button[data-print]").is_displayed()
+        page.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+        assert not page.find("header.nhsuk-header").is_displayed()
+        assert not page.find("button[data-print]").is_displayed()
+        assert page.find("#meeting thead").is_displayed()  # the column names, not the phone's stacked labels
+        assert not page.find("#meeting .nhsuk-table-responsive__heading").is_displayed()
+        assert page.driver.execute_script("return getComputedStyle(document.querySelector('#meeting td')).display") == (
+            "table-cell"
+        )

@@ -4,10 +4,10 @@ import { initAll } from './nhsuk/nhsuk-frontend.min.js'
 document.body.classList.add('js-enabled', 'nhsuk-frontend-supported')
 initAll()
 
-// On a narrow screen a table scrolls inside its own region, never the page: each table is wrapped in a region
+// On a narrow screen a table scrolls inside its own region, never the page (a responsive table stacks instead): each is wrapped in a region
 // that keyboard users can focus and scroll, named by the table's caption.
 for (const table of document.querySelectorAll('table.nhsuk-table')) {
-  if (table.parentElement.classList.contains('handover-table-scroll')) continue
+  if (table.classList.contains('nhsuk-table--responsive') || table.parentElement.classList.contains('handover-table-scroll')) continue
   const region = document.createElement('div')
   region.className = 'handover-table-scroll'
   region.setAttribute('role', 'region')
