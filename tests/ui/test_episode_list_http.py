@@ -101,16 +101,32 @@ async def test_care_roles_see_patients_by_name_governance_and_other_trusts_never
     assert status == 403
 
 
-async def test_search_restates_the_number_searched(demo: DemoHub) -> None:
-    signed = await sign_in(demo.base_url, "jo.whitfield")
+async def _search(demo: DemoHub, subject: str, nhs_number: str) -> tuple[int, str]:
+    signed = await sign_in(demo.base_url, subject)
     try:
         async with signed.client.post(
-            f"{demo.base_url}/ui/search", data={"csrf_token": signed.csrf_token, "nhs_number": "999 000 0018"}
+            f"{demo.base_url}/ui/search", data={"csrf_token": signed.csrf_token, "nhs_number": nhs_number}
         ) as resp:
-            page = await resp.text()
+            return resp.status, await resp.text()
     finally:
         await signed.client.close()
-    assert resp.status == 200 and "Results for NHS number 999 000 0018" in page
+
+
+async def test_search_restates_the_number_and_names_the_patient_only_for_care_roles_on_it(
+    demo: DemoHub, get: Get
+) -> None:
+    status, page = await _search(demo, "jo.whitfield", "999 000 0018")
+    assert status == 200 and "Results for NHS number 999 000 0018" in page
+    _, coordinator = await get("jo.whitfield", "/ui/episodes?trust=RM1&state=referred")
+    nhs_number = NHS_NUMBER_SHOWN.search(coordinator)
+    [(episode_id, name)] = PATIENT_NAME.findall(coordinator)
+    assert nhs_number is not None
+    _, own = await _search(demo, "lewis.grant", nhs_number.group(1))  # RM1, on the episode
+    assert f"Results for NHS number {nhs_number.group(1)}" in own and name in own and episode_id in own
+    _, other = await _search(demo, "priya.shah", nhs_number.group(1))  # RDE, not on it
+    assert "No episode you may see belongs to NHS number" in other and name not in other and episode_id not in other
+    _, governance = await _search(demo, "amara.okafor", nhs_number.group(1))
+    assert episode_id in governance and name not in governance
 
 
 async def test_meeting_list_shows_what_the_smdt_discusses_and_prints(demo: DemoHub, get: Get) -> None:
