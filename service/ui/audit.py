@@ -104,11 +104,13 @@ async def show_verification(request: web.Request) -> web.Response:
     run_id = uuid_in_path(request, "run_id", "No such verification")
     async with db.connection(services(request).pool) as conn:
         run = await verify_runs.get_run(conn, run_id)
+        names = await display_lookups.staff_names(conn, [run.started_by] if run is not None else [])
     if run is None:
         raise HandoverError(Code.NOT_FOUND, "No such verification")
     percent = 100 if run.total == 0 else min(100, run.checked * 100 // run.total)
     title = "Verifying the audit log" if run.finished_at is None else "Audit log verification"
-    return render(request, "audit/verify.html", {"page_title": title, "run": run, "percent": percent, "b64": b64})
+    context = {"page_title": title, "run": run, "percent": percent, "b64": b64, "names": names}
+    return render(request, "audit/verify.html", context)
 
 
 async def look_up_receipt(request: web.Request) -> web.Response:

@@ -127,6 +127,7 @@ async def test_d5_a_payload_is_read_only_with_a_reason_audited_and_shown_as_a_le
 
     status, form = await page(governance, url)
     assert status == 200 and 'name="reason"' in form
+    assert "Referral to the specialist MDT</dd>" in form  # the message's kind in words, not "referral"
     assert family.upper() not in form.upper() and nhs_number not in form, "the form shows no content"
 
     status, body, _ = await post(governance, url, {"reason": "Incident review 2026-114"}, csrf=False)
@@ -201,7 +202,7 @@ async def test_verify_now_runs_in_the_background_and_its_result_is_kept(
     status, _, location = await post(governance, f"{fast_hub.base_url}/ui/audit/verify", {})
     assert status == 303 and location.startswith("/ui/audit/verify/")
     body = await wait_for_run(governance, fast_hub.base_url + location)
-    assert "Passed" in body
+    assert "Passed" in body and "by Dr Amara Okafor" in body and f"by {GOVERNANCE}" not in body  # by name
     conn = await asyncpg.connect(fast_hub.dsn)
     try:
         run = await conn.fetchrow("SELECT outcome, checked, total, tree_size FROM audit_verify_runs")
@@ -210,7 +211,7 @@ async def test_verify_now_runs_in_the_background_and_its_result_is_kept(
     assert run["outcome"] == "passed" and run["checked"] == run["tree_size"] >= run["total"] > 0
     again = await fast_signed_in(GOVERNANCE)  # another session (a reload, another process) sees the result
     status, overview = await page(again, f"{fast_hub.base_url}/ui/audit")
-    assert "Passed" in overview[overview.index('id="verify-runs"') :]
+    assert "Passed" in overview[overview.index('id="verify-runs"') :] and "started by Dr Amara Okafor" in overview
     for subject in (OPS, SMDT, TRUST):
         other = await fast_signed_in(subject)
         assert (await page(other, f"{fast_hub.base_url}/ui/audit"))[0] == 403
