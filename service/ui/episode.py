@@ -24,7 +24,7 @@ from service.ui import display_text
 from service.ui.access import current_session, may_see_episode, may_see_patient, require_role
 from service.ui.formatting import UK, age_on
 from service.ui.rendering import render
-from service.ui.timeline_picture import draw_timeline, kind_words
+from service.ui.timeline_picture import draw_timeline
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
@@ -68,7 +68,7 @@ async def show_episode(request: web.Request) -> web.Response:
     messages: list[dict[str, Any]] = [
         {
             "id": str(t.message_id),
-            "kind": kind_words(t.kind),
+            "kind": display_text.event_words(t.kind),
             "sender": t.sender_ods,
             "recipient": t.recipient_ods,
             "at": t.at,
