@@ -27,7 +27,7 @@ from service.auditlog import verify_cli
 from service.config import ConfigError, Settings
 from service.crypto.kek import KeyUnavailableError
 from service.logs import configure_logging
-from service.registry import RegistryError
+from service.registry import RegistryError, load_registry
 from service.store import db
 from service.store.embedded import EMBEDDED_PG_DIR_ENV, EmbeddedCluster, ensure_cluster, following_port
 from service.tls import server_ssl_context, tls_settings_from_env
@@ -256,6 +256,7 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     if os.environ.get(REUSE_PORT_ENV) != "1" and not listening.can_listen(settings.host, settings.port, _say_error):
         return 1  # (a worker shares the port its siblings hold: the supervisor looked before starting them)
+    load_registry(settings.network_path)  # a registry that cannot serve is said (main) before any database is touched
     if workers == 1:
         return _with_database(settings, lambda dsn: _serve_until_stopped(settings, dsn, None, exit_after=False))
 
@@ -300,7 +301,6 @@ def _cmd_mesh_bridge(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from adapters.demo import play_scenario, print_report
     from service.keystore import init_keys
-    from service.registry import load_registry
     from service.terminology import load_code_system
 
     if not listening.can_listen(settings.host, settings.port, _say_error):
@@ -351,7 +351,6 @@ def _demo_network_with_push_endpoint(settings: Settings) -> tuple[Settings, Any,
     import socket
 
     from adapters.epr_simulator import EprSimulator
-    from service.registry import load_registry
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -395,7 +394,6 @@ def _cmd_staff_token(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_keys_show(args: argparse.Namespace, settings: Settings) -> int:
     from rich.table import Table
 
-    from service.registry import load_registry
     from service.signing import PublicKeyEntry
 
     now = datetime.now(UTC)
@@ -560,7 +558,6 @@ def _cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     from adapters.verify import render_report, verify_file
-    from service.registry import load_registry
 
     report = verify_file(args.file, load_registry(settings.network_path))
     Console().print(render_report(report))
