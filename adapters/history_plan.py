@@ -34,6 +34,7 @@ GIVEN = ["Ada", "Bryn", "Cora", "Dev", "Edith", "Fergus", "Gwen", "Hal", "Iris",
 FAMILY = ["Brancaster", "Cromerby", "Denver", "Eastgate", "Fakenham", "Garboldis", "Holkham", "Ickburgh", "Kelling",
           "Lessingby", "Mundesly", "Narborough", "Oxnead", "Paston", "Quidenby", "Ringstead", "Salthouse", "Thornage",
           "Upwell", "Walsoken", "Weybourne", "Yaxham"]  # fmt: skip
+STAFF = ["Aldous", "Bexwell", "Caistor", "Dilham", "Elsing", "Foulden", "Gissing", "Hapton", "Itteringham"]
 
 
 class Act(StrEnum):
@@ -161,13 +162,13 @@ def _patient(rng: random.Random, number: int) -> SyntheticPatient:
 
 
 def _clinicians(rng: random.Random, referrer: str) -> tuple[Clinician, Clinician]:
-    """One of three consultants and key workers at the referring trust (invented names)."""
+    """One of three consultants and key workers at the referring trust (invented names, none a patient's)."""
     trust = sum(map(ord, referrer)) % 1000
     local = rng.randrange(3)
     return (
-        Clinician(FAMILY[(trust + local) % len(FAMILY)], GIVEN[(trust + local) % len(GIVEN)], f"72{local}{trust:04d}"),
+        Clinician(STAFF[(trust + local) % len(STAFF)], GIVEN[(trust + local) % len(GIVEN)], f"72{local}{trust:04d}"),
         Clinician(
-            FAMILY[(trust + local + 9) % len(FAMILY)], GIVEN[(trust + local + 5) % len(GIVEN)], f"73{local}{trust:04d}"
+            STAFF[(trust + local + 4) % len(STAFF)], GIVEN[(trust + local + 5) % len(GIVEN)], f"73{local}{trust:04d}"
         ),
     )
 
