@@ -28,7 +28,7 @@ from service.episodes.tracker import Deadlines, EpisodeTracker
 from service.errors import HandoverError
 from service.housekeeping.duties import ForgetExpiredTokenIds, ForgetStaleSignIns, ShredExpiredPayloads
 from service.housekeeping.scheduler import Housekeeping
-from service.http import audit, episodes, mailbox, messaging, metadata, onboarding, ops, profiles_ui, validate
+from service.http import audit, cwt, episodes, mailbox, messaging, metadata, onboarding, ops, profiles_ui, validate
 from service.http.context import SERVICES, Services
 from service.http.middleware import outcome_middleware
 from service.http.registry_sync import registry_sync_context
@@ -74,6 +74,7 @@ def build_app(settings: Settings, dsn: str, *, clock: Clock = utc_now) -> web.Ap
     app.router.add_get("/episodes", episodes.list_episodes)
     app.router.add_get("/episodes/{episode_id}", episodes.get_episode)
     app.router.add_get("/governance/summary", episodes.governance_summary)
+    app.router.add_get("/governance/cwt", cwt.governance_cwt)
     app.router.add_get("/governance/messages/{message_id}", episodes.governance_read_payload)
     app.router.add_get("/healthz", ops.healthz)
     app.router.add_get("/readyz", ops.readyz)

@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 from rich.console import Console
 
-from service import demo_cli
+from service import cwt_cli, demo_cli
 from service.auditlog import export as audit_export
 from service.auditlog import verify_cli
 from service.clock import Clock, utc_now
@@ -123,6 +123,7 @@ def _add_database(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     database = commands.add_parser("db", help="database").add_subparsers(title="db commands")
     migrate = database.add_parser("migrate", help="apply pending migrations")
     migrate.set_defaults(run=_cmd_db_migrate)
+    cwt_cli.add_commands(commands, _with_database)  # `cwt` and `export`, in their own module (issue 24)
 
 
 def _add_mesh_bridge(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

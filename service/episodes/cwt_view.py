@@ -11,22 +11,26 @@ from service.store.cwt import CwtDates
 DECISION_TARGET_DAYS = 31
 
 
-def cwt_allocation(episode_id: str, referring: str, treating: str, dates: CwtDates) -> Allocation | None:
-    """The allocation of a cancer pathway episode; None for an episode that is not one (no clock start)."""
+def cwt_pathway(episode_id: str, referring: str, treating: str, dates: CwtDates) -> Pathway | None:
+    """The episode as the allocation module's Pathway; None for an episode that is not a cancer pathway."""
     if dates.clock_start is None:
         return None
-    return allocate(
-        Pathway(
-            id=episode_id,
-            clock_start=dates.clock_start,
-            ipt_received_date=dates.ipt_received_date,
-            treatment_date=dates.treatment_date,
-            referring=referring,
-            treating=treating,
-            adjustment_days_referring=dates.adjustment_days_referring,
-            adjustment_days_treating=dates.adjustment_days_treating,
-        )
+    return Pathway(
+        id=episode_id,
+        clock_start=dates.clock_start,
+        ipt_received_date=dates.ipt_received_date,
+        treatment_date=dates.treatment_date,
+        referring=referring,
+        treating=treating,
+        adjustment_days_referring=dates.adjustment_days_referring,
+        adjustment_days_treating=dates.adjustment_days_treating,
     )
+
+
+def cwt_allocation(episode_id: str, referring: str, treating: str, dates: CwtDates) -> Allocation | None:
+    """The allocation of a cancer pathway episode; None for an episode that is not one (no clock start)."""
+    pathway = cwt_pathway(episode_id, referring, treating, dates)
+    return None if pathway is None else allocate(pathway)
 
 
 def days_decision_to_treatment(dates: CwtDates) -> int | None:

@@ -20,6 +20,7 @@ from service.http.context import SERVICES
 from service.identity import dev_idp
 from service.identity.oidc_client import OidcRelyingParty
 from service.ui import audit as audit_page
+from service.ui import cwt as cwt_page
 from service.ui import deliveries as deliveries_page
 from service.ui import episode, safety, signin, worklist
 from service.ui import governance as governance_page
@@ -35,6 +36,7 @@ PAGE_MODULES: tuple[ModuleType, ...] = (
     worklist,
     episode,
     governance_page,
+    cwt_page,
     payload_page,
     audit_page,
     deliveries_page,

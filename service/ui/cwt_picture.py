@@ -1,12 +1,16 @@
 """The episode page's Cancer Waiting Times section: the three phases of the pathway drawn against their targets
 (referring trust to day 38, the centre's 24 days, the whole 62 days) and the breach allocation in words. Pure:
-numbers and sentences for `templates/episode/cwt.html`, from the allocation the API shows."""
+numbers for `templates/episode/cwt.html`, from the allocation the API shows."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from service.episodes.cwt_allocation import Allocation
+from service.episodes.cwt_allocation import Allocation, allocate
+from service.episodes.cwt_view import cancer_waiting_times, cwt_pathway
+from service.episodes.cwt_words import NameOf, describe_allocation
+from service.store.cwt import CwtDates
 
 WIDTH, LEFT, ROW = 640, 190, 34
 TARGETS = (("Referring trust: to the transfer", 38), ("Centre: transfer to treatment", 24), ("Whole pathway", 62))
@@ -22,6 +26,11 @@ class Bar:
     days_width: float
     met: bool | None
 
+    @property
+    def label_x(self) -> float:
+        """Where the "n of target days" label goes: past the longer of the two bars."""
+        return LEFT + max(self.target_width, self.days_width) + 8
+
 
 @dataclass(frozen=True)
 class CwtPicture:
@@ -32,40 +41,30 @@ class CwtPicture:
     words: str
 
 
-def draw_cwt(allocation: Allocation, days_so_far: int) -> CwtPicture:
-    """The picture for one pathway; `days_so_far` is today's day of the pathway (for phases still running)."""
+def draw_cwt(allocation: Allocation, days_so_far: int, words: str) -> CwtPicture:
+    """The picture for one pathway; `days_so_far` is today's day of the pathway (for phases still running), `words`
+    the allocation in words (service/episodes/cwt_words.py, the governance report's sentence)."""
     phases = (allocation.d38, allocation.d24, allocation.d62)
     flags = (allocation.transferred_by_day_38, allocation.treated_within_24_days, allocation.met_62_days)
     scale = max(62, days_so_far, *(d for d in phases if d is not None)) + 4
-    per_day = (WIDTH - LEFT - 20) / scale
+    per_day = (WIDTH - LEFT - 130) / scale  # room after the longer bar for its label
     bars = [
         Bar(label, target, days, 20 + i * ROW, target * per_day, max(days or 0, 0) * per_day, met)
         for i, ((label, target), days, met) in enumerate(zip(TARGETS, phases, flags, strict=True))
     ]
-    return CwtPicture(bars, WIDTH, 20 + len(bars) * ROW + 10, scale, allocation_words(allocation))
+    return CwtPicture(bars, WIDTH, 20 + len(bars) * ROW + 10, scale, words)
 
 
-_FIXED = {
-    "solo": "One trust referred and treated: the whole pathway is its own.",
-    "no-ipt-date": "Shared equally: the hub holds no IPT received date for this pathway, so neither trust can show "
-    "when the transfer happened.",
-}
-
-
-def allocation_words(a: Allocation) -> str:
-    """The allocation as a sentence a CWT lead would write."""
-    if a.rule in _FIXED:
-        return _FIXED[a.rule]
-    by_38 = "by" if a.transferred_by_day_38 else "after"
-    transfer = f"the transfer reached the centre on day {a.d38}, {by_38} day 38" if a.d38 is not None else ""
-    if a.rule == "pending":
-        return "Not treated yet, so nothing is allocated" + (f"; {transfer}." if transfer else ".")
-    treating = f"the centre treated in {a.d24} days, {'within' if a.treated_within_24_days else 'more than'} 24"
-    met = f"The pathway met the 62-day standard (treated on day {a.d62})"
-    sentences = {
-        (True, "shared"): f"{met} and {transfer}: shared equally between the referring trust and the centre.",
-        (True, "treating"): f"{met}; {transfer}, so the pathway counts to the treating trust (the centre).",
-        (False, "referring"): f"Breach allocated to the referring trust: {transfer}, and {treating}.",
-        (False, "treating"): f"Breach allocated to the treating trust (the centre): {transfer}, but {treating}.",
-    }
-    return sentences.get((bool(a.met_62_days), a.rule), f"Breach shared equally: {transfer}, and {treating}.")
+def cwt_section(
+    episode_id: str, parties: tuple[str, str], dates: CwtDates, days_so_far: int, name_of: NameOf
+) -> dict[str, Any] | None:
+    """templates/episode/cwt.html's context: the dates, the API's view, the picture and the governance report's
+    sentence; None off a cancer pathway. `parties`: the referring and the treating provider (ODS codes)."""
+    referring, treating = parties
+    pathway = cwt_pathway(episode_id, referring, treating, dates)
+    if pathway is None:
+        return None
+    allocation = allocate(pathway)
+    words = describe_allocation(pathway, allocation, name_of)
+    view = cancer_waiting_times(episode_id, referring, treating, dates)
+    return {"dates": dates, "view": view, "picture": draw_cwt(allocation, days_so_far, words)}

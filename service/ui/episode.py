@@ -14,7 +14,7 @@ from aiohttp import web
 from service.auditlog.message_proofs import prove_messages
 from service.episodes import snapshot
 from service.episodes.clocks import pathway_clock
-from service.episodes.cwt_view import cancer_waiting_times, cwt_allocation
+from service.episodes.cwt_report import names_from
 from service.errors import Code, HandoverError
 from service.http.audit import AUDIT_LOG
 from service.http.context import services
@@ -22,7 +22,7 @@ from service.identity.staff_roles import GOVERNANCE
 from service.store import cwt as cwt_store
 from service.store import db, episode_reads
 from service.ui.access import current_session, may_see_episode, require_role
-from service.ui.cwt_picture import draw_cwt
+from service.ui.cwt_picture import cwt_section
 from service.ui.rendering import render
 from service.ui.timeline_picture import draw_timeline, kind_words
 
@@ -86,21 +86,14 @@ async def show_episode(request: web.Request) -> web.Response:
             "ledger": ledger,
             "deadlines": [{"d": d, "overdue": d.met_at is None and d.due_at <= now} for d in deadlines],
             "clock": clock,
-            "cwt": _cwt_section(str(row.id), row.referrer_ods, row.centre_ods, cwt_dates, clock),
+            "cwt": None
+            if clock is None
+            else cwt_section(
+                str(row.id), (row.referrer_ods, row.centre_ods), cwt_dates, clock.days_elapsed, names_from(hub.registry)
+            ),
             "key_worker": key_worker,
             "messages": messages,
             "proofs": proofs,
             "may_read_payloads": session.role == GOVERNANCE,
         },
     )
-
-
-def _cwt_section(
-    episode_id: str, referring: str, treating: str, dates: cwt_store.CwtDates, clock: Any
-) -> dict[str, Any] | None:
-    """templates/episode/cwt.html's context: the dates, the API's view and the picture; None off a cancer pathway."""
-    allocation = cwt_allocation(episode_id, referring, treating, dates)
-    if allocation is None or clock is None:
-        return None
-    view = cancer_waiting_times(episode_id, referring, treating, dates)
-    return {"dates": dates, "view": view, "picture": draw_cwt(allocation, clock.days_elapsed)}

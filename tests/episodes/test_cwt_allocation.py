@@ -1,4 +1,4 @@
-"""Breach allocation (CONTRACT section 9; hazard HAZ-CWT-ALLOCATION): the contract's table row by row at every
+"""Breach allocation (CONTRACT section 9; hazard HAZ-23): the contract's table row by row at every
 boundary (day 38/39, 24/25, 62/63), with adjustments, solo, pending and no IPT date; and a property test against a
 second formulation that reads the table literally and counts days by target dates instead of subtraction."""
 
@@ -126,7 +126,10 @@ def literal_table(p: Pathway) -> Allocation:
     rule, shares = next((rule, shares) for matches, rule, shares in rows if matches)
 
     def days(end: date | None, begin: date | None, less: int) -> int | None:
-        return None if end is None or begin is None else len(range(begin.toordinal(), end.toordinal())) - less
+        if end is None or begin is None:
+            return None
+        a, b = begin.toordinal(), end.toordinal()
+        return len(range(a, b)) - len(range(b, a)) - less  # days counted one by one, negative when out of order
 
     return Allocation(
         rule=rule,
@@ -146,7 +149,9 @@ def pathways(draw: st.DrawFn) -> Pathway:
     ipt_after = draw(st.none() | st.integers(0, 90))
     treat_after = draw(st.none() | st.integers(0, 90))
     ipt = start + timedelta(days=ipt_after) if ipt_after is not None else None
-    treated = (ipt or start) + timedelta(days=treat_after) if treat_after is not None else None
+    # mostly in order; sometimes from the clock start whatever the IPT date (allocate never refuses)
+    treat_from = draw(st.sampled_from([ipt or start, ipt or start, start]))
+    treated = treat_from + timedelta(days=treat_after) if treat_after is not None else None
     referring = draw(st.sampled_from(["RGN", "RGT"]))
     return Pathway(
         id="p",

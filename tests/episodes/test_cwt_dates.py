@@ -12,9 +12,11 @@ import pytest
 from service.episodes.clockwatch import due_alerts
 from service.episodes.cwt_dates import CwtConflict, CwtMessage, next_cwt_dates
 from service.episodes.cwt_reading import CwtItems, london_date
+from service.episodes.cwt_view import cancer_waiting_times, cwt_allocation
 from service.episodes.machine import Kind
 from service.store.cwt import CwtDates
 from service.store.pathway_clocks import ClockedEpisode
+from service.ui.cwt_picture import draw_cwt
 
 START = date(2026, 10, 1)
 NOW = datetime(2026, 11, 30, 23, 30, tzinfo=UTC)  # GMT in winter: still 30 November in London
@@ -105,3 +107,24 @@ def test_clock_alerts_use_the_ipt_date_the_treatment_date_and_the_adjustments() 
         clock_start=START, ipt_received_date=START + timedelta(days=30), treatment_date=START + timedelta(days=60)
     )
     assert due_alerts(clocked(met, opened=START + timedelta(days=30)), today, 7) == []
+
+
+@pytest.mark.parametrize(
+    ("referring", "dates", "rule"),
+    [
+        ("RGT", CwtDates(clock_start=START, treatment_date=START + timedelta(days=50)), "solo"),
+        ("RM1", CwtDates(clock_start=START, treatment_date=START + timedelta(days=50)), "no-ipt-date"),
+    ],
+)
+def test_the_rules_the_message_flow_cannot_reach_still_show_in_the_view(
+    referring: str, dates: CwtDates, rule: str
+) -> None:
+    """solo and no-ipt-date (e.g. a pathway recorded before the hub dated IPTs) show like any other rule."""
+    view = cancer_waiting_times("e", referring, "RGT", dates)
+    assert view is not None and view["allocation_rule"] == rule and view["met_31_days"] is None
+    assert view["d62"] == 50 and view["d38"] is None
+    allocation = cwt_allocation("e", referring, "RGT", dates)
+    assert allocation is not None
+    picture = draw_cwt(allocation, 50, "words")
+    assert [bar.days for bar in picture.bars] == [None, None, 50] and picture.bars[2].met is True
+    assert cancer_waiting_times("e", referring, "RGT", CwtDates()) is None
