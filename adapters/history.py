@@ -7,11 +7,12 @@ dates it as of that moment (acceptance time, deadlines, the IPT received date, f
 the database but by the hub itself.
 
 Pathways play concurrently, `parallel` beats at a time, always the earliest beat that is ready next (a pathway's
-beats run in order). The frontier (the earliest beat not yet done) only moves forward; every twelve simulated hours
-the clock is advanced to it, which runs the hub's timed duties at that moment: the safety net alerts what is
-overdue (late acknowledgements, late answers, cancer pathway clocks) and the relay dead-letters what was not
-collected within the delivery window. Every few days each trust collects the hub's own messages (alerts and
-non-delivery reports), as a trust's integration engine would. At the end the clock goes back to real time.
+beats run in order). Once a simulated day, with the beats before that moment done and none in flight, the clock is
+advanced to it, which runs the hub's timed duties at that moment: the safety net alerts what is overdue (late
+acknowledgements, late answers, cancer pathway clocks) and the relay dead-letters what was not collected within the
+delivery window. (Nothing is in flight then because a sweep running beside acceptances can deadlock with them on
+PostgreSQL.) Every few days each trust collects the hub's own messages (alerts and non-delivery reports), as a
+trust's integration engine would. At the end the clock goes back to real time.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from service.receipts import receipt_parameters
 from service.registry import Registry
 from service.signing import sign_bundle
 
-DUTY_EVERY = timedelta(hours=12)
+DUTY_EVERY = timedelta(hours=24)  # the hub sweeps every minute; daily keeps the history quick
 COLLECT_EVERY = timedelta(days=3)  # well within the delivery window (5 days)
 SIGNED_BEFORE = timedelta(seconds=4)  # a message is built and signed a moment before the hub takes it
 

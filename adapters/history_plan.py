@@ -96,10 +96,13 @@ class PlannedPathway:
         return centre if self.sender(beat, centre) == self.referrer else self.referrer
 
 
-# How each cancer pathway is shaped: (weight, days from clock start to referral, days from IPT to treatment)
+# How each cancer pathway is shaped: (weight, days from clock start to referral, days from IPT to treatment), with
+# the allocation each aims at. The SMDT's and the transfer's own delays can push the treatment later (never before
+# the day after the transfer is accepted), which moves some pathways to another rule; `expected_rule` is what the
+# dates finally give (service/episodes/cwt_allocation.py).
 SHAPES = {
-    "on time": (46, (8, 28), (16, 30)),  # shared, met
-    "late transfer, met 62": (9, (39, 46), (12, 20)),  # treating
+    "on time": (46, (8, 28), (16, 30)),  # shared: by day 38, met 62
+    "late transfer, met 62": (9, (39, 46), (12, 20)),  # treating (or referring, when the treatment slips)
     "slow treatment": (9, (18, 30), (36, 50)),  # treating: by day 38, not within 24, missed 62
     "late transfer, quick treatment": (9, (44, 56), (14, 22)),  # referring
     "both late": (7, (40, 50), (26, 36)),  # shared, missed 62
