@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
+from service.clock import utc_now
+from service.config import Settings
+from service.demo_cli import _demo_history
 from service.devclock import DemoClock
 
 REAL = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
@@ -47,3 +52,14 @@ async def test_advance_holds_the_time_and_runs_the_duties_at_it_until_released()
 def test_moments_must_be_timezone_aware() -> None:
     with pytest.raises(ValueError, match="timezone"):
         DemoClock().ticket(datetime(2026, 1, 1))  # naive: the point of the test
+
+
+def test_the_demo_plays_history_on_a_demo_clock_only_in_development_mode() -> None:
+    args = argparse.Namespace(history=12)
+    ordinary = replace(Settings.from_env({}), dev_idp=False)
+    clock, history = _demo_history(args, ordinary, "http://127.0.0.1:1", None, "urn:events")
+    assert clock is utc_now and history is None
+    clock, history = _demo_history(args, replace(ordinary, dev_idp=True), "http://127.0.0.1:1", None, "urn:events")
+    assert isinstance(clock, DemoClock) and history is not None
+    clock, history = _demo_history(argparse.Namespace(history=0), replace(ordinary, dev_idp=True), "", None, "")
+    assert clock is utc_now and history is None
