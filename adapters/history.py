@@ -41,6 +41,7 @@ from service.keystore import load_private_jwk
 from service.receipts import receipt_parameters
 from service.registry import Registry
 from service.signing import sign_bundle
+from service.staff import StaffRole, mint_dev_staff_token
 
 DUTY_EVERY = timedelta(hours=24)  # the hub sweeps every minute; daily keeps the history quick
 COLLECT_EVERY = timedelta(days=3)  # well within the delivery window (5 days)
@@ -59,12 +60,15 @@ class HistoryReport:
     refused: list[tuple[int, str, str]] = field(default_factory=list)
     rules: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+    already: bool = False  # the database already held this history: nothing was played
 
     @property
     def ok(self) -> bool:
         return self.pathways > 0 and not self.refused
 
     def summary(self) -> str:
+        if self.already:
+            return "already in this database (an earlier demo played it); not played again"
         rules = ", ".join(f"{rule} {count}" for rule, count in sorted(self.rules.items()))
         refused = f"; {len(self.refused)} refused, first: {self.refused[0]}" if self.refused else ""
         return (
@@ -214,12 +218,16 @@ async def play_history(
     console: Console | None = None,
 ) -> HistoryReport:
     """Play `pathways` pathways of the year before `end` (default: an hour ago) into the hub at `base_url`, which
-    must run on `clock`. Returns the report; the clock is back on real time afterwards."""
+    must run on `clock`. Returns the report; the clock is back on real time afterwards. A database that already holds
+    the history (an earlier `make demo` on the same cluster) is left as it is."""
     started = time.monotonic()
     end = end or datetime.now(UTC) - timedelta(hours=1)
     plans = plan_year([p.ods for p in registry.referrers()], registry.centre().ods, pathways, end=end)
     async with aiohttp.ClientSession() as session:
         player = _Player(session, base_url, registry, keys_dir, clock)
+        if plans and await _played_before(session, base_url, keys_dir, plans[0]):
+            clock.release()
+            return HistoryReport(pathways=len(plans), already=True)
         stories = [_story(player, plan, event_system) for plan in plans]
         try:
             with _progress(console) as progress:
@@ -233,6 +241,15 @@ async def play_history(
     player.report.rules = Counter(p.expected_rule or "not a cancer pathway" for p in plans)
     player.report.seconds = time.monotonic() - started
     return player.report
+
+
+async def _played_before(session: aiohttp.ClientSession, base_url: str, keys_dir: Path, first: PlannedPathway) -> bool:
+    """Whether the history's first patient already has an episode (asked as governance staff would)."""
+    token = mint_dev_staff_token(keys_dir, "demo.history", StaffRole.GOVERNANCE)
+    url = f"{base_url.rstrip('/')}/episodes?nhs-number={first.patient.nhs_number}"
+    async with session.get(url, headers={"Authorization": f"Bearer {token}"}) as resp:
+        resp.raise_for_status()
+        return bool((await resp.json())["episodes"])
 
 
 def _progress(console: Console | None) -> Progress:

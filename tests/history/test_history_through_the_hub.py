@@ -67,6 +67,11 @@ async def test_a_small_history_leaves_the_planned_episodes_dated_as_of_the_histo
         dead = [line for line in metrics.splitlines() if line.startswith("handover_relay_dead_letters_total{")]
         assert sum(float(line.split()[-1]) for line in dead) == 1, dead
 
+        again = await play_history(hub.base_url, registry, network.keys_dir, EVENT_SYSTEM, clock, pathways=PATHWAYS)
+        assert again.already and again.ok and again.messages == 0, "a second demo on the same database adds nothing"
+        found = (await _json(hub, f"/episodes?nhs-number={plans[0].patient.nhs_number}"))["episodes"]
+        assert len(found) == 1
+
 
 def test_the_demo_clock_is_refused_outside_development_mode(network: Network, database: str) -> None:
     settings = settings_for(network, database, 8080)
