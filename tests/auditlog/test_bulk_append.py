@@ -1,4 +1,4 @@
-"""Appending many audit events in one statement (`store.audit.append_events`, used by duties such as payload
+"""Appending many audit events in one statement (`auditlog.appending.append_events`, used by duties such as payload
 retention): the same dense indexes, leaves and leaf hashes as one append each, in order, beside single appends
 and concurrent acceptances; nothing at all for an empty list; and the tree and verifier agree afterwards."""
 
