@@ -18,14 +18,11 @@ from service.auditlog.recording import record_staff_login
 from service.clock import Clock, utc_now
 from service.config import Settings
 from service.crypto.retention import PayloadRetention
-from service.crypto.vault import open_vault, seal_legacy_payloads
+from service.crypto.vault import seal_legacy_payloads
 from service.delivery.mailbox import Mailboxes
-from service.delivery.relay import Relay, push_endpoints
-from service.delivery.relay_settings import RelaySettings, relay_lease
 from service.delivery.safetynet import SafetyNet
 from service.devclock import DemoClock, DemoClockNotAllowed
 from service.devclock import middleware as demo_clock_middleware
-from service.episodes.tracker import Deadlines, EpisodeTracker
 from service.errors import HandoverError
 from service.housekeeping.duties import ForgetExpiredTokenIds, ForgetStaleSignIns, ShredExpiredPayloads
 from service.housekeeping.scheduler import Housekeeping
@@ -36,18 +33,11 @@ from service.http.middleware import outcome_middleware
 from service.http.protocol_errors import HubRunner
 from service.http.registry_sync import registry_sync_context
 from service.http.security_headers import install as install_security_headers
+from service.hub import Hub, open_hub
 from service.identity.authentication import StaffAuthenticator, TrustAuthenticator
-from service.identity.hubkey import HubSigningKey
-from service.identity.registry import RegistryHolder
 from service.identity.staff import StaffIdentityProvider
-from service.intake import Freshness, Intake
-from service.metrics import Metrics
-from service.pseudonyms import Pseudonymiser
-from service.store import db
-from service.terminology import load_code_system
 from service.ui.error_pages import refusal_page
 from service.ui.sessions import SIGN_IN_SECONDS
-from service.validation import load_validator
 
 log = logging.getLogger("handover.app")
 SAFETY_NET = web.AppKey("safety_net", SafetyNet)
@@ -97,88 +87,63 @@ def make_runner(app: web.Application) -> web.AppRunner:
 
 def _resources(settings: Settings, dsn: str, clock: Clock) -> Callable[[web.Application], AsyncIterator[None]]:
     async def context(app: web.Application) -> AsyncIterator[None]:
-        await db.migrate(dsn)
-        registry = RegistryHolder.from_file(settings.network_path)
-        hub_key = HubSigningKey(settings.keys_dir, registry)  # follows the registry's active hub key on reload
-        pool = await db.create_pool(dsn, max_size=settings.db_pool_max)
-        freshness = Freshness.from_settings(settings)
-        pseudonyms = Pseudonymiser.from_keys_dir(settings.keys_dir)
-        tracker = EpisodeTracker(pseudonyms, Deadlines.from_settings(settings))
         # Push relay and retention get their own small pool: background work never starves request handling.
-        background_pool = await db.create_pool(dsn, max_size=settings.background_pool_max)
-        vault = await open_vault(background_pool, settings.kek_path, create_if_missing=settings.kek_file is None)
-        try:
-            await seal_legacy_payloads(background_pool, vault)
-        except HandoverError:
-            log.error("legacy plaintext payloads not sealed yet: store or keys unavailable")
-        events = load_code_system("handover-event")
-        metrics = Metrics()
-        relay = Relay(
-            background_pool,
-            vault,
-            hub_key,
-            events.url,
-            endpoints=lambda: push_endpoints(registry.current),
-            settings=RelaySettings(
-                timeout_seconds=settings.push_timeout_seconds,
-                lease=relay_lease(settings.push_timeout_seconds),
-                concurrency=settings.push_concurrency,
-                poll_seconds=settings.relay_poll_seconds,
-                window=timedelta(seconds=settings.delivery_window_seconds),
-            ),
-            clock=clock,
-            on_push=metrics.operations.observe_push,
-        )
-        metrics.operations.circuits = relay.circuit_states
-        intake = Intake(
-            pool,
-            registry,
-            hub_key,
-            events,
-            vault=vault,
-            on_accepted=relay.wake,
-            freshness=freshness,
-            episodes=tracker,
-            validator=load_validator(),  # compiled at start-up: a fault in the profiles fails start-up
-            clock=clock,
-        )
-        # Always the holder's own lookups (registry.key), never registry.current.key: they follow reloads.
-        authenticator = TrustAuthenticator(pool, registry.key)
-        staff = StaffAuthenticator(
-            StaffIdentityProvider.load(settings.staff_jwks_path, settings.keys_dir, settings.staff_issuer),
-            partial(record_staff_login, pool),
-        )
-        mailboxes = Mailboxes(pool, vault, clock)
-        app[SERVICES] = Services(
-            settings, pool, registry, intake, mailboxes, metrics, authenticator, staff, pseudonyms, clock
-        )
-        safety_net = SafetyNet(
-            pool, hub_key, intake.events.url, clock, vault=vault, clock_warning_days=settings.clock_warning_days
-        )
-        app[SAFETY_NET] = safety_net
-        sweeper = asyncio.create_task(safety_net.run(settings.safety_net_seconds), name="safety-net")
-        if isinstance(clock, DemoClock):  # development: the demo moves time, so it fires the timed duties too
-            clock.add_duty(lambda: _sweep_all(safety_net))
-            clock.add_duty(relay.sweep_expired)
-        await relay.start()
-        stop_housekeeping = asyncio.Event()
-        housekeeping = asyncio.create_task(
-            _housekeeping(settings, background_pool, clock).run(stop_housekeeping), name="housekeeping"
-        )
-        log.info("service ready", extra={"count": len(registry.current.participants)})
-        try:
+        async with (
+            open_hub(
+                settings,
+                dsn,
+                clock=clock,
+                pool_max=settings.db_pool_max,
+                background_pool_max=settings.background_pool_max,
+            ) as hub,
+            _serving(app, hub),
+        ):
             yield
-        finally:
-            stop_housekeeping.set()
-            await relay.stop()  # pushes in flight finish (bounded by the grace period) or their jobs are released
-            await housekeeping
-            await background_pool.close()
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
-            await pool.close()
 
     return context
+
+
+@contextlib.asynccontextmanager
+async def _serving(app: web.Application, hub: Hub) -> AsyncIterator[None]:
+    """Start what this process runs for the hub (relay, safety net, housekeeping) and stop it again."""
+    settings, pool, clock = hub.settings, hub.pool, hub.clock
+    try:
+        await seal_legacy_payloads(hub.background_pool, hub.vault)
+    except HandoverError:
+        log.error("legacy plaintext payloads not sealed yet: store or keys unavailable")
+    relay = hub.relay  # built before the intake, so each acceptance wakes it
+    intake = hub.intake
+    # Always the holder's own lookups (registry.key), never registry.current.key: they follow reloads.
+    authenticator = TrustAuthenticator(pool, hub.registry.key)
+    staff = StaffAuthenticator(
+        StaffIdentityProvider.load(settings.staff_jwks_path, settings.keys_dir, settings.staff_issuer),
+        partial(record_staff_login, pool),
+    )
+    mailboxes = Mailboxes(pool, hub.vault, clock)
+    app[SERVICES] = Services(
+        settings, pool, hub.registry, intake, mailboxes, hub.metrics, authenticator, staff, hub.pseudonyms, clock
+    )
+    safety_net = hub.safety_net
+    app[SAFETY_NET] = safety_net
+    sweeper = asyncio.create_task(safety_net.run(settings.safety_net_seconds), name="safety-net")
+    if isinstance(clock, DemoClock):  # development: the demo moves time, so it fires the timed duties too
+        clock.add_duty(lambda: _sweep_all(safety_net))
+        clock.add_duty(relay.sweep_expired)
+    await relay.start()
+    stop_housekeeping = asyncio.Event()
+    housekeeping = asyncio.create_task(
+        _housekeeping(settings, hub.background_pool, clock).run(stop_housekeeping), name="housekeeping"
+    )
+    log.info("service ready", extra={"count": len(hub.registry.current.participants)})
+    try:
+        yield
+    finally:
+        stop_housekeeping.set()
+        await relay.stop()  # pushes in flight finish (bounded by the grace period) or their jobs are released
+        await housekeeping
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
 
 
 async def _sweep_all(safety_net: SafetyNet) -> int:

@@ -16,11 +16,9 @@ import asyncpg
 
 from service.auditlog import appending
 from service.auditlog.events import AuditEvent, EventType
-from service.crypto.vault import PayloadVault
-from service.delivery.hubmail import post_hub_message
+from service.delivery.hubmail import HubMail
 from service.episodes.alerts import build_clock_alert
 from service.episodes.clocks import pathway_clock
-from service.identity.hubkey import HubKey, hub_jwk
 from service.store import db
 from service.store import episodes as episode_store
 from service.store import pathway_clocks as store
@@ -55,16 +53,12 @@ class ClockWatch:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        hub_private_jwk: HubKey,
-        event_system: str,
+        mail: HubMail,
         *,
-        vault: PayloadVault,
         warning_days: int = DEFAULT_WARNING_DAYS,
     ) -> None:
         self._pool = pool
-        self._hub_key = hub_private_jwk
-        self._event_system = event_system
-        self._vault = vault
+        self._mail = mail
         self._warning_days = warning_days
 
     async def sweep(self, now: datetime) -> int:
@@ -96,17 +90,15 @@ class ClockWatch:
         ):
             return False
         bundle, raw = build_clock_alert(
-            event_system=self._event_system,
+            event_system=self._mail.event_system,
             code=code,
             recipient_ods=recipient,
             referral_header_id=episode.referral_header_id,
             target=target,
             now=now,
-            hub_private_jwk=hub_jwk(self._hub_key),
+            hub_private_jwk=self._mail.signing_jwk(),
         )
-        await post_hub_message(
-            conn, self._vault, message_id=alert_id, recipient_ods=recipient, bundle=bundle, raw=raw, at=now
-        )
+        await self._mail.post(conn, message_id=alert_id, recipient_ods=recipient, bundle=bundle, raw=raw, at=now)
         await episode_store.add_message(
             conn,
             episode_id=episode.id,

@@ -1,9 +1,13 @@
-"""Posting a message the hub itself wrote (a safety-net alert, a non-delivery report) to a participant: stored
-encrypted like any accepted message, with its delivery job, in the caller's transaction."""
+"""The hub's own messages (a safety-net or clock alert, a non-delivery report): `HubMail` is the one sender of them,
+holding the vault that seals them, the hub key that signs them and the event system they are coded in; built once
+by the hub (service/hub.py) and handed to the relay, the dead letters, the safety net and the clock watch. Posting
+stores the message encrypted like any accepted message, with its delivery job, in the caller's transaction."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -12,6 +16,7 @@ import asyncpg
 
 from service.crypto.envelope import PayloadIdentity
 from service.crypto.vault import PayloadVault
+from service.identity.hubkey import HubKey, hub_jwk
 from service.identity.signing import payload_sha256
 from service.store import messages
 
@@ -47,3 +52,40 @@ async def post_hub_message(
             accepted_at=at,
         ),
     )
+
+
+@dataclass(frozen=True)
+class HubMail:
+    """The one sender of the hub's own messages: `vault` seals them, `key` (the hub's signing key, followed across
+    rotations) signs them, `event_system` is the URL of the Handover event code system they are coded in."""
+
+    vault: PayloadVault
+    key: HubKey
+    event_system: str
+
+    def signing_jwk(self) -> Mapping[str, Any]:
+        """The hub's private JWK to sign with now (the active one after a rotation)."""
+        return hub_jwk(self.key)
+
+    async def post(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        message_id: UUID,
+        recipient_ods: str,
+        bundle: dict[str, Any],
+        raw: bytes,
+        at: datetime,
+        request_id: UUID | None = None,
+    ) -> None:
+        """Store the signed `raw` bytes of `bundle` for `recipient_ods` (see `post_hub_message`)."""
+        await post_hub_message(
+            conn,
+            self.vault,
+            message_id=message_id,
+            recipient_ods=recipient_ods,
+            bundle=bundle,
+            raw=raw,
+            at=at,
+            request_id=request_id,
+        )

@@ -27,11 +27,9 @@ import asyncpg
 from service.auditlog import appending
 from service.auditlog.events import AuditEvent, EventType
 from service.clock import Clock, utc_now
-from service.crypto.vault import PayloadVault
-from service.delivery.hubmail import HUB, post_hub_message
+from service.delivery.hubmail import HUB, HubMail
 from service.errors import Code, Issue, operation_outcome
 from service.hubmessages import hub_header, signed_hub_message
-from service.identity.hubkey import HubKey, hub_jwk
 from service.identity.signing import payload_sha256
 from service.store import db, outbox, redeliveries
 from service.store.outbox import DeadLetter
@@ -97,24 +95,20 @@ def build_non_delivery_report(
 
 
 class DeadLetters:
-    """Dead-letters deliveries with their reports, each in one transaction. Arguments: the pool, the vault (to
-    store the report encrypted), the hub's private key (to sign it), the handover-event CodeSystem url, the
-    delivery window (for the report's text) and a clock."""
+    """Dead-letters deliveries with their reports, each in one transaction. Arguments: the pool, the hub's
+    own-message sender (which signs the report and stores it encrypted: delivery/hubmail.py), the delivery window
+    (for the report's text) and a clock."""
 
     def __init__(
         self,
         pool: asyncpg.Pool,
-        vault: PayloadVault,
-        hub_private_jwk: HubKey,
-        event_system: str,
+        mail: HubMail,
         *,
         window: timedelta,
         clock: Clock = utc_now,
     ) -> None:
         self._pool = pool
-        self._vault = vault
-        self._hub_key = hub_private_jwk
-        self._event_system = event_system
+        self._mail = mail
         self._window = window
         self._clock = clock
 
@@ -161,11 +155,10 @@ class DeadLetters:
     ) -> NonDeliveryReport:
         text = report_text(dead, reason, status, self._window)
         report = build_non_delivery_report(
-            dead, text, event_system=self._event_system, hub_private_jwk=hub_jwk(self._hub_key), now=now
+            dead, text, event_system=self._mail.event_system, hub_private_jwk=self._mail.signing_jwk(), now=now
         )
-        await post_hub_message(
+        await self._mail.post(
             conn,
-            self._vault,
             message_id=report.message_id,
             recipient_ods=dead.sender_ods,
             bundle=report.bundle,

@@ -24,13 +24,12 @@ import aiohttp
 import asyncpg
 
 from service.clock import Clock, utc_now
-from service.crypto.vault import PayloadVault
 from service.delivery.destination import DestinationQueue, KeyGate, PushObserver
+from service.delivery.hubmail import HubMail
 from service.delivery.nondelivery import DeadLetterReason, DeadLetters
 from service.delivery.push import PushClient
 from service.delivery.relay_settings import RelaySettings
 from service.errors import HandoverError
-from service.identity.hubkey import HubKey
 from service.identity.registry import Registry
 from service.store import db, outbox
 
@@ -47,16 +46,14 @@ def push_endpoints(registry: Registry) -> dict[str, str]:
 
 
 class Relay:
-    """Pushes deliveries to recipients' endpoints. Arguments: the pool, the payload vault, the hub's private key
-    (bearer tokens and report signatures), the handover-event CodeSystem url, the endpoints, the tuning, a clock,
+    """Pushes deliveries to recipients' endpoints. Arguments: the pool, the hub's own-message sender (its vault,
+    and the hub key for bearer tokens and report signatures: delivery/hubmail.py), the endpoints, the tuning, a clock,
     a random source (jitter), and optionally an HTTP session to use (else the relay makes its own)."""
 
     def __init__(
         self,
         pool: asyncpg.Pool,
-        vault: PayloadVault,
-        hub_private_jwk: HubKey,
-        event_system: str,
+        mail: HubMail,
         *,
         endpoints: Endpoints,
         settings: RelaySettings | None = None,
@@ -68,17 +65,15 @@ class Relay:
         self.settings = settings or RelaySettings()
         self._on_push = on_push
         self._pool = pool
-        self._vault = vault
-        self._hub_key = hub_private_jwk
+        self._vault = mail.vault
+        self._hub_key = mail.key
         self._endpoints = endpoints
         self._clock = clock
         self._rng = rng or random.Random()  # noqa: S311 (jitter, not a secret)
         self._session = session
         self._own_session = session is None
         self.gate = KeyGate()
-        self.dead_letters = DeadLetters(
-            pool, vault, hub_private_jwk, event_system, window=self.settings.window, clock=clock
-        )
+        self.dead_letters = DeadLetters(pool, mail, window=self.settings.window, clock=clock)
         self.queues: dict[str, DestinationQueue] = {}
         self._retiring: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()

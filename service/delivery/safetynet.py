@@ -17,12 +17,10 @@ import asyncpg
 from service.auditlog import appending
 from service.auditlog.events import AuditEvent, EventType
 from service.clock import Clock, utc_now
-from service.crypto.vault import PayloadVault
 from service.delivery.clockwatch import DEFAULT_WARNING_DAYS, ClockWatch
-from service.delivery.hubmail import post_hub_message
+from service.delivery.hubmail import HubMail
 from service.episodes.alerts import build_alert
 from service.errors import HandoverError
-from service.identity.hubkey import HubKey, hub_jwk
 from service.store import db
 from service.store import episodes as store
 
@@ -34,18 +32,14 @@ class SafetyNet:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        hub_private_jwk: HubKey,
-        event_system: str,
+        mail: HubMail,
         clock: Clock = utc_now,
         *,
-        vault: PayloadVault,
         clock_warning_days: int = DEFAULT_WARNING_DAYS,
     ) -> None:
-        self._vault = vault
-        self._clocks = ClockWatch(pool, hub_private_jwk, event_system, vault=vault, warning_days=clock_warning_days)
+        self._mail = mail
+        self._clocks = ClockWatch(pool, mail, warning_days=clock_warning_days)
         self._pool = pool
-        self._hub_key = hub_private_jwk
-        self._event_system = event_system
         self._clock = clock
 
     async def sweep(self) -> int:
@@ -55,19 +49,18 @@ class SafetyNet:
             due = await store.lease_overdue(conn, now, limit=BATCH)
             for deadline in due:
                 bundle, raw = build_alert(
-                    event_system=self._event_system,
+                    event_system=self._mail.event_system,
                     kind=deadline.kind,
                     waiting_ods=deadline.waiting,
                     owed_by=deadline.owed_by,
                     awaited_header_id=deadline.awaited_header_id,
                     due_at=deadline.due_at,
                     now=now,
-                    hub_private_jwk=hub_jwk(self._hub_key),
+                    hub_private_jwk=self._mail.signing_jwk(),
                 )
                 alert_id = uuid.uuid4()
-                await post_hub_message(
+                await self._mail.post(
                     conn,
-                    self._vault,
                     message_id=alert_id,
                     recipient_ods=deadline.waiting,
                     bundle=bundle,

@@ -18,22 +18,14 @@ from datetime import timedelta
 
 from service.clock import Clock, utc_now
 from service.config import Settings
-from service.crypto.vault import open_vault
 from service.delivery.mesh import MeshDelivery, mesh_recipients
 from service.delivery.nondelivery import DeadLetters
 from service.delivery.relay_settings import RelaySettings
-from service.episodes.tracker import Deadlines, EpisodeTracker
 from service.errors import HandoverError
-from service.identity.hubkey import HubSigningKey
-from service.identity.registry import RegistryHolder
-from service.intake import Freshness, Intake
+from service.hub import Hub, open_hub
 from service.mesh.mailbox import MeshMailbox, MeshUnavailableError
 from service.mesh.settings import MeshSettings
 from service.meshbridge.inbound import MeshInbound
-from service.pseudonyms import Pseudonymiser
-from service.store import db
-from service.terminology import load_code_system
-from service.validation import load_validator
 
 log = logging.getLogger("handover.mesh")
 
@@ -72,46 +64,35 @@ class MeshBridge:
 async def open_bridge(
     settings: Settings, mesh: MeshSettings, dsn: str, *, clock: Clock = utc_now
 ) -> AsyncIterator[MeshBridge]:
-    """The bridge with its database pool, vault and MESH client; closed on exit."""
-    await db.migrate(dsn)
-    registry = RegistryHolder.from_file(settings.network_path)
-    hub_key = HubSigningKey(settings.keys_dir, registry)  # follows the registry's active hub key
-    pool = await db.create_pool(dsn, max_size=settings.background_pool_max)
-    mailbox = MeshMailbox(mesh)
-    try:
-        vault = await open_vault(pool, settings.kek_path, create_if_missing=settings.kek_file is None)
-        events = load_code_system("handover-event")
-        relay_settings = RelaySettings(window=timedelta(seconds=settings.delivery_window_seconds))
-        dead_letters = DeadLetters(pool, vault, hub_key, events.url, window=relay_settings.window, clock=clock)
-        outbound = MeshDelivery(
-            pool,
-            vault,
-            mailbox,
-            dead_letters,
-            recipients=lambda: mesh_recipients(registry.current),
-            settings=relay_settings,
-            track_every=timedelta(seconds=mesh.track_seconds),
-            clock=clock,
-        )
-        intake = Intake(
-            pool,
-            registry,
-            hub_key,
-            events,
-            vault=vault,
-            freshness=Freshness.from_settings(settings),
-            episodes=EpisodeTracker(Pseudonymiser.from_keys_dir(settings.keys_dir), Deadlines.from_settings(settings)),
-            validator=load_validator(),
-            clock=clock,
-        )
-        inbound = MeshInbound(
-            intake,
-            mailbox,
-            lambda: registry.current,
-            on_report=outbound.on_report,
-            max_body_bytes=settings.max_body_bytes,
-        )
-        yield MeshBridge(inbound, outbound, mailbox, mesh.poll_seconds)
-    finally:
-        mailbox.close()
-        await pool.close()
+    """The bridge on the hub's parts (service/hub.py: one pool, the vault, the intake, the hub's own-message
+    sender) and its MESH client; closed on exit."""
+    async with open_hub(settings, dsn, clock=clock, pool_max=settings.background_pool_max) as hub:
+        mailbox = MeshMailbox(mesh)
+        try:
+            yield bridge_on(hub, mesh, mailbox)
+        finally:
+            mailbox.close()
+
+
+def bridge_on(hub: Hub, mesh: MeshSettings, mailbox: MeshMailbox) -> MeshBridge:
+    """The inbound reader and the MESH delivery channel over `mailbox`, from the hub's parts."""
+    relay_settings = RelaySettings(window=hub.delivery_window)
+    dead_letters = DeadLetters(hub.pool, hub.mail, window=relay_settings.window, clock=hub.clock)
+    outbound = MeshDelivery(
+        hub.pool,
+        hub.vault,
+        mailbox,
+        dead_letters,
+        recipients=lambda: mesh_recipients(hub.registry.current),
+        settings=relay_settings,
+        track_every=timedelta(seconds=mesh.track_seconds),
+        clock=hub.clock,
+    )
+    inbound = MeshInbound(
+        hub.intake,
+        mailbox,
+        lambda: hub.registry.current,
+        on_report=outbound.on_report,
+        max_body_bytes=hub.settings.max_body_bytes,
+    )
+    return MeshBridge(inbound, outbound, mailbox, mesh.poll_seconds)

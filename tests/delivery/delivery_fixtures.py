@@ -28,6 +28,7 @@ from service.auditlog.events import AuditEvent, EventType
 from service.crypto.envelope import PayloadIdentity
 from service.crypto.kek import create_kek_file
 from service.crypto.vault import PayloadVault, open_vault
+from service.delivery.hubmail import HubMail
 from service.delivery.relay import Relay
 from service.delivery.relay_settings import RelaySettings
 from service.identity.signing import payload_sha256, sign_bundle
@@ -88,9 +89,7 @@ class World:
     def relay(self, endpoints: Mapping[str, str], settings: RelaySettings = FAST, *, seed: int = 1) -> Relay:
         relay = Relay(
             self.pool,
-            self.vault,
-            self.network.private_key("hub"),
-            EVENT_SYSTEM,
+            HubMail(self.vault, self.network.private_key("hub"), EVENT_SYSTEM),
             endpoints=lambda: endpoints,
             settings=settings,
             clock=self.clock,

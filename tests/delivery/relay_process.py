@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from service.crypto.vault import open_vault
+from service.delivery.hubmail import HubMail
 from service.delivery.relay import Relay
 from service.delivery.relay_settings import RelaySettings
 from service.identity.keystore import load_private_jwk
@@ -26,9 +27,7 @@ async def main(dsn: str, kek_file: str, keys_dir: str, *endpoints: str) -> None:
     targets = dict(pair.split("=", 1) for pair in endpoints)
     relay = Relay(
         pool,
-        vault,
-        load_private_jwk(Path(keys_dir), "hub"),
-        load_code_system("handover-event").url,
+        HubMail(vault, load_private_jwk(Path(keys_dir), "hub"), load_code_system("handover-event").url),
         endpoints=lambda: targets,
         settings=RelaySettings(timeout_seconds=5.0, lease=timedelta(seconds=1), poll_seconds=0.05),
     )
