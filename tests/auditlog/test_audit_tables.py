@@ -61,10 +61,15 @@ SERVICE_STATEMENTS = (
 )
 
 
+# What each statement's command tag must say: it ran, and the insert and the clean-up touched their one row.
+SERVICE_TAGS = ("SELECT 1", "UPDATE 0", "DELETE 0", "UPDATE 0", "INSERT 0 1", "DELETE 1")
+
+
 async def test_t1_the_app_role_keeps_what_the_service_needs_elsewhere(database: str) -> None:
     async with connected(database, "handover_app") as app:
-        for statement in SERVICE_STATEMENTS:
-            await app.execute(statement)
+        assert await app.fetchval("SELECT current_user") == "handover_app"
+        tags = [await app.execute(statement) for statement in SERVICE_STATEMENTS]
+    assert tags == list(SERVICE_TAGS)
 
 
 async def test_t1_the_owner_is_refused_by_the_triggers(database: str, network: Network) -> None:

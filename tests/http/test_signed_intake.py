@@ -1,7 +1,8 @@
 """Issue 4 at the front door: every accepted message is verifiably from its caller, and every refusal says why.
 
-S-catalogue cases that need the running hub (the signature corpus itself is in tests/test_signing.py), and
-the bearer-token rules: replay, expiry, audience, lifetime, unknown or foreign keys, revocation.
+S-catalogue cases that need the running hub (the signature corpus itself is in
+tests/identity/test_signing_refusals.py), and the bearer-token rules: replay, expiry, audience, lifetime, unknown or
+foreign keys, revocation.
 """
 
 from __future__ import annotations

@@ -145,6 +145,9 @@ def test_an_idle_session_ends(network: Network, demo_database: str, tmp_path: Pa
     del tmp_path
     with demo_hub(network, demo_database, play=False, ui_idle_minutes=0.05) as idle_hub, browser_for(idle_hub) as page:
         sign_in(page, idle_hub, "governance")
+        page.open("/ui/")
+        assert page.path == "/ui/", "the session did not open the staff pages before it was idle"
         time.sleep(4)  # longer than the 3-second idle timeout
         page.open("/ui/")
         page.wait_for_path(lambda path: path.startswith("/dev-idp/authorize"))
+        assert page.path.startswith("/dev-idp/authorize"), "the idle session still opened the staff pages"

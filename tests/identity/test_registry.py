@@ -19,7 +19,7 @@ from service.identity.keystore import KeyInitReport, generate_private_jwk, init_
 from service.identity.registry import Registry, RegistryError, load_registry, registry_from_document
 from service.identity.signing import sign_bundle, thumbprint, verify_bundle_signature
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_NETWORK = ROOT / "keys" / "network.json"
 CURRENT = ("RGT", "RM1", "RDE", "RGN", "RC9", "RGP", "RCX", "RGR")
 REFERRERS = ("RM1", "RDE", "RGN", "RC9", "RGP", "RCX", "RGR")

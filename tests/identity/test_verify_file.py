@@ -18,7 +18,7 @@ from service.receipts import ReceiptFacts, build_signed_receipt
 from tests.support.hub import EVENT_SYSTEM, Network
 from tests.support.messages import referral
 
-VECTORS = Path(__file__).resolve().parents[1] / "fhir_profiles" / "signing-vectors"
+VECTORS = Path(__file__).resolve().parents[2] / "fhir_profiles" / "signing-vectors"
 
 
 def write(tmp_path: Path, bundle: dict[str, Any] | bytes, name: str = "message.json") -> Path:

@@ -27,7 +27,7 @@ from service.identity.keystore import (
 from service.identity.registry import RegistryError, RegistryHolder, RegistryReader, load_registry
 from service.identity.signing import PublicKeyEntry, sign_bundle, verify_bundle_signature
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_NETWORK = ROOT / "keys" / "network.json"
 T0 = datetime(2026, 11, 24, 9, 0, 0, tzinfo=UTC)
 BUNDLE: dict[str, Any] = {"resourceType": "Bundle", "type": "message", "id": "lifecycle", "entry": []}

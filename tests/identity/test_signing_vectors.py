@@ -31,7 +31,7 @@ from service.identity.signing import (
 from service.strictjson import parse_strict_json
 from service.terminology import is_nhs_number
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 VECTORS = ROOT / "fhir_profiles" / "signing-vectors"
 CONFORMANCE_DIR = Path(os.environ.get("HANDOVER_CONFORMANCE_DIR", ROOT.parent / "shared" / "conformance"))
 ALGS = {"es256": "ES256", "ed25519": "Ed25519"}
