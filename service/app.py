@@ -1,4 +1,5 @@
-"""Builds the aiohttp Application: routes, middleware, and the start-up and shutdown of its resources."""
+"""Builds the aiohttp Application: routes, middleware, and the start-up and shutdown of what it serves with, taken
+from the hub's parts (service/hub.py)."""
 
 from __future__ import annotations
 

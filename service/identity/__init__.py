@@ -1,3 +1,6 @@
-"""Who-is-who code added after the first wave: the hub's own signing key in service (`hubkey`); staff sign-in
-through OpenID Connect (`oidc_client`), the staff roles the pages know (`staff_roles`), and the development OIDC
-provider (`dev_idp`, off unless HANDOVER_DEV_IDP=1)."""
+"""Who is who, below the audit log (it imports no audit, config or page code): signatures over messages
+(signing.py), trusts' bearer tokens (tokens.py), the network registry and its keys (registry.py, keystore.py),
+mutual TLS (tls.py), authenticating callers (authentication.py), the hub's own signing key (hubkey.py), the signed
+notes that carry audit checkpoints (notes.py), the one vocabulary of staff roles (roles.py), staff bearer tokens
+(staff.py) and staff sign-in through OpenID Connect (oidc_client.py, oidc_documents.py). The development OIDC
+provider, a web page, is service/ui/dev_idp.py."""
