@@ -37,6 +37,8 @@ from service.pseudonyms import Pseudonymiser
 from service.registry import RegistryHolder
 from service.staff import StaffIdentityProvider
 from service.store import db
+from service.store.stalls import StallGuard
+from service.store.startup import prepare_database
 from service.terminology import load_code_system
 from service.ui.sessions import SIGN_IN_SECONDS
 from service.validation import load_validator
@@ -75,7 +77,7 @@ def build_app(settings: Settings, dsn: str, *, clock: Clock = utc_now) -> web.Ap
 
 def _resources(settings: Settings, dsn: str, clock: Clock) -> Callable[[web.Application], AsyncIterator[None]]:
     async def context(app: web.Application) -> AsyncIterator[None]:
-        await db.migrate(dsn)
+        await prepare_database(dsn, within_seconds=settings.database_wait_seconds)  # waits out a failover
         registry = RegistryHolder.from_file(settings.network_path)
         hub_key = HubSigningKey(settings.keys_dir, registry)  # follows the registry's active hub key on reload
         pool = await db.create_pool(dsn, max_size=settings.db_pool_max)
@@ -90,7 +92,8 @@ def _resources(settings: Settings, dsn: str, clock: Clock) -> Callable[[web.Appl
         except HandoverError:
             log.error("legacy plaintext payloads not sealed yet: store or keys unavailable")
         events = load_code_system("handover-event")
-        metrics = Metrics()
+        stall_guard = StallGuard(settings.intake_database_timeout_seconds)
+        metrics = Metrics(stall_guard)
         relay = Relay(
             background_pool,
             vault,
@@ -119,6 +122,7 @@ def _resources(settings: Settings, dsn: str, clock: Clock) -> Callable[[web.Appl
             episodes=tracker,
             validator=load_validator(),  # compiled at start-up: a fault in the profiles fails start-up
             clock=clock,
+            stall_guard=stall_guard,  # a stalled primary costs a fast 503, not a pile-up
         )
         # Always the holder's own lookups (registry.key), never registry.current.key: they follow reloads.
         authenticator = TrustAuthenticator(pool, registry.key)
