@@ -80,8 +80,10 @@ class HubProcess:
                 self.proc.wait()
 
 
-def start_hub(env: dict[str, str], log_dir: Path, *, workers: int = 1, command: list[str] | None = None) -> HubProcess:
-    """Start `handover serve` (or `command`, e.g. an older release's) with `env`; stderr goes to a log file."""
+def start_hub(
+    env: dict[str, str], log_dir: Path, *, workers: int = 1, command: list[str] | None = None, cwd: Path = ROOT
+) -> HubProcess:
+    """Start `handover serve` (or `command` in `cwd`, e.g. an older release's) with `env`; output to a log file."""
     port = int(env["HANDOVER_LISTEN"].rpartition(":")[2])
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"hub-{port}.log"
@@ -89,7 +91,7 @@ def start_hub(env: dict[str, str], log_dir: Path, *, workers: int = 1, command: 
         proc = subprocess.Popen(
             command or [HANDOVER, "serve", "--workers", str(workers)],
             env=env,
-            cwd=ROOT,
+            cwd=cwd,
             stdout=log,
             stderr=log,
             stdin=subprocess.DEVNULL,

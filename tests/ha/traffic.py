@@ -66,17 +66,22 @@ class Traffic:
     def receipted(self) -> int:
         return sum(1 for a in self.answers if a.status == 202)
 
-    async def send_all(self, messages: list[Outgoing], *, give_up_after: float = 240.0) -> None:
+    async def send_all(
+        self, messages: list[Outgoing], *, give_up_after: float = 240.0, until: asyncio.Event | None = None
+    ) -> list[Outgoing]:
+        """Send each message until receipted; with `until`, take no new message once it is set. Returns those
+        taken (all of them without `until`)."""
         queue = list(reversed(messages))
         timeout = aiohttp.ClientTimeout(total=self.request_timeout)
         give_up = time.monotonic() + give_up_after
         async with aiohttp.ClientSession(timeout=timeout) as session:
 
             async def client(number: int) -> None:
-                while queue:
+                while queue and not (until is not None and until.is_set()):
                     await self._until_receipted(session, queue.pop(), number, give_up)
 
             await asyncio.gather(*(client(n) for n in range(self.clients)))
+        return messages[: len(messages) - len(queue)]
 
     async def _until_receipted(
         self, session: aiohttp.ClientSession, message: Outgoing, start: int, give_up: float
