@@ -89,6 +89,5 @@ async def ha(
         try:
             await asyncio.gather(asyncio.to_thread(a.wait_ready), asyncio.to_thread(b.wait_ready))
             yield HighlyAvailable(cluster, edited, recipient, kek, directory / "logs", a, b)
-        finally:
-            a.stop()
-            b.stop()
+        finally:  # stopped from a thread: their last pushes reach the recipient this loop runs
+            await asyncio.gather(asyncio.to_thread(a.stop), asyncio.to_thread(b.stop))

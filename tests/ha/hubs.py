@@ -25,6 +25,9 @@ def hub_env(network: Network, dsn: str, port: int, kek: Path, **settings: str) -
         HANDOVER_KEK_FILE=str(kek),
         HANDOVER_DATABASE_URL=dsn,
         HANDOVER_CHECKPOINT_RECORD_DIR="off",
+        # The registry's push endpoints are nowhere here: a short timeout keeps a push in flight from holding
+        # up a hub's graceful stop (pushes in flight are given their timeout to finish).
+        HANDOVER_PUSH_TIMEOUT_SECONDS="2",
     )
     env.update(settings)
     return env

@@ -68,7 +68,7 @@ async def test_a_leader_killed_under_load_loses_nothing_and_d_a_hub_started_mean
             await late_traffic.send_all(late_messages)
             assert [m.status for m in late_messages] == [202] * 4, "(d) the late hub serves"
         finally:
-            late.stop()
+            await asyncio.to_thread(late.stop)
         assert not any("Traceback" in line for line in late.log_lines())
         promoted = await watch.wait_promoted(killed, "node1")
     assert traffic.first_202_after(promoted) is not None

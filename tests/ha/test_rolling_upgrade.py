@@ -110,9 +110,9 @@ async def test_previous_release_keeps_serving_while_this_release_migrates_beside
         await beside.send_all(more)
         assert [m.status for m in more] == [202] * 6
     finally:
-        old.stop()
+        await asyncio.to_thread(old.stop)
         if new is not None:
-            new.stop()
+            await asyncio.to_thread(new.stop)
     assert "Traceback" not in "\n".join(old.log_lines())
     receipts = [(m.identifier, m.receipt) for m in messages + more]
     report = await verify_database(empty_database, network.registry, [], receipts, workers=0)
