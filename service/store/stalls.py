@@ -7,11 +7,12 @@ and the callers pile up. With one, the work is abandoned after `seconds`: the ca
 Retry-After at once, and after `resets_after` stalls in a row every pooled connection is dropped, so the next
 requests connect afresh and find wherever the primary is now.
 
-The connection is abandoned by closing its socket, never by a query cancel (nor by PostgreSQL's
-statement_timeout, which works by a cancel): a cancel ends a COMMIT's wait for synchronous replication and
-leaves the transaction committed on the stalled primary alone, where a retry of the same request could read it
-and receipt a message the new primary never had. A closed socket leaves that backend waiting, its transaction
-invisible, until the old primary is fenced (and rewound) or its standby returns.
+The connection is abandoned by closing its socket, never by a query cancel (asyncpg's own timeouts send one):
+a cancel ends a COMMIT's wait for synchronous replication and leaves the transaction committed on the stalled
+primary alone, where a retry of the same request could read it and receipt a message the new primary never
+had. A closed socket leaves that backend waiting, its transaction invisible, until the old primary is fenced
+(and rewound) or its standby returns. PostgreSQL's statement_timeout is no help either way: it is switched off
+before the commit, so it never ends that wait (tests/ha/test_patroni_failover.py shows both).
 """
 
 from __future__ import annotations

@@ -192,6 +192,7 @@ class PatroniCluster:
         self.wait_for(self.is_replicating, "node1 streams synchronously from node0", 90)
         self._start_haproxy()
         self.psql(self.nodes[0], "CREATE DATABASE handover")
+        self.psql(self.nodes[0], "CREATE TABLE ha_probe (note text)", database="handover")  # see test (e)
 
     def _spawn(self, argv: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         with log.open("ab") as out:
