@@ -374,16 +374,10 @@ class PatroniCluster:
     # ------------------------------------------------------------------------------------------------ stop
 
     def close(self) -> None:
+        """Everything SIGKILLed (nothing here outlives the run, so a clean shutdown buys nothing), then removed."""
         for node in self.nodes:
-            if node.proc is not None and node.proc.poll() is None:
-                node.proc.send_signal(signal.SIGTERM)  # Patroni stops its PostgreSQL too
-        for node in self.nodes:
-            if node.proc is not None:
-                try:
-                    node.proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    node.proc.kill()
-            node.kill_postgres()  # a half-dead node's postmaster outlives its Patroni
+            node.kill_patroni()
+            node.kill_postgres()
         for proc in (self._haproxy, self._etcd):
             if proc is not None and proc.poll() is None:
                 proc.terminate()

@@ -44,8 +44,8 @@ class HighlyAvailable:
     def env(self, dsn: str, **extra: str) -> dict[str, str]:
         return hub_env(self.network, dsn, free_port(), self.kek, **HUB_SETTINGS, **extra)
 
-    def start_hub(self, dsn: str) -> HubProcess:
-        return start_hub(self.env(dsn), self.logs)
+    def start_hub(self, dsn: str, *, workers: int = 1) -> HubProcess:
+        return start_hub(self.env(dsn), self.logs, workers=workers)
 
     def hubs_unrestarted(self) -> None:
         for hub in (self.a, self.b):

@@ -54,7 +54,8 @@ async def test_a_leader_killed_under_load_loses_nothing_and_d_a_hub_started_mean
         node0.kill_patroni()
         node0.kill_postgres()  # the whole node, at once
 
-        late = ha.start_hub(cluster.multi_host_dsn())  # (d): no primary until node1's Patroni takes the lock
+        # (d): no primary until node1's Patroni takes the lock; two workers, so the supervisor's start-up waits
+        late = ha.start_hub(cluster.multi_host_dsn(), workers=2)
         try:
             await wait_until(
                 lambda: any("waiting for a writable primary" in m for m in late.log_messages()), "(d) waits", 30
