@@ -30,6 +30,7 @@ from service.logs import configure_logging
 from service.registry import RegistryError, load_registry
 from service.store import db
 from service.store.embedded import EMBEDDED_PG_DIR_ENV, EmbeddedCluster, ensure_cluster, following_port
+from service.store.startup import NoPrimaryError
 from service.tls import server_ssl_context, tls_settings_from_env
 from service.workers import REUSE_PORT_ENV, Supervisor, default_workers, prepare_shared_files
 
@@ -183,6 +184,9 @@ def _with_database(settings: Settings, body: Callable[[str], Coroutine[Any, Any,
         return asyncio.run(body(dsn))
     except KeyboardInterrupt:
         return 130
+    except (NoPrimaryError, db.SchemaRefusedError) as refused:  # the message says it all: no traceback
+        console.print(f"[red]{refused}[/]")
+        return 1
     finally:
         if cluster is not None and cluster.started_here:
             console.print("[dim]stopping the embedded PostgreSQL cluster[/]")
