@@ -8,7 +8,7 @@ sent to their own pages. Search is a POST so the NHS number never appears in a U
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -80,7 +80,7 @@ async def show_worklist(request: web.Request) -> web.Response:
             conn,
             where,
             now=now,
-            today=now.astimezone(UTC).date(),
+            today=now.astimezone(UK).date(),
             horizon_days=CLOCK_HORIZON_DAYS,
             limit=PAGE_SIZE,
             offset=(page - 1) * PAGE_SIZE,
