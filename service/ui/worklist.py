@@ -140,7 +140,7 @@ def _row(
     elif item.item == "day-62":
         what = "Treatment target (day 62) of the cancer pathway"
     else:
-        what = "The referral reached the centre after day 38"
+        what = "Transfer target (day 38) missed: the complete referral reached the centre after it, or not yet"
     return {
         "label": label,
         "colour": colour,

@@ -175,3 +175,17 @@ async def test_the_episode_page_clock_agrees_with_the_sql_definition(conn: async
         sql = (r["transfer_target"], r["treatment_target"], r["day_38_breached"], r["day_62_breached"])
         python = (clock.transfer_target, clock.treatment_target, clock.transfer_breached, clock.treatment_breached)
         assert sql == python, case
+
+
+def test_an_incomplete_referral_has_no_transfer_date_and_its_clock_runs_until_the_episode_closes() -> None:
+    start = TODAY - timedelta(days=40)
+    pending = CwtDates(clock_start=start)  # no IPT received date: the referral is not yet complete
+    clock = pathway_clock(start, treated_at=None, today=TODAY, cwt=pending)
+    assert clock.transferred_on is None and clock.as_json()["transferred_on"] is None
+    assert clock.transfer_breached, "day 40 and still not complete: past the day-38 target"
+    assert not pathway_clock(start, treated_at=None, today=TODAY - timedelta(days=2), cwt=pending).transfer_breached
+    assert not pathway_clock(start, treated_at=None, today=TODAY, cwt=pending, stopped=True).transfer_breached
+    at_centre = datetime(2026, 12, 6, 23, 30, tzinfo=UTC)  # 23:30 UTC in winter: 6 December in London too
+    assert pathway_clock(start, treated_at=at_centre, today=TODAY).treated_on == date(2026, 12, 6)
+    summer = datetime(2026, 7, 1, 23, 30, tzinfo=UTC)  # 00:30 on 2 July in London (BST)
+    assert pathway_clock(start, treated_at=summer, today=TODAY).treated_on == date(2026, 7, 2)
