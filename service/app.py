@@ -37,6 +37,7 @@ from service.http.security_headers import install as install_security_headers
 from service.hub import Hub, open_hub
 from service.identity.authentication import StaffAuthenticator, TrustAuthenticator
 from service.identity.staff import StaffIdentityProvider
+from service.store.stalls import StallGuard
 from service.ui.error_pages import refusal_page
 from service.ui.sessions import SIGN_IN_SECONDS
 
@@ -96,6 +97,8 @@ def _resources(settings: Settings, dsn: str, clock: Clock) -> Callable[[web.Appl
                 clock=clock,
                 pool_max=settings.db_pool_max,
                 background_pool_max=settings.background_pool_max,
+                wait_for_primary=True,  # waits out a failover (HANDOVER_DATABASE_WAIT_SECONDS)
+                stall_guard=StallGuard(settings.intake_database_timeout_seconds),
             ) as hub,
             _serving(app, hub),
         ):

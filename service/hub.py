@@ -34,6 +34,8 @@ from service.intake import Freshness, Intake
 from service.metrics import Metrics
 from service.pseudonyms import Pseudonymiser
 from service.store import db
+from service.store.stalls import StallGuard
+from service.store.startup import prepare_database
 from service.terminology import CodeSystem, load_code_system
 from service.validation import load_validator
 
@@ -51,8 +53,12 @@ class Hub:
     background_pool: asyncpg.Pool
     vault: PayloadVault
     clock: Clock = utc_now
+    stall_guard: StallGuard | None = None  # bounds the intake's database work; its stalls are in the metrics
     events: CodeSystem = field(default_factory=lambda: load_code_system("handover-event"))
-    metrics: Metrics = field(default_factory=Metrics)
+
+    @cached_property
+    def metrics(self) -> Metrics:
+        return Metrics(self.stall_guard)
 
     @cached_property
     def mail(self) -> HubMail:
@@ -99,6 +105,7 @@ class Hub:
             episodes=EpisodeTracker(self.pseudonyms, Deadlines.from_settings(self.settings)),
             validator=load_validator(),
             clock=self.clock,
+            stall_guard=self.stall_guard,  # a stalled primary costs a fast 503, not a pile-up
         )
 
     @cached_property
@@ -123,11 +130,18 @@ async def open_hub(
     clock: Clock = utc_now,
     pool_max: int | None = None,
     background_pool_max: int | None = None,
+    wait_for_primary: bool = False,
+    stall_guard: StallGuard | None = None,
 ) -> AsyncIterator[Hub]:
     """The hub on the database at `dsn` (migrated first); its pools closed on exit. `pool_max` sizes the request
     pool (default HANDOVER_DB_POOL_MAX); with `background_pool_max` set, background work gets a second pool of
-    that size, else it shares the first."""
-    await db.migrate(dsn)
+    that size, else it shares the first. `wait_for_primary` waits up to HANDOVER_DATABASE_WAIT_SECONDS for a
+    writable primary before migrating (a serving process, through a failover); `stall_guard` bounds the intake's
+    database work."""
+    if wait_for_primary:
+        await prepare_database(dsn, within_seconds=settings.database_wait_seconds)
+    else:
+        await db.migrate(dsn)
     registry = RegistryHolder.from_file(settings.network_path)
     hub_key = HubSigningKey(settings.keys_dir, registry)
     pool = await db.create_pool(dsn, max_size=pool_max or settings.db_pool_max)
@@ -136,7 +150,7 @@ async def open_hub(
         if background_pool_max is not None:
             background_pool = await db.create_pool(dsn, max_size=background_pool_max)
         vault = await open_vault(background_pool, settings.kek_path, create_if_missing=settings.kek_file is None)
-        yield Hub(settings, registry, hub_key, pool, background_pool, vault, clock)
+        yield Hub(settings, registry, hub_key, pool, background_pool, vault, clock, stall_guard)
     finally:
         if background_pool is not pool:
             await background_pool.close()

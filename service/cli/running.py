@@ -14,6 +14,7 @@ from rich.console import Console
 from service.config import Settings
 from service.store import db
 from service.store.embedded import EMBEDDED_PG_DIR_ENV, EmbeddedCluster, ensure_cluster, following_port
+from service.store.startup import NoPrimaryError
 
 console = Console(stderr=True)
 
@@ -32,6 +33,9 @@ def with_database(settings: Settings, body: Callable[[str], Coroutine[Any, Any, 
         return asyncio.run(body(dsn))
     except KeyboardInterrupt:
         return 130
+    except (NoPrimaryError, db.SchemaRefusedError) as refused:  # the message says it all: no traceback
+        console.print(f"[red]{refused}[/]")
+        return 1
     finally:
         if cluster is not None and cluster.started_here:
             console.print("[dim]stopping the embedded PostgreSQL cluster[/]")
