@@ -35,9 +35,9 @@ from rich.table import Table
 
 from adapters import builders
 from adapters.cwt_items import london_today
-from adapters.epr_simulator import EprSimulator
 from adapters.history import HistoryReport
 from adapters.pathway import Pathway
+from adapters.recipient import Recipient
 from adapters.trust_client import TrustClient
 from service.auditlog.verify_cli import verify_database
 from service.identity.keystore import load_private_jwk
@@ -160,7 +160,7 @@ async def play_scenario(
     event_system: str,
     *,
     dsn: str | None = None,
-    pushed: EprSimulator | None = None,
+    pushed: Recipient | None = None,
     pushed_port: int | None = None,
     history: Callable[[], Awaitable[HistoryReport]] | None = None,
 ) -> DemoReport:
@@ -268,7 +268,7 @@ async def _outcomes(demo: _Demo) -> None:
         )
 
 
-async def _recipient_down_then_delivered(demo: _Demo, epr: EprSimulator, port: int) -> None:
+async def _recipient_down_then_delivered(demo: _Demo, epr: Recipient, port: int) -> None:
     """The trust with a push endpoint has been down all along: its messages wait in the outbox, retried with
     backoff. Its EPR comes back; the relay delivers everything, each message once."""
     async with demo.session.get(f"{demo.base_url}/metrics") as resp:

@@ -21,22 +21,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aiohttp import web
 from rich.console import Console
 from rich.table import Table
 
+from adapters.recipient import Recipient
 from bench.load_ceiling import bare_pipeline
 from bench.load_cpu import CpuMeter, CpuShare
 from bench.load_growth import cost_by_size, linear_fit, throughput_with_log
@@ -45,7 +43,6 @@ from bench.load_hub import (
     LoadResult,
     bench_server,
     closed_loop,
-    free_port,
     hub_process,
     open_loop,
     running_hub,
@@ -101,23 +98,10 @@ async def latency_phase(server: str, network: BenchNetwork, *, rate: float, coun
 
 async def push_phase(server: str, directory: Path, *, count: int) -> list[float]:
     """Seconds from each 202 to the push's arrival at a live recipient (one sequential sender, one worker)."""
-    arrived: dict[str, float] = {}
-    pushed = asyncio.Event()
-
-    async def receive(request: web.Request) -> web.Response:
-        body = json.loads(await request.read())
-        arrived[body["identifier"]["value"]] = time.time()
-        pushed.set()
-        return web.json_response({"resourceType": "OperationOutcome", "issue": []})
-
-    app = web.Application(client_max_size=16 * 1024 * 1024)
-    app.router.add_post("/fhir/$process-message", receive)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    recipient = await Recipient(strict=False).start()  # accepts every push, notes when each arrived
+    arrived, pushed = recipient.arrived_at, recipient.processed
     try:
-        network = BenchNetwork.create(directory / "push", centre_endpoint=f"http://127.0.0.1:{port}/fhir")
+        network = BenchNetwork.create(directory / "push", centre_endpoint=recipient.endpoint)
         async with scratch_database(server) as dsn, running_hub(network, dsn, workers=1, log_name="push") as base:
             requests = signed_referrals(network.registry, network.keys_dir, count)
             delays: list[float] = []
@@ -132,7 +116,7 @@ async def push_phase(server: str, directory: Path, *, count: int) -> list[float]
                 delays.append(arrived[request.identifier] - result.accepted_at[request.identifier])
             return delays
     finally:
-        await runner.cleanup()
+        await recipient.stop()
 
 
 @dataclass

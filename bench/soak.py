@@ -36,6 +36,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from adapters.recipient import Recipient
 from bench.load_hub import (
     BenchNetwork,
     HubProcess,
@@ -55,7 +56,7 @@ from bench.soak_sample import (
     database_figures,
     process_rss,
 )
-from bench.soak_traffic import PushRecipient, Sender, Traffic, Window
+from bench.soak_traffic import Sender, Traffic, Window
 from service.crypto.retention import RetentionPolicy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,7 +96,7 @@ class Soak:
         self.duties: list[dict[str, object]] = []
         self.started = time.monotonic()
 
-    async def run(self, hub: HubProcess, network: BenchNetwork, dsn: str, recipient: PushRecipient) -> float:
+    async def run(self, hub: HubProcess, network: BenchNetwork, dsn: str, recipient: Recipient) -> float:
         """Measure the maximum, soak at half of it; returns the maximum."""
         registry = network.registry
         with console.status("maximum throughput: 16 clients, closed loop"):
@@ -130,7 +131,7 @@ class Soak:
         return result.rate
 
     async def _sample_until_done(
-        self, hub: HubProcess, conn: asyncpg.Connection, sender: Sender, recipient: PushRecipient, maximum: float
+        self, hub: HubProcess, conn: asyncpg.Connection, sender: Sender, recipient: Recipient, maximum: float
     ) -> None:
         every = self.arguments.sample_seconds
         count = max(1, round(self.arguments.minutes * 60 / every))
@@ -152,7 +153,7 @@ class Soak:
         hub: HubProcess,
         conn: asyncpg.Connection,
         window: Window,
-        recipient: PushRecipient,
+        recipient: Recipient,
         *,
         sender: Sender,
     ) -> Sample:
@@ -212,7 +213,7 @@ class Soak:
             checkpoint_seconds=s.checkpoint_seconds,
         )
 
-    async def _wait_for_pushes(self, sender: Sender, recipient: PushRecipient, within: float = 120.0) -> None:
+    async def _wait_for_pushes(self, sender: Sender, recipient: Recipient, within: float = 120.0) -> None:
         with console.status("waiting for the last pushes"):
             for _ in range(int(within / 0.5)):
                 if sender.accepted_identifiers <= recipient.arrivals.keys():
@@ -343,7 +344,7 @@ async def main(arguments: argparse.Namespace) -> int:
     retention = RetentionPolicy.parse(arguments.retention).default.total_seconds()
     settings = Settings(arguments.housekeeping_seconds, retention)
     soak = Soak(arguments, settings)
-    recipient = PushRecipient()
+    recipient = Recipient(strict=False)  # the centre's EPR: accepts every push and counts it
     port = free_port()
     await recipient.start(port)
     try:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 
 from adapters.builders import SyntheticPatient, referral, synthetic_nhs_number
 from bench.load_messages import KEY_WORKER, LOCAL_CLINICIAN, bearer_token
@@ -191,27 +190,3 @@ def _error_code(raw: bytes) -> str:
         return str(outcome["issue"][0]["details"]["coding"][0]["code"])
     except (ValueError, KeyError, IndexError, TypeError):
         return "not an OperationOutcome"
-
-
-class PushRecipient:
-    """The centre's EPR: accepts every push (200) and counts what arrived, and how often."""
-
-    def __init__(self) -> None:
-        self.arrivals: dict[str, int] = {}
-        self._runner: web.AppRunner | None = None
-
-    async def start(self, port: int) -> None:
-        app = web.Application(client_max_size=16 * 1024 * 1024)
-        app.router.add_post("/fhir/$process-message", self._receive)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", port).start()
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    async def _receive(self, request: web.Request) -> web.Response:
-        identifier = json.loads(await request.read())["identifier"]["value"]
-        self.arrivals[identifier] = self.arrivals.get(identifier, 0) + 1
-        return web.json_response({"resourceType": "OperationOutcome", "issue": []})

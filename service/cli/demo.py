@@ -128,11 +128,11 @@ def _demo_history(
 
 def _demo_network_with_push_endpoint(settings: Settings) -> tuple[Settings, Any, int]:
     """A copy of the network registry under var/demo in which the last referrer has a push endpoint on a free
-    local port, served by an EPR simulator; the demo's service uses the copy."""
+    local port, served by the fake EPR of adapters/recipient.py; the demo's service uses the copy."""
     import dataclasses
     import socket
 
-    from adapters.epr_simulator import EprSimulator
+    from adapters.recipient import Recipient
     from service.identity.registry import load_registry
 
     with socket.socket() as probe:
@@ -145,4 +145,4 @@ def _demo_network_with_push_endpoint(settings: Settings) -> tuple[Settings, Any,
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2), encoding="utf-8")
     demo_settings = dataclasses.replace(settings, network_path=path)
-    return demo_settings, EprSimulator(pushed, load_registry(path)), port
+    return demo_settings, Recipient(pushed, load_registry(path), port=port, prefix=""), port

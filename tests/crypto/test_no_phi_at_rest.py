@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from adapters import builders
+from adapters.recipient import Recipient
 from service.logs import JsonFormatter
 from tests.delivery.delivery_fixtures import eventually
 from tests.support.hub import EVENT_SYSTEM, Network, running_hub
-from tests.support.recipient import Recipient
 
 PATIENTS = [
     builders.SyntheticPatient(

@@ -23,6 +23,7 @@ from uuid import UUID
 
 import asyncpg
 
+from adapters.recipient import Recipient
 from service.auditlog import appending
 from service.auditlog.events import AuditEvent, EventType
 from service.crypto.envelope import PayloadIdentity
@@ -36,7 +37,6 @@ from service.store import db, messages
 from service.terminology import load_code_system
 from tests.support.hub import Network
 from tests.support.messages import referral
-from tests.support.recipient import Recipient
 
 EVENT_SYSTEM = load_code_system("handover-event").url
 FAST = RelaySettings(

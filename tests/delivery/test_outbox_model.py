@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from adapters.recipient import Recipient
 from service.crypto.kek import create_kek_file
 from service.crypto.vault import PayloadVault, open_vault
 from service.delivery.mailbox import Mailboxes
@@ -24,7 +25,6 @@ from service.store import db
 from tests.delivery.delivery_fixtures import ManualClock, World, with_settings
 from tests.support.databases import DatabaseFactory
 from tests.support.hub import Network
-from tests.support.recipient import Recipient
 
 MODEL_SETTINGS = with_settings(timeout_seconds=0.1, failure_threshold=3, circuit_cooldown=timedelta(seconds=30))
 

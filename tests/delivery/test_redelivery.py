@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from adapters.recipient import Recipient
 from service.delivery.redelivery import deliver_again
 from service.delivery.relay import Relay
 from service.errors import Code, HandoverError
 from tests.delivery.delivery_fixtures import Sent, World, outbox_world, recipients
 from tests.support.hub import Network
-from tests.support.recipient import Recipient
 
 
 async def dead_letter_one(world: World, rgt: Recipient, status: int = 422) -> tuple[Sent, Relay, int]:

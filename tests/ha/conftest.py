@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
+from adapters.recipient import Recipient
 from service.crypto.kek import create_kek_file
 from tests.ha.cluster import PatroniCluster, missing_parts
 from tests.ha.hubs import HubProcess, hub_env, start_hub
 from tests.support.hub import Network, free_port
-from tests.support.recipient import Recipient
 
 HUB_SETTINGS = {
     "HANDOVER_CHECKPOINT_SECONDS": "0.5",

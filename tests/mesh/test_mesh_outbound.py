@@ -13,13 +13,13 @@ from typing import Any
 import asyncpg
 
 from adapters.pathway import Pathway
+from adapters.recipient import Recipient
 from service.meshbridge.bridge import MeshBridge, open_bridge
 from service.meshbridge.inbound import Outcome
 from tests.support.hub import RunningHub, running_hub
 from tests.support.mesh import HUB_MAILBOX, MeshSandbox, audit_events, in_thread, mesh_trust
 from tests.support.messages import error_codes
 from tests.support.pathways import story_for
-from tests.support.recipient import Recipient
 
 
 async def delivery_to(dsn: str, ods: str) -> dict[str, Any]:

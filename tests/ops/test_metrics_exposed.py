@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from adapters.recipient import Recipient
 from service.app import SAFETY_NET
 from tests.delivery.delivery_fixtures import eventually
 from tests.delivery.test_relay_crash import via
@@ -25,7 +26,6 @@ from tests.episodes.test_episodes_api import Clock
 from tests.support.faultproxy import FaultProxy
 from tests.support.hub import Network, RunningHub, running_hub
 from tests.support.messages import referral
-from tests.support.recipient import Recipient
 
 ROOT = Path(__file__).resolve().parents[2]
 METRIC = re.compile(r"\bhandover_[a-z0-9_]+")

@@ -28,6 +28,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
+from adapters.recipient import Recipient
 from adapters.trust_client import TrustClient
 from service.auditlog.verify_cli import verify_database
 from service.crypto.kek import create_kek_file
@@ -38,7 +39,6 @@ from service.identity.staff import mint_dev_staff_token
 from tests.support.hub import ROOT, Network, free_port
 from tests.support.messages import referral
 from tests.support.processes import HANDOVER, wait_healthy
-from tests.support.recipient import Recipient
 
 SENDERS = ("RM1", "RDE", "RGN", "RC9", "RGP", "RCX", "RGR")
 MESSAGES = 160

@@ -16,9 +16,9 @@ from typing import Any
 import asyncpg
 import pytest
 
+from adapters.recipient import Recipient
 from tests.support.hub import Network, RunningHub, running_hub
 from tests.support.messages import referral
-from tests.support.recipient import Recipient
 from tests.ui.http_signin import BROWSER, SignedIn, sign_in
 
 GOVERNANCE, OPS, SMDT, TRUST = "amara.okafor", "sam.patel", "jo.whitfield", "lewis.grant"

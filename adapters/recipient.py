@@ -1,5 +1,6 @@
-"""A real receiving system for push delivery tests: an aiohttp server at ``{endpoint}/$process-message`` that
-checks what the hub sends and records what its business layer saw.
+"""The one fake receiving system (a trust's EPR) the hub pushes to: an aiohttp server at
+``{endpoint}/$process-message`` that checks what the hub sends and records what its business layer saw. The push
+delivery tests, the demo's EPR (`prefix=""`) and the benchmarks (`strict=False`) all use it.
 
 Each request's hub bearer token is verified (ES256 with the hub's registered key; ``iss`` = ``sub`` = ``hub``,
 ``aud`` = this trust's ODS code) and so is the message's own signature (the sender's registered key): the hub must
@@ -9,7 +10,9 @@ a ``Bundle.identifier`` is answered 409 and not processed again. `business` list
 
 Behaviour is scripted per test: `refuse_with` answers a status before any processing (optionally with
 Retry-After); `delay_after_processing` or `hold_after_processing` process the message and only then answer (a
-response that is late or never comes: the hub cannot know it was processed).
+response that is late or never comes: the hub cannot know it was processed). With `strict=False` it checks
+nothing and answers 200 to every push (a benchmark's recipient, whose checks would cost the measured machine CPU);
+`arrivals` counts every push by Bundle.identifier and `arrived_at` keeps the time of its last arrival either way.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +30,14 @@ from joserfc import jwk, jws
 
 from service.identity.registry import Registry
 from service.identity.signing import verify_bundle_signature
-from tests.support.hub import free_port
+
+MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -50,11 +61,16 @@ class Refusal:
 
 @dataclass
 class Recipient:
-    """The receiving system of trust `ods`, checking against `registry`."""
+    """The receiving system of trust `ods`, checking against `registry` (unless not `strict`)."""
 
-    ods: str
-    registry: Registry
+    ods: str = ""
+    registry: Registry | None = None
     port: int = field(default_factory=free_port)
+    prefix: str = "/fhir"
+    strict: bool = True
+    received: list[dict[str, Any]] = field(default_factory=list)  # the Bundles processed, in order
+    arrivals: dict[str, int] = field(default_factory=dict)  # Bundle.identifier → pushes that reached the recipient
+    arrived_at: dict[str, float] = field(default_factory=dict)  # Bundle.identifier → time.time() of the last
     requests: list[Received] = field(default_factory=list)
     business: list[str] = field(default_factory=list)
     bodies: dict[str, str] = field(default_factory=dict)  # Bundle.identifier → SHA-256 of the bytes processed
@@ -65,14 +81,17 @@ class Recipient:
     processed: asyncio.Event = field(default_factory=asyncio.Event)
     _request_ids: set[str] = field(default_factory=set)
     _runner: web.AppRunner | None = None
+    _arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}/fhir"
+        return f"http://127.0.0.1:{self.port}{self.prefix}"
 
-    async def start(self) -> Recipient:
-        app = web.Application()
-        app.router.add_post("/fhir/$process-message", self._process_message)
+    async def start(self, port: int | None = None) -> Recipient:
+        if port is not None:
+            self.port = port
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        app.router.add_post(f"{self.prefix}/$process-message", self._process_message)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
@@ -96,11 +115,22 @@ class Recipient:
     def accept_all(self) -> None:
         self.refusal = None
 
+    async def wait_for(self, count: int, *, within_seconds: float) -> bool:
+        """Whether `count` messages have been processed within `within_seconds`."""
+        async with self._arrived:
+            try:
+                await asyncio.wait_for(self._arrived.wait_for(lambda: len(self.received) >= count), within_seconds)
+            except TimeoutError:
+                return False
+        return True
+
     def duplicates(self) -> list[str]:
         return sorted({i for i in self.business if self.business.count(i) > 1})
 
     async def _process_message(self, request: web.Request) -> web.Response:
         body = await request.read()
+        if not self.strict:
+            return await self._count(body)
         request_id = request.headers.get("X-Request-ID", "")
         message_id = request.headers.get("X-Handover-Message-ID", "")
         sender = request.headers.get("X-Handover-Sender", "")
@@ -126,15 +156,29 @@ class Recipient:
             self._request_ids.add(request_id)
             self.business.append(identifier)
             self.bodies[identifier] = hashlib.sha256(body).hexdigest()
-            self.processed.set()
+            await self._arrival(identifier, json.loads(body))
             if self.delay_after_processing:
                 await asyncio.sleep(self.delay_after_processing)
             if self.hold_after_processing is not None:
                 await self.hold_after_processing.wait()
         return web.json_response(_outcome(status), status=status, headers=headers, content_type="application/fhir+json")
 
+    async def _count(self, body: bytes) -> web.Response:
+        bundle = json.loads(body)
+        await self._arrival(bundle["identifier"]["value"], bundle)
+        return web.json_response({"resourceType": "OperationOutcome", "issue": []})
+
+    async def _arrival(self, identifier: str, bundle: dict[str, Any]) -> None:
+        self.arrivals[identifier] = self.arrivals.get(identifier, 0) + 1
+        self.arrived_at[identifier] = time.time()
+        async with self._arrived:
+            self.received.append(bundle)
+            self._arrived.notify_all()
+        self.processed.set()
+
     def _check_token(self, authorization: str) -> int:
         scheme, _, token = authorization.partition(" ")
+        assert self.registry is not None, "a strict recipient checks against the registry"
         hub_key = self.registry.active_hub_key()
         try:
             members = {k: hub_key.public_jwk[k] for k in ("kty", "crv", "x", "y")}
@@ -165,6 +209,7 @@ class Recipient:
         return identifier, 200
 
     def _key_lookup(self, kid: str) -> Any:
+        assert self.registry is not None
         return self.registry.key(kid) or self.registry.hub_key(kid)
 
 
