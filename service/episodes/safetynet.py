@@ -50,7 +50,8 @@ class SafetyNet:
         """Alert every overdue answer not yet alerted; returns how many alerts were sent."""
         now = self._clock()
         async with db.transaction(self._pool) as conn:
-            due = await store.lease_overdue(conn, now, limit=BATCH)
+            due = await store.lease_overdue(conn, now, limit=BATCH)  # every row lock the sweep needs, taken first
+            events: list[AuditEvent] = []
             for deadline in due:
                 bundle, raw = build_alert(
                     event_system=self._event_system,
@@ -83,8 +84,7 @@ class SafetyNet:
                     changed=False,
                 )
                 await store.mark_alerted(conn, deadline.id, alert_id, now)
-                await audit.append_event(
-                    conn,
+                events.append(
                     AuditEvent(
                         EventType.ALERT_SENT,
                         f"{deadline.kind}-overdue",
@@ -96,8 +96,9 @@ class SafetyNet:
                             "waiting": deadline.waiting,
                             "owed_by": deadline.owed_by,
                         },
-                    ),
+                    )
                 )
+            await audit.append_events(conn, events)  # last: it holds the sequencer's lock until COMMIT
         if due:
             log.warning("overdue answers alerted", extra={"count": len(due)})
         return len(due)
