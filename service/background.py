@@ -21,6 +21,7 @@ from service.errors import HandoverError
 log = logging.getLogger("handover.background")
 
 MAX_BACKOFF_SECONDS = 60.0  # a failing duty is retried at least this often (or at its own interval if longer)
+MAX_BACKOFF_FACTOR = 16  # and at least every 16 intervals: a duty polling fast recovers fast
 
 
 class DutyFaults:
@@ -41,10 +42,10 @@ FAULTS = DutyFaults()  # process-wide, like the duties themselves: every Metrics
 
 def backoff_seconds(interval: float, failures: int) -> float:
     """The wait before the next pass after `failures` failed passes in a row: the interval doubling per failure,
-    capped at the longer of the interval and MAX_BACKOFF_SECONDS."""
+    capped at MAX_BACKOFF_FACTOR intervals or MAX_BACKOFF_SECONDS, whichever is less, but never below the interval."""
     if failures <= 0:
         return interval
-    cap = max(interval, MAX_BACKOFF_SECONDS)
+    cap = max(interval, min(MAX_BACKOFF_SECONDS, interval * MAX_BACKOFF_FACTOR))
     return min(cap, max(interval, 0.01) * 2.0 ** min(failures - 1, 30))
 
 
