@@ -7,7 +7,9 @@ check with real signed traffic, outside `make test`:
    out and is checked; RGT reads it from its inbox through hub2, checks RM1's signature and acknowledges it;
 3. the Patroni leader's container is killed (SIGKILL); a second signed referral is sent as a careful client
    would (the same X-Request-ID on every try, alternating hubs) until it is receipted by the new primary, and
-   RGT fetches and acknowledges it through hub1. The hubs must not have restarted.
+   RGT fetches and acknowledges it through hub1;
+4. the killed node is started again: Patroni rewinds it (pg_rewind) and it streams as the synchronous standby;
+   a third referral is receipted with both nodes back. The hubs must not have restarted.
 
 Development keys are made for the run in a temporary directory (never in the checkout) and removed after it,
 with the stack and its volumes (`--keep` leaves the stack running). Prints each step with its time.
@@ -32,7 +34,16 @@ import aiohttp
 
 from adapters import builders
 from adapters.trust_client import SendResult, TrustClient
-from deploy.compose.stack import DevKeys, Stack, StackError, build_arguments, choose_base_image, docker_ready, say
+from deploy.compose.stack import (
+    PROJECT,
+    DevKeys,
+    Stack,
+    StackError,
+    build_arguments,
+    choose_base_image,
+    docker_ready,
+    say,
+)
 from service.keystore import load_private_jwk
 from service.registry import Registry, load_registry
 from service.terminology import load_code_system
@@ -41,6 +52,7 @@ SENDER, RECIPIENT = "RM1", "RGT"
 HUBS = ("hub1", "hub2")
 READY_WITHIN_SECONDS = 240
 FAILOVER_WITHIN_SECONDS = 180
+REJOIN_WITHIN_SECONDS = 120
 
 
 class CheckFailedError(Exception):
@@ -161,64 +173,110 @@ def leader(stack: Stack, ask: str) -> str:
     return str(leaders[0])
 
 
+async def rejoined(stack: Stack, node: str, leader_node: str) -> None:
+    """Wait until Patroni reports `node` as the streaming synchronous standby (pg_rewind, then replication)."""
+    give_up = time.monotonic() + REJOIN_WITHIN_SECONDS
+    while time.monotonic() < give_up:
+        members = {m["Member"]: m for m in stack.patroni_members(leader_node)}
+        member = members.get(node, {})
+        if member.get("Role") == "Sync Standby" and member.get("State") == "streaming":
+            return
+        await asyncio.sleep(2)
+    raise CheckFailedError(f"{node} did not rejoin as the synchronous standby within {REJOIN_WITHIN_SECONDS} s")
+
+
+@dataclass
+class Trusts:
+    """RM1 sending referrals and RGT receiving them, each through either hub, with the project's trust client."""
+
+    registry: Registry
+    senders: dict[str, TrustClient]
+    recipients: dict[str, TrustClient]
+
+    @classmethod
+    def connect(cls, session: aiohttp.ClientSession, stack: Stack, keys: DevKeys) -> Trusts:
+        registry = load_registry(keys.network)
+
+        def clients(ods: str) -> dict[str, TrustClient]:
+            key = load_private_jwk(keys.private, ods)
+            return {hub: TrustClient(session, stack.url(hub), ods, key, registry) for hub in HUBS}
+
+        return cls(registry, clients(SENDER), clients(RECIPIENT))
+
+    async def refer(self, via: tuple[str, ...], within: float) -> tuple[dict[str, Any], Delivery]:
+        """A new signed referral sent through `via` until receipted; the receipt's checked parameters."""
+        signed = self.senders[via[0]].sign(synthetic_referral(self.registry))
+        delivered = await send_until_receipted(self.senders, via, signed, within)
+        return self.senders[via[0]].check_receipt(delivered.receipt, signed), delivered
+
+    async def read(self, receipt: Mapping[str, Any], hub: str) -> None:
+        await receive(self.recipients[hub], str(receipt["message-id"]), hub)
+
+
+async def before_failover(trusts: Trusts, clock: Clock) -> None:
+    began = time.monotonic()
+    receipt, _ = await trusts.refer(("hub1",), within=30)
+    say(
+        f"  receipt from hub1: message {receipt['message-id']}, audit index {receipt['audit-index']}, "
+        f"sha256 {str(receipt['sha256'])[:16]}…, accepted at {receipt['accepted-at']}"
+    )
+    await trusts.read(receipt, "hub2")
+    clock.step("signed referral in through hub1, receipt out, read on hub2", began)
+
+
+async def failover(stack: Stack, trusts: Trusts, clock: Clock) -> tuple[str, str]:
+    """Kill the leader, get a referral receipted by the new one; the old and the new leader's names."""
+    old = leader(stack, "pg1")
+    survivor = "pg2" if old == "pg1" else "pg1"
+    began = time.monotonic()
+    stack.kill(old)
+    killed_at = time.time()  # epoch seconds, to compare with Patroni's log
+    clock.step(f"Patroni leader {old} killed (SIGKILL)", began)
+
+    began = time.monotonic()
+    receipt, delivered = await trusts.refer(("hub2", "hub1"), within=FAILOVER_WITHIN_SECONDS)
+    say(
+        f"  receipt after the failover: message {receipt['message-id']}, audit index {receipt['audit-index']}; "
+        f"{delivered.attempts} tries: {delivered.unavailable} answered 503, {delivered.unanswered} not at all"
+    )
+    clock.step("second signed referral receipted after the kill", began)
+    promoted_at = stack.promoted_at(survivor)
+    after_promotion = "?" if promoted_at is None else f"{delivered.first_202_at - promoted_at:.1f} s"
+    promotion = "?" if promoted_at is None else f"{promoted_at - killed_at:.1f} s"
+    say(
+        f"  kill to {survivor}'s promotion: {promotion}; promotion to first 202: {after_promotion}; "
+        f"kill to first 202: {delivered.first_202_at - killed_at:.1f} s"
+    )
+    new = leader(stack, survivor)
+    if new != survivor:
+        raise CheckFailedError(f"after {old} was killed Patroni's leader is {new}, not {survivor}")
+    say(stack.patroni_table(survivor).rstrip())
+    began = time.monotonic()
+    await trusts.read(receipt, "hub1")
+    clock.step("second referral read on hub1 from the new primary", began)
+    return old, survivor
+
+
+async def after_rejoin(stack: Stack, trusts: Trusts, clock: Clock, old: str, survivor: str) -> None:
+    began = time.monotonic()
+    stack("start", old, timeout=120)
+    await rejoined(stack, old, survivor)
+    clock.step(f"{old} restarted: rewound and streaming as the synchronous standby", began)
+    say(stack.patroni_table(survivor).rstrip())
+    began = time.monotonic()
+    receipt, _ = await trusts.refer(("hub1",), within=30)
+    await trusts.read(receipt, "hub2")
+    clock.step("third referral receipted with both nodes back, read on hub2", began)
+
+
 async def smoke(stack: Stack, keys: DevKeys, clock: Clock) -> None:
     await wait_until_ready(stack, clock)
     say(stack.patroni_table("pg1").rstrip())
-    registry = load_registry(keys.network)
-    timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
-        senders = {
-            h: TrustClient(session, stack.url(h), SENDER, load_private_jwk(keys.private, SENDER), registry)
-            for h in HUBS
-        }
-        recipients = {
-            h: TrustClient(session, stack.url(h), RECIPIENT, load_private_jwk(keys.private, RECIPIENT), registry)
-            for h in HUBS
-        }
-
-        began = time.monotonic()
-        first = senders["hub1"].sign(synthetic_referral(registry))
-        delivered = await send_until_receipted(senders, ("hub1",), first, within=30)
-        params = senders["hub1"].check_receipt(delivered.receipt, first)
-        say(
-            f"  receipt from hub1: message {params['message-id']}, audit index {params['audit-index']}, "
-            f"sha256 {str(params['sha256'])[:16]}…, accepted at {params['accepted-at']}"
-        )
-        await receive(recipients["hub2"], str(params["message-id"]), "hub2")
-        clock.step("signed referral in through hub1, receipt out, read on hub2", began)
-
-        old = leader(stack, "pg1")
-        survivor = "pg2" if old == "pg1" else "pg1"
-        began = time.monotonic()
-        stack.kill(old)
-        killed_at = time.time()  # epoch seconds, to compare with Patroni's log
-        clock.step(f"Patroni leader {old} killed (SIGKILL)", began)
-
-        began = time.monotonic()
-        second = senders["hub2"].sign(synthetic_referral(registry))
-        delivered = await send_until_receipted(senders, ("hub2", "hub1"), second, within=FAILOVER_WITHIN_SECONDS)
-        params = senders["hub2"].check_receipt(delivered.receipt, second)
-        say(
-            f"  receipt after the failover: message {params['message-id']}, audit index {params['audit-index']}; "
-            f"{delivered.attempts} tries: {delivered.unavailable} answered 503, {delivered.unanswered} not at all"
-        )
-        clock.step("second signed referral receipted after the kill", began)
-        promoted_at = stack.promoted_at(survivor)
-        after_promotion = "?" if promoted_at is None else f"{delivered.first_202_at - promoted_at:.1f} s"
-        promotion = "?" if promoted_at is None else f"{promoted_at - killed_at:.1f} s"
-        say(
-            f"  kill to {survivor}'s promotion: {promotion}; promotion to first 202: {after_promotion}; "
-            f"kill to first 202: {delivered.first_202_at - killed_at:.1f} s"
-        )
-
-        new = leader(stack, survivor)
-        if new != survivor:
-            raise CheckFailedError(f"after {old} was killed Patroni's leader is {new}, not {survivor}")
-        say(stack.patroni_table(survivor).rstrip())
-        began = time.monotonic()
-        await receive(recipients["hub1"], str(params["message-id"]), "hub1")
-        clock.step("second referral read on hub1 from the new primary", began)
-
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        trusts = Trusts.connect(session, stack, keys)
+        await before_failover(trusts, clock)
+        old, survivor = await failover(stack, trusts, clock)
+        await after_rejoin(stack, trusts, clock, old, survivor)
     restarts = {hub: stack.restart_count(hub) for hub in HUBS}
     say(f"  hub restarts: {restarts}")
     if any(restarts.values()):
@@ -241,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         build_args = build_arguments(base)
         began = time.monotonic()
         keys.make()
-        clock.step(f"development keys made in {keys.directory} (removed at the end)", began)
+        clock.step(f"development keys made in {keys.directory}", began)
         stack = Stack.configure(keys, build_args)
         say(f"  compose: {' '.join(stack.compose)}; hubs on {stack.url('hub1')} and {stack.url('hub2')}")
         began = time.monotonic()
@@ -265,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
             except StackError as err:
                 say(f"could not stop the stack: {err}")
         if args.keep and stack is not None:
-            say(f"  left running; its development keys are in {keys.directory}")
+            say(f"  left running, with its development keys in {keys.directory}; stop it with")
+            say(f"  docker-compose -p {PROJECT} down -v && rm -rf {keys.directory}")
         else:
             keys.remove()
     say(f"compose-check {'passed' if status == 0 else 'FAILED'} in {clock.now():.1f} s")
