@@ -211,6 +211,17 @@ def free_port() -> int:
         return port
 
 
+def last_promotion(timestamped_log: str) -> float | None:
+    """The time (epoch seconds) of the last "promoted self to leader" line in a `docker logs -t` output, whose
+    lines start with an RFC 3339 UTC timestamp in nanoseconds; None if there is no such line."""
+    found = None
+    for line in timestamped_log.splitlines():
+        if "promoted self to leader" in line:
+            whole, _, fraction = line.split()[0].rstrip("Z").partition(".")
+            found = datetime.fromisoformat(f"{whole}.{(fraction or '0')[:6]:0<6}+00:00").timestamp()
+    return found
+
+
 @dataclass
 class Stack:
     """The compose project `PROJECT` of docker-compose.yml, with the environment it is built and run with."""
@@ -275,9 +286,7 @@ class Stack:
         run(["docker", "kill", "--signal", "KILL", self.container(service)], timeout=60)
 
     def promoted_at(self, service: str) -> float | None:
-        """When Patroni on `service` last promoted its PostgreSQL to leader (epoch seconds, from docker's log
-        timestamps), or None if its log does not say."""
-        found = None
+        """When Patroni on `service` last promoted its PostgreSQL to leader (epoch seconds), or None."""
         logs = subprocess.run(
             ["docker", "logs", "-t", self.container(service)],
             stdout=subprocess.PIPE,
@@ -286,12 +295,7 @@ class Stack:
             timeout=60,
             check=False,
         )
-        for line in logs.stdout.splitlines():
-            if "promoted self to leader" in line:
-                stamp = line.split()[0].rstrip("Z")
-                whole, _, fraction = stamp.partition(".")
-                found = datetime.fromisoformat(f"{whole}.{fraction[:6] or '0'}+00:00").timestamp()
-        return found
+        return last_promotion(logs.stdout)
 
     def restart_count(self, service: str) -> int:
         return int(run(["docker", "inspect", "-f", "{{.RestartCount}}", self.container(service)]).strip())
