@@ -307,6 +307,7 @@ def _cmd_mesh_bridge(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_keys_init(args: argparse.Namespace, settings: Settings) -> int:
     from service.crypto.kek import create_kek_file
     from service.keystore import init_keys
+    from service.pseudonyms import PSEUDONYM_KEY_FILE, Pseudonymiser
     from service.staff import ensure_dev_staff_key
 
     report = init_keys(settings.network_path, settings.keys_dir, force=args.force)
@@ -314,6 +315,9 @@ def _cmd_keys_init(args: argparse.Namespace, settings: Settings) -> int:
         console.print("created  staff identity provider (development)")
     if not settings.kek_path.exists():
         console.print(f"created  key-encryption key {create_kek_file(settings.kek_path)} in {settings.kek_path}")
+    if not (settings.keys_dir / PSEUDONYM_KEY_FILE).exists():
+        Pseudonymiser.from_keys_dir(settings.keys_dir)  # made here, so a hub given read-only keys can start
+        console.print(f"created  pseudonym key in {settings.keys_dir / PSEUDONYM_KEY_FILE}")
     for owner in report.created:
         console.print(f"created  {owner}")
     for owner in report.kept:
