@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit conformance serve bench bench-load bench-soak bench-ui bench-failover profiles clean screenshots vendor-ui safety
+.PHONY: demo test lint typecheck unit conformance serve bench bench-load bench-soak bench-ui profiles clean screenshots vendor-ui safety bench-failover compose-check
 
 $(STAMP): pyproject.toml setup.py service/auditlog/_treehash.c
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
@@ -95,6 +95,13 @@ bench-ui: $(STAMP)
 # FAILOVER_ARGS="--rounds 1 --timings test" for a quick look.
 bench-failover: $(STAMP)
 	$(BIN)/python -m bench.failover $(FAILOVER_ARGS)
+
+# The containers (issue 27, not part of `make test`; needs docker and docker-compose): builds the images, starts
+# etcd, two Patroni-managed PostgreSQL nodes and two hubs (docker-compose.yml), sends signed referrals, kills the
+# Patroni leader, and checks the next referral is receipted; then removes the stack. COMPOSE_CHECK_ARGS=--keep
+# leaves it running. BASE_IMAGE=... chooses the base (default: python:3.11-slim, else one made from Debian).
+compose-check: $(STAMP)
+	PYTHONPATH=$(CURDIR) $(BIN)/python -m deploy.compose.check $(COMPOSE_CHECK_ARGS)
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -131,7 +131,7 @@ async def _serving(app: web.Application, hub: Hub) -> AsyncIterator[None]:
     app[SAFETY_NET] = safety_net
     sweeper = asyncio.create_task(safety_net.run(settings.safety_net_seconds), name="safety-net")
     if isinstance(clock, DemoClock):  # development: the demo moves time, so it fires the timed duties too
-        clock.add_duty(lambda: _sweep_all(safety_net))
+        clock.add_duty(safety_net.sweep_all)
         clock.add_duty(relay.sweep_expired)
     await relay.start()
     stop_housekeeping = asyncio.Event()
@@ -148,16 +148,6 @@ async def _serving(app: web.Application, hub: Hub) -> AsyncIterator[None]:
         sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
-
-
-async def _sweep_all(safety_net: SafetyNet) -> int:
-    """One full safety-net pass (as its loop does): every overdue answer and clock alert due now."""
-    sent = 0
-    while (found := await safety_net.sweep()) > 0:
-        sent += found
-    while (found := await safety_net.sweep_clocks()) > 0:
-        sent += found
-    return sent
 
 
 def _housekeeping(settings: Settings, pool: asyncpg.Pool, clock: Clock) -> Housekeeping:

@@ -63,12 +63,16 @@ def _cmd_keys_init(args: argparse.Namespace, settings: Settings) -> int:
     from service.crypto.kek import create_kek_file
     from service.identity.keystore import init_keys
     from service.identity.staff import ensure_dev_staff_key
+    from service.pseudonyms import PSEUDONYM_KEY_FILE, Pseudonymiser
 
     report = init_keys(settings.network_path, settings.keys_dir, force=args.force)
     if ensure_dev_staff_key(settings.keys_dir):
         console.print("created  staff identity provider (development)")
     if not settings.kek_path.exists():
         console.print(f"created  key-encryption key {create_kek_file(settings.kek_path)} in {settings.kek_path}")
+    if not (settings.keys_dir / PSEUDONYM_KEY_FILE).exists():
+        Pseudonymiser.from_keys_dir(settings.keys_dir)  # made here, so a hub given read-only keys can start
+        console.print(f"created  pseudonym key in {settings.keys_dir / PSEUDONYM_KEY_FILE}")
     for owner in report.created:
         console.print(f"created  {owner}")
     for owner in report.kept:

@@ -8,7 +8,6 @@ deadline alerted and audits it, all in one transaction. It also watches the canc
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 
@@ -16,11 +15,11 @@ import asyncpg
 
 from service.auditlog import appending
 from service.auditlog.events import AuditEvent, EventType
+from service.background import run_forever
 from service.clock import Clock, utc_now
 from service.delivery.clockwatch import DEFAULT_WARNING_DAYS, ClockWatch
 from service.delivery.hubmail import HubMail
 from service.episodes.alerts import build_alert
-from service.errors import HandoverError
 from service.store import db
 from service.store import episodes as store
 
@@ -46,7 +45,8 @@ class SafetyNet:
         """Alert every overdue answer not yet alerted; returns how many alerts were sent."""
         now = self._clock()
         async with db.transaction(self._pool) as conn:
-            due = await store.lease_overdue(conn, now, limit=BATCH)
+            due = await store.lease_overdue(conn, now, limit=BATCH)  # every row lock the sweep needs, taken first
+            events: list[AuditEvent] = []
             for deadline in due:
                 bundle, raw = build_alert(
                     event_system=self._mail.event_system,
@@ -78,8 +78,7 @@ class SafetyNet:
                     changed=False,
                 )
                 await store.mark_alerted(conn, deadline.id, alert_id, now)
-                await appending.append_event(
-                    conn,
+                events.append(
                     AuditEvent(
                         EventType.ALERT_SENT,
                         f"{deadline.kind}-overdue",
@@ -91,8 +90,9 @@ class SafetyNet:
                             "waiting": deadline.waiting,
                             "owed_by": deadline.owed_by,
                         },
-                    ),
+                    )
                 )
+            await appending.append_events(conn, events)  # last: it holds the sequencer's lock until COMMIT
         if due:
             log.warning("overdue answers alerted", extra={"count": len(due)})
         return len(due)
@@ -106,13 +106,16 @@ class SafetyNet:
         return sent
 
     async def run(self, interval_seconds: float) -> None:
-        """Sweep until cancelled; a store outage is logged and retried at the next interval."""
-        while True:
-            try:
-                while await self.sweep() == BATCH:
-                    pass
-                while await self.sweep_clocks() > 0:  # a full batch may leave more
-                    pass
-            except HandoverError:
-                log.warning("safety net sweep skipped: store unavailable")
-            await asyncio.sleep(interval_seconds)
+        """Sweep until cancelled; any fault (a store outage, a deadlock) is logged, counted and retried after a
+        back-off (service/background.py): one fault never ends the safety net."""
+        await run_forever("safety-net", self.sweep_all, interval=interval_seconds)
+
+    async def sweep_all(self) -> int:
+        """One full pass: every overdue answer and clock alert due now; how many alerts were sent."""
+        sent = 0
+        while (found := await self.sweep()) == BATCH:
+            sent += found
+        sent += found
+        while (found := await self.sweep_clocks()) > 0:  # a full batch may leave more
+            sent += found
+        return sent
