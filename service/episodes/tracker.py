@@ -22,8 +22,8 @@ from service.episodes import snapshot
 from service.episodes.cwt_dates import CwtConflict, CwtMessage, next_cwt_dates
 from service.episodes.cwt_reading import focus_of, read_cwt_items
 from service.episodes.machine import Episode, Fact, InvalidTransition, Kind, Outcome, State, apply, start
-from service.episodes.patient import PatientIdentity, read_patient_identity
-from service.episodes.reading import NotAnEpisodeMessage, read_acknowledgement, read_episode_message
+from service.episodes.patient import PatientIdentity
+from service.episodes.reading import NotAnEpisodeMessage, ReadMessage, read_acknowledgement, read_episode_message
 from service.errors import Code, HandoverError
 from service.pseudonyms import Pseudonymiser
 from service.store import cwt as cwt_store
@@ -57,7 +57,7 @@ class StoredMessage:
     recipient_ods: str
     accepted_at: datetime
     patient: PatientIdentity | None = None
-    """Who the message is about, as intake already read it (`read_patient_identity`); read again if not given."""
+    """Who the message is about, as intake read it once (`InboundMessage.patient`)."""
 
 
 class EpisodeTracker:
@@ -65,15 +65,15 @@ class EpisodeTracker:
         self._pseudonyms = pseudonymiser
         self._deadlines = deadlines or Deadlines()
 
-    async def record(self, conn: asyncpg.Connection, doc: dict[str, Any], message: StoredMessage) -> date | None:
-        """Apply the message to its episode; returns the episode's IPT received date when the message is a cancer
-        pathway referral that has one (for its receipt), else None."""
+    async def record(self, conn: asyncpg.Connection, read: ReadMessage, message: StoredMessage) -> date | None:
+        """Apply the message (`read`: its header and its one index) to its episode; returns the episode's IPT
+        received date when the message is a cancer pathway referral that has one (for its receipt), else None."""
         if message.event == "acknowledgement":
-            await self._acknowledgement(conn, doc, message)
+            await self._acknowledgement(conn, read, message)
             return None
         try:
             said = read_episode_message(
-                doc,
+                read,
                 event=message.event,
                 message_id=str(message.id),
                 sender=message.sender_ods,
@@ -83,7 +83,7 @@ class EpisodeTracker:
         except NotAnEpisodeMessage as err:
             raise HandoverError(Code.PROFILE_VIOLATION, str(err), "Bundle.entry[0].resource.focus") from None
         patient = self._pseudonyms.nhs_number(said.nhs_number)
-        birth_date = self._birth_date(message.patient or read_patient_identity(doc), said.nhs_number)
+        birth_date = self._birth_date(message.patient, said.nhs_number)
         worker = said.key_worker  # shown on the staff pages' episode page
         key_worker = store.KeyWorker(worker.name, worker.identifier, worker.ods) if worker is not None else None
         row, of_another_patient = await store.lock_episode_checking_patient(
@@ -127,7 +127,7 @@ class EpisodeTracker:
             )
         ipt_received = await self._record_cwt(
             conn,
-            doc,
+            read,
             message,
             row.id,
             kind=said.fact.kind,
@@ -157,7 +157,7 @@ class EpisodeTracker:
     async def _record_cwt(
         self,
         conn: asyncpg.Connection,
-        doc: dict[str, Any],
+        read: ReadMessage,
         message: StoredMessage,
         episode_id: UUID,
         *,
@@ -168,7 +168,7 @@ class EpisodeTracker:
     ) -> date | None:
         """The Cancer Waiting Times dates this message gives its episode (service/episodes/cwt_dates.py), recorded
         in the same transaction; 422 invalid-transition when one contradicts the episode's."""
-        items = read_cwt_items(doc, message.event, focus_of(doc))
+        items = read_cwt_items(read.index, message.event, focus_of(read.header, read.index))
         more_information = kind is Kind.OUTCOME_MORE_INFORMATION and outcome.changed
         if items.empty and not more_information and not (kind is Kind.REFERRAL and cancer):
             return None
@@ -261,8 +261,8 @@ class EpisodeTracker:
             met.append("discharge-summary")
         return started, met
 
-    async def _acknowledgement(self, conn: asyncpg.Connection, doc: dict[str, Any], message: StoredMessage) -> None:
-        ack = read_acknowledgement(doc)
+    async def _acknowledgement(self, conn: asyncpg.Connection, read: ReadMessage, message: StoredMessage) -> None:
+        ack = read_acknowledgement(read)
         if ack is None:
             return
         found = await store.find_acknowledged(
