@@ -12,7 +12,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -86,24 +85,25 @@ class EpisodeTracker:
         birth_date = self._birth_date(message.patient, said.nhs_number)
         worker = said.key_worker  # shown on the staff pages' episode page
         key_worker = store.KeyWorker(worker.name, worker.identifier, worker.ods) if worker is not None else None
-        row, of_another_patient = await store.lock_episode_checking_patient(
-            conn, patient, said.referral_identifier, parties=(message.sender_ods, message.recipient_ods)
+        opening = _opening(said.fact, said.pathway_start, birth_date=birth_date, key_worker=key_worker)
+        found = await store.lock_or_open_episode(  # one round trip: the episode, or the one this referral opens
+            conn,
+            patient,
+            said.referral_identifier,
+            parties=(message.sender_ods, message.recipient_ods),
+            new=opening,
         )
-        opened = False
+        row, opened = found.row, found.opened
         if row is None:
-            if of_another_patient:
+            if found.of_another_patient:
                 raise _wrong_patient("its NHS number differs from the patient of the episode this referral belongs to")
-            row = await self._open(
-                conn,
-                patient,
-                said.referral_identifier,
-                said.fact,
-                said.pathway_start,
-                birth_date=birth_date,
-                key_worker=key_worker,
-            )
-            opened = row is not None
-            row = row or await store.lock_episode(conn, patient, said.referral_identifier)  # opened meanwhile
+            if opening is None:
+                raise HandoverError(
+                    Code.INVALID_TRANSITION,
+                    "there is no episode for this referral: the referral must come first (episode state: none)",
+                    "Bundle.entry[0].resource.eventCoding",
+                )
+            row = await store.lock_episode(conn, patient, said.referral_identifier)  # opened meanwhile
         if row is None:
             raise HandoverError(Code.UNAVAILABLE, "the episode could not be opened; retry", retry_after=1)
         if opened:  # the episode was opened with the date of birth and key worker
@@ -191,41 +191,6 @@ class EpisodeTracker:
             return None
         return self._pseudonyms.birth_date(nhs, identity.birth_date)
 
-    async def _open(
-        self,
-        conn: asyncpg.Connection,
-        patient: str,
-        referral: str,
-        fact: Fact,
-        pathway_start: Any,
-        *,
-        birth_date: str | None,
-        key_worker: store.KeyWorker | None,
-    ) -> store.EpisodeRow | None:
-        """Create the episode from its referral, locked; None if a concurrent transaction created it first."""
-        try:
-            episode = start(fact)
-        except InvalidTransition:
-            raise HandoverError(
-                Code.INVALID_TRANSITION,
-                "there is no episode for this referral: the referral must come first (episode state: none)",
-                "Bundle.entry[0].resource.eventCoding",
-            ) from None
-        return await store.insert_episode(
-            conn,
-            episode_id=uuid.uuid4(),
-            nhs_number_hmac=patient,
-            referral_identifier=referral,
-            referrer_ods=fact.sender_ods,
-            centre_ods=fact.recipient_ods,
-            state=episode.state.value,
-            snapshot=snapshot.dump(episode),
-            pathway_start=pathway_start,
-            at=fact.at,
-            birth_date_hmac=birth_date,
-            key_worker=key_worker,
-        )
-
     def _deadline_changes(
         self, fact: Fact, message: StoredMessage, outcome: Outcome
     ) -> tuple[list[store.NewDeadline], list[str]]:
@@ -288,6 +253,27 @@ class EpisodeTracker:
             at=message.accepted_at,
             changed=False,
         )
+
+
+def _opening(
+    fact: Fact, pathway_start: date | None, *, birth_date: str | None, key_worker: store.KeyWorker | None
+) -> store.NewEpisode | None:
+    """The episode `fact` opens when there is none yet (a referral's), or None if it cannot open one."""
+    try:
+        episode = start(fact)
+    except InvalidTransition:
+        return None
+    return store.NewEpisode(
+        episode_id=uuid.uuid4(),
+        referrer_ods=fact.sender_ods,
+        centre_ods=fact.recipient_ods,
+        state=episode.state.value,
+        snapshot=snapshot.dump(episode),
+        pathway_start=pathway_start,
+        at=fact.at,
+        birth_date_hmac=birth_date,
+        key_worker=key_worker,
+    )
 
 
 def _wrong_patient(why: str) -> HandoverError:

@@ -61,29 +61,85 @@ async def lock_episode(conn: asyncpg.Connection, nhs_number_hmac: str, referral_
     return None if record is None else episode_row(record)
 
 
-async def lock_episode_checking_patient(
-    conn: asyncpg.Connection, nhs_number_hmac: str, referral_identifier: str, *, parties: tuple[str, str]
-) -> tuple[EpisodeRow | None, bool]:
-    """`lock_episode` and, when there is no such episode, whether an episode between these parties has this
-    referral identifier but another patient, in one round trip: (the episode, locked, or None; that answer)."""
+@dataclass(frozen=True)
+class NewEpisode:
+    """An episode to open when a message finds none (a referral's): its columns besides the patient and referral."""
+
+    episode_id: UUID
+    referrer_ods: str
+    centre_ods: str
+    state: str
+    snapshot: dict[str, Any]
+    pathway_start: date | None
+    at: datetime
+    birth_date_hmac: str | None = None
+    key_worker: KeyWorker | None = None
+
+
+@dataclass(frozen=True)
+class FoundEpisode:
+    """What `lock_or_open_episode` found: the episode, locked (None if there is none and none was opened),
+    whether this statement opened it, and, when there is none, whether an episode between these parties has
+    this referral identifier but another patient."""
+
+    row: EpisodeRow | None
+    opened: bool
+    of_another_patient: bool
+
+
+async def lock_or_open_episode(
+    conn: asyncpg.Connection,
+    nhs_number_hmac: str,
+    referral_identifier: str,
+    *,
+    parties: tuple[str, str],
+    new: NewEpisode | None = None,
+) -> FoundEpisode:
+    """`lock_episode` and, when there is no such episode, whether it would belong to another patient; and when
+    there is none, none of another patient and `new` is given, `new` opened and locked: all in one round trip.
+    An episode a concurrent transaction opened first gives row None, opened False (the caller locks it then)."""
+    worker = _key_worker_columns(new.key_worker if new is not None else None)
     record = await conn.fetchrow(
         f"""
         WITH locked AS (
             SELECT {_COLUMNS} FROM episodes WHERE nhs_number_hmac = $1 AND referral_identifier = $2 FOR UPDATE
+        ), other AS (
+            SELECT NOT EXISTS (SELECT 1 FROM locked) AND EXISTS (
+                SELECT 1 FROM episodes WHERE referral_identifier = $2 AND nhs_number_hmac <> $1
+                AND (referrer_ods = ANY($3::text[]) OR centre_ods = ANY($3::text[]))
+            ) AS of_another_patient
+        ), opened AS (
+            INSERT INTO episodes (id, nhs_number_hmac, referral_identifier, referrer_ods, centre_ods, state, snapshot,
+                                  pathway_start, opened_at, updated_at, birth_date_hmac, key_worker_name,
+                                  key_worker_identifier, key_worker_ods)
+            SELECT $4::uuid, $1, $2, $5::text, $6::text, $7::text, $8::jsonb, $9::date, $10::timestamptz,
+                   $10::timestamptz, $11::text, $12::text, $13::text, $14::text
+            WHERE $4::uuid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM locked)
+              AND NOT (SELECT of_another_patient FROM other)
+            ON CONFLICT ON CONSTRAINT episodes_patient_referral_key DO NOTHING
+            RETURNING {_COLUMNS}
         )
-        SELECT locked.*, (locked.id IS NULL AND EXISTS (
-            SELECT 1 FROM episodes WHERE referral_identifier = $2 AND nhs_number_hmac <> $1
-            AND (referrer_ods = ANY($3::text[]) OR centre_ods = ANY($3::text[]))
-        )) AS of_another_patient
-        FROM (SELECT 1) AS one LEFT JOIN locked ON true
+        SELECT found.*, (SELECT of_another_patient FROM other) AS of_another_patient
+        FROM (SELECT 1) AS one LEFT JOIN (
+            SELECT {_COLUMNS}, false AS opened FROM locked UNION ALL SELECT {_COLUMNS}, true AS opened FROM opened
+        ) AS found ON true
         """,  # noqa: S608 - _COLUMNS is a constant
         nhs_number_hmac,
         referral_identifier,
         list(parties),
+        new.episode_id if new is not None else None,
+        new.referrer_ods if new is not None else None,
+        new.centre_ods if new is not None else None,
+        new.state if new is not None else None,
+        json.dumps(new.snapshot) if new is not None else None,
+        new.pathway_start if new is not None else None,
+        new.at if new is not None else None,
+        new.birth_date_hmac if new is not None else None,
+        *worker,
     )
     assert record is not None  # one row always, from the LEFT JOIN
     row = None if record["id"] is None else episode_row(record)
-    return row, bool(record["of_another_patient"])
+    return FoundEpisode(row, bool(record["opened"]), bool(record["of_another_patient"]))
 
 
 @dataclass(frozen=True)
@@ -112,47 +168,6 @@ async def claim_birth_date(conn: asyncpg.Connection, episode_id: UUID, birth_dat
         birth_date_hmac,
     )
     return None if value is None else str(value)
-
-
-async def insert_episode(
-    conn: asyncpg.Connection,
-    *,
-    episode_id: UUID,
-    nhs_number_hmac: str,
-    referral_identifier: str,
-    referrer_ods: str,
-    centre_ods: str,
-    state: str,
-    snapshot: dict[str, Any],
-    pathway_start: date | None,
-    at: datetime,
-    birth_date_hmac: str | None = None,
-    key_worker: KeyWorker | None = None,
-) -> EpisodeRow | None:
-    """The new episode, which this transaction now holds locked; None if a concurrent transaction created the
-    same episode first (the caller locks that one instead)."""
-    record = await conn.fetchrow(
-        f"""
-        INSERT INTO episodes (id, nhs_number_hmac, referral_identifier, referrer_ods, centre_ods, state, snapshot,
-                              pathway_start, opened_at, updated_at, birth_date_hmac, key_worker_name,
-                              key_worker_identifier, key_worker_ods)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $13)
-        ON CONFLICT ON CONSTRAINT episodes_patient_referral_key DO NOTHING
-        RETURNING {_COLUMNS}
-        """,  # noqa: S608 - _COLUMNS is a constant
-        episode_id,
-        nhs_number_hmac,
-        referral_identifier,
-        referrer_ods,
-        centre_ods,
-        state,
-        json.dumps(snapshot),
-        pathway_start,
-        at,
-        birth_date_hmac,
-        *_key_worker_columns(key_worker),
-    )
-    return None if record is None else episode_row(record)
 
 
 async def update_episode(
