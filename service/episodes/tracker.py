@@ -22,7 +22,13 @@ from service.episodes.cwt_dates import CwtConflict, CwtMessage, next_cwt_dates
 from service.episodes.cwt_reading import focus_of, read_cwt_items
 from service.episodes.machine import Episode, Fact, InvalidTransition, Kind, Outcome, State, apply, start
 from service.episodes.patient import PatientIdentity
-from service.episodes.reading import NotAnEpisodeMessage, ReadMessage, read_acknowledgement, read_episode_message
+from service.episodes.reading import (
+    EpisodeMessage,
+    NotAnEpisodeMessage,
+    ReadMessage,
+    read_acknowledgement,
+    read_episode_message,
+)
 from service.errors import Code, HandoverError
 from service.pseudonyms import Pseudonymiser
 from service.store import cwt as cwt_store
@@ -85,7 +91,7 @@ class EpisodeTracker:
         birth_date = self._birth_date(message.patient, said.nhs_number)
         worker = said.key_worker  # shown on the staff pages' episode page
         key_worker = store.KeyWorker(worker.name, worker.identifier, worker.ods) if worker is not None else None
-        opening = _opening(said.fact, said.pathway_start, birth_date=birth_date, key_worker=key_worker)
+        opening = self._opening(said, message, birth_date=birth_date, key_worker=key_worker)
         found = await store.lock_or_open_episode(  # one round trip: the episode, or the one this referral opens
             conn,
             patient,
@@ -135,6 +141,8 @@ class EpisodeTracker:
             reopened=before is not None and before.state is State.MORE_INFORMATION_NEEDED,
             cancer=(row.pathway_start or said.pathway_start) is not None,
         )
+        if opened and opening is not None and opening.timeline is not None:
+            return ipt_received  # its timeline, holder and clocks were written with the episode
         started, met = self._deadline_changes(said.fact, message, outcome)
         for kind in met:  # the answers this message gives stop their clocks
             await store.meet_deadlines(conn, episode_id=row.id, kind=kind, at=message.accepted_at)
@@ -190,6 +198,45 @@ class EpisodeTracker:
         if identity is None or identity.birth_date is None:
             return None
         return self._pseudonyms.birth_date(nhs, identity.birth_date)
+
+    def _opening(
+        self,
+        said: EpisodeMessage,
+        message: StoredMessage,
+        *,
+        birth_date: str | None,
+        key_worker: store.KeyWorker | None,
+    ) -> store.NewEpisode | None:
+        """The episode this message opens when there is none yet (a referral's), with what it adds to the episode
+        (its timeline entry, holder and clocks, written in the same statement); None if it cannot open one."""
+        try:
+            episode = start(said.fact)
+        except InvalidTransition:
+            return None
+        episode_id = uuid.uuid4()
+        started, _ = self._deadline_changes(said.fact, message, Outcome(episode, changed=True))
+        ledger = _new_ledger_entries(None, episode)
+        entry = store.NewTimelineEntry(
+            episode_id,
+            message.id,
+            said.fact.kind.value,
+            message.sender_ods,
+            message.recipient_ods,
+            message.accepted_at,
+            True,
+        )
+        return store.NewEpisode(
+            episode_id=episode_id,
+            referrer_ods=said.fact.sender_ods,
+            centre_ods=said.fact.recipient_ods,
+            state=episode.state.value,
+            snapshot=snapshot.dump(episode),
+            pathway_start=said.pathway_start,
+            at=said.fact.at,
+            birth_date_hmac=birth_date,
+            key_worker=key_worker,
+            timeline=store.Timeline(entry, ledger, started) if len(ledger) <= 1 else None,
+        )
 
     def _deadline_changes(
         self, fact: Fact, message: StoredMessage, outcome: Outcome
@@ -253,27 +300,6 @@ class EpisodeTracker:
             at=message.accepted_at,
             changed=False,
         )
-
-
-def _opening(
-    fact: Fact, pathway_start: date | None, *, birth_date: str | None, key_worker: store.KeyWorker | None
-) -> store.NewEpisode | None:
-    """The episode `fact` opens when there is none yet (a referral's), or None if it cannot open one."""
-    try:
-        episode = start(fact)
-    except InvalidTransition:
-        return None
-    return store.NewEpisode(
-        episode_id=uuid.uuid4(),
-        referrer_ods=fact.sender_ods,
-        centre_ods=fact.recipient_ods,
-        state=episode.state.value,
-        snapshot=snapshot.dump(episode),
-        pathway_start=pathway_start,
-        at=fact.at,
-        birth_date_hmac=birth_date,
-        key_worker=key_worker,
-    )
 
 
 def _wrong_patient(why: str) -> HandoverError:

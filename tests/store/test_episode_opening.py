@@ -76,3 +76,42 @@ async def test_a_message_that_cannot_open_an_episode_opens_nothing(database: str
         assert await count(conn) == 0
     finally:
         await conn.close()
+
+
+async def test_the_opening_message_is_on_the_timeline_with_its_holder_and_clocks_only_when_it_opens(
+    database: str,
+) -> None:
+    conn = await asyncpg.connect(database)
+    try:
+        message_id = uuid.uuid4()
+        await conn.execute(
+            "ALTER TABLE episode_messages DROP CONSTRAINT episode_messages_message_id_fkey;"
+            "ALTER TABLE deadlines DROP CONSTRAINT deadlines_message_id_fkey;"
+            "ALTER TABLE responsibility_ledger DROP CONSTRAINT responsibility_ledger_caused_by_fkey"
+        )  # no message row: this test is about the episode's own tables
+
+        def opening() -> store.NewEpisode:
+            plain = new_episode()
+            entry = store.NewTimelineEntry(plain.episode_id, message_id, "referral", "RM1", "RGT", AT, True)
+            holder = store.LedgerEntry(0, "RM1", "Dr Alex Example", "C1234567", AT, message_id, None)
+            clock = store.NewDeadline("acknowledgement", message_id, "RGT", "RM1", AT)
+            return store.NewEpisode(
+                **{**plain.__dict__, "timeline": store.Timeline(entry, [holder], [clock])},
+            )
+
+        first = opening()
+        async with conn.transaction():
+            found = await store.lock_or_open_episode(conn, PATIENT, "REF-1", parties=PARTIES, new=first)
+        assert found.opened
+        written = await conn.fetchrow(
+            "SELECT (SELECT count(*) FROM episode_messages WHERE episode_id = $1) AS timeline,"
+            " (SELECT count(*) FROM responsibility_ledger WHERE episode_id = $1) AS ledger,"
+            " (SELECT count(*) FROM deadlines WHERE episode_id = $1) AS clocks",
+            first.episode_id,
+        )
+        assert tuple(written) == (1, 1, 1)
+        again = await store.lock_or_open_episode(conn, PATIENT, "REF-1", parties=PARTIES, new=opening())
+        assert not again.opened
+        assert await conn.fetchval("SELECT count(*) FROM episode_messages") == 1  # found: nothing written
+    finally:
+        await conn.close()
