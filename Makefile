@@ -71,7 +71,7 @@ bench-load: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench.load --growth
 
-# Every staff page in headless Chromium at 1280x800 into docs/screenshots/ (list: tests/ui/screenshots.py).
+# Every staff page in headless Chromium at 1366x800 and 375x800 (a phone) into docs/screenshots/ (list: tests/ui/screenshots.py).
 screenshots: $(STAMP)
 	HANDOVER_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -q -p no:cacheprovider tests/ui/test_screenshots.py
 

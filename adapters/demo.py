@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -36,6 +36,7 @@ from rich.table import Table
 from adapters import builders
 from adapters.cwt_items import london_today
 from adapters.epr_simulator import EprSimulator
+from adapters.history import HistoryReport
 from adapters.pathway import Pathway
 from adapters.trust_client import TrustClient
 from service.auditlog.verify_cli import verify_database
@@ -160,11 +161,16 @@ async def play_scenario(
     dsn: str | None = None,
     pushed: EprSimulator | None = None,
     pushed_port: int | None = None,
+    history: Callable[[], Awaitable[HistoryReport]] | None = None,
 ) -> DemoReport:
     """Play the scenario against the hub at `base_url`; a failed check is recorded, never raised. With `dsn`
-    the audit log is verified offline at the end."""
+    the audit log is verified offline at the end. `history`, if given, first plays the year before today
+    (adapters/history.py)."""
     report = DemoReport()
     centre = registry.centre()
+    if history is not None:
+        played = await history()
+        report.check("network", "a year of history through the intake", played.ok, played.summary())
     async with aiohttp.ClientSession() as session:
         demo = _Demo(session, base_url, registry, keys_dir, event_system, report)
         for participant in [centre, *registry.referrers()]:

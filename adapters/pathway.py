@@ -9,14 +9,18 @@ A pathway with a `pathway_start` is a cancer pathway: its referral carries the I
 (synthetic identifiers), the accepted SMDT outcome the decision to treat date, and the discharge summary the first
 definitive treatment (OPCS-4) with the centre's adjustment days. Each date defaults to today; the demo back-dates
 them (they are message content, not timestamps, so the freshness rules do not limit them).
+
+`now`, when set, is the moment the next message is built at (its timestamps, and "today" for the dates that default
+to it): the demo's year of history (adapters/history.py) sets it before each message.
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from adapters import builders
 from adapters.builders import Clinician, SyntheticPatient
@@ -25,6 +29,7 @@ from adapters.discharge import Stay, discharge_summary
 
 CENTRE_SURGEON = Clinician("Fenwright", "Morgan", "7100001")
 SMDT_CHAIR = Clinician("Ashcombe", "Priya", "7100002")
+LONDON = ZoneInfo("Europe/London")
 
 
 @dataclass
@@ -45,7 +50,11 @@ class Pathway:
     decision_to_treat: date | None = None
     treatment_date: date | None = None
     adjustment_days_treating: int = 0
+    now: datetime | None = None
     sent: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def _today(self) -> date:
+        return london_today() if self.now is None else self.now.astimezone(LONDON).date()
 
     @property
     def ipt(self) -> IptDataSet | None:
@@ -79,6 +88,7 @@ class Pathway:
             key_worker=self.key_worker,
             pathway_start=self.pathway_start,
             ipt=self.ipt,
+            timestamp=self.now,
         )
         return self.sent["referral"]
 
@@ -86,6 +96,8 @@ class Pathway:
         """The same referral (same ServiceRequest identifier) sent again, e.g. with the information asked for."""
         again = copy.deepcopy(self.sent["referral"])
         again["identifier"] = {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{builders.new_id()}"}
+        if self.now is not None:
+            again["timestamp"] = builders.instant(self.now)
         again["entry"][0]["resource"]["id"] = builders.new_id()
         return again
 
@@ -103,9 +115,10 @@ class Pathway:
             plan="Listed for liver resection." if decision == "accepted" else "See reason.",
             decided_by=SMDT_CHAIR,
             reason=reasons.get(decision),
-            decision_to_treat=(self.decision_to_treat or london_today())
+            decision_to_treat=(self.decision_to_treat or self._today())
             if decision == "accepted" and self.pathway_start
             else None,
+            timestamp=self.now,
         )
         return self.sent["referral-outcome"]
 
@@ -117,7 +130,7 @@ class Pathway:
         return self._answer("transfer-to-centre", accepted, "No bed this week; please re-send on Monday.")
 
     def discharge_summary(self) -> dict[str, Any]:
-        today = london_today()
+        today = self._today()
         treatment = None
         if self.pathway_start is not None:
             treatment = Treatment(self.treatment_date or today, adjustment_days=self.adjustment_days_treating)
@@ -139,6 +152,7 @@ class Pathway:
             referral_identifier=self.referral_identifier,
             stay=stay,
             treatment=treatment,
+            timestamp=self.now,
         )
 
     def transfer_back(self) -> dict[str, Any]:
@@ -164,6 +178,7 @@ class Pathway:
             from_clinician=from_clinician,
             to_clinician=to_clinician,
             referral_identifier=self.referral_identifier,
+            timestamp=self.now,
         )
         return self.sent[name]
 
@@ -178,7 +193,8 @@ class Pathway:
             request,
             accepted=accepted,
             reason=None if accepted else rejection,
+            timestamp=self.now,
         )
 
     def acknowledge(self, message: dict[str, Any], by_ods: str, by_name: str) -> dict[str, Any]:
-        return builders.acknowledgement(self.event_system, by_ods, by_name, message)
+        return builders.acknowledgement(self.event_system, by_ods, by_name, message, timestamp=self.now)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,7 +69,9 @@ class TrustClient:
 
     `private_jwk` is the trust's ES256 private key (a JWK dict; keep it in the trust's HSM or key vault),
     `registry` the network registry (`service.registry.load_registry`) whose keys verify receipts and
-    incoming messages. One client may be shared by many tasks; each call mints its own short-lived token."""
+    incoming messages. One client may be shared by many tasks; each call mints its own short-lived token.
+    `request_headers`, if given, is called for every request and its headers are sent too (the demo's history
+    sends its clock tickets this way, adapters/history.py)."""
 
     def __init__(
         self,
@@ -78,8 +80,11 @@ class TrustClient:
         ods: str,
         private_jwk: Mapping[str, Any],
         registry: Registry,
+        *,
+        request_headers: Callable[[], Mapping[str, str]] | None = None,
     ) -> None:
         self._session = session
+        self._request_headers = request_headers
         self._base = base_url.rstrip("/")
         self.ods = ods
         self._key = private_jwk
@@ -101,7 +106,8 @@ class TrustClient:
         )
 
     def _auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.bearer_token()}"}
+        extra = self._request_headers() if self._request_headers is not None else {}
+        return {**extra, "Authorization": f"Bearer {self.bearer_token()}"}
 
     def sign(self, bundle: Mapping[str, Any]) -> dict[str, Any]:
         """`bundle` with Bundle.signature: a detached JWS over its RFC 8785 canonical form, by this trust."""

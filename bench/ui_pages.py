@@ -234,6 +234,9 @@ async def main(episodes: int, requests: int) -> None:
             ("worklist, overdue only, page 3", f"{base}/ui/?overdue=true&page=3"),
             ("governance summary GET /ui/governance", f"{base}/ui/governance"),
             ("governance CSV GET /ui/governance.csv", f"{base}/ui/governance.csv"),
+            ("every episode GET /ui/episodes (first page)", f"{base}/ui/episodes"),
+            ("episodes, a target missed, oldest, page 2", f"{base}/ui/episodes?breach=any&sort=oldest&page=2"),
+            ("episodes of one trust and year", f"{base}/ui/episodes?trust=RM1&from=2025-01-01&to=2025-12-31"),
         ]
         results: list[tuple[str, list[float]]] = []
         try:

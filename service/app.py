@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import asyncpg
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from service import ui
 from service.authentication import StaffAuthenticator, TrustAuthenticator
@@ -20,6 +21,8 @@ from service.crypto.vault import open_vault, seal_legacy_payloads
 from service.delivery.mailbox import Mailboxes
 from service.delivery.relay import Relay, push_endpoints
 from service.delivery.relay_settings import RelaySettings, relay_lease
+from service.devclock import DemoClock, DemoClockNotAllowed
+from service.devclock import middleware as demo_clock_middleware
 from service.episodes.safetynet import SafetyNet
 from service.episodes.tracker import Deadlines, EpisodeTracker
 from service.errors import HandoverError
@@ -50,9 +53,15 @@ SAFETY_NET = web.AppKey("safety_net", SafetyNet)
 
 def build_app(settings: Settings, dsn: str, *, clock: Clock = utc_now) -> web.Application:
     """The service, connected to the database at `dsn` (migrated on start). `clock` is the domain's "now"
-    (acceptance times, deadlines); credentials are always checked against the real clock."""
+    (acceptance times, deadlines); credentials are always checked against the real clock. A `DemoClock`
+    (service/devclock.py) is accepted only in development mode (`settings.dev_idp`), else DemoClockNotAllowed."""
     # What trusted proxies say (X-Forwarded-Proto / -For) is applied first, so every later step sees it.
-    app = web.Application(middlewares=[forwarded_middleware(settings.trusted_proxies), outcome_middleware])
+    middlewares: list[Middleware] = [forwarded_middleware(settings.trusted_proxies), outcome_middleware]
+    if isinstance(clock, DemoClock):
+        if not settings.dev_idp:
+            raise DemoClockNotAllowed("the demo clock runs only in development mode (HANDOVER_DEV_IDP=1)")
+        middlewares.insert(1, demo_clock_middleware(clock))
+    app = web.Application(middlewares=middlewares)
     app.cleanup_ctx.append(_resources(settings, dsn, clock))
     audit.install(app, settings)  # /audit/* routes, tree rebuild and self-check, checkpoint signer
     app.cleanup_ctx.append(registry_sync_context(dsn))  # a registry reload in one process reaches them all
@@ -145,6 +154,9 @@ def _resources(settings: Settings, dsn: str, clock: Clock) -> Callable[[web.Appl
         )
         app[SAFETY_NET] = safety_net
         sweeper = asyncio.create_task(safety_net.run(settings.safety_net_seconds), name="safety-net")
+        if isinstance(clock, DemoClock):  # development: the demo moves time, so it fires the timed duties too
+            clock.add_duty(lambda: _sweep_all(safety_net))
+            clock.add_duty(relay.sweep_expired)
         await relay.start()
         stop_housekeeping = asyncio.Event()
         housekeeping = asyncio.create_task(
@@ -164,6 +176,16 @@ def _resources(settings: Settings, dsn: str, clock: Clock) -> Callable[[web.Appl
             await pool.close()
 
     return context
+
+
+async def _sweep_all(safety_net: SafetyNet) -> int:
+    """One full safety-net pass (as its loop does): every overdue answer and clock alert due now."""
+    sent = 0
+    while (found := await safety_net.sweep()) > 0:
+        sent += found
+    while (found := await safety_net.sweep_clocks()) > 0:
+        sent += found
+    return sent
 
 
 def _housekeeping(settings: Settings, pool: asyncpg.Pool, clock: Clock) -> Housekeeping:

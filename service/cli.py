@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import signal
 import sys
@@ -21,13 +20,14 @@ from typing import Any
 from aiohttp import web
 from rich.console import Console
 
-from service import cwt_cli, listening
+from service import cwt_cli, demo_cli, listening
 from service.auditlog import export as audit_export
 from service.auditlog import verify_cli
+from service.clock import Clock, utc_now
 from service.config import ConfigError, Settings
 from service.crypto.kek import KeyUnavailableError
 from service.logs import configure_logging
-from service.registry import RegistryError
+from service.registry import RegistryError, load_registry
 from service.store import db
 from service.store.embedded import EMBEDDED_PG_DIR_ENV, EmbeddedCluster, ensure_cluster, following_port
 from service.tls import server_ssl_context, tls_settings_from_env
@@ -63,10 +63,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_serve(commands)
 
-    demo = commands.add_parser("demo", help="play the East Anglia scenario, then keep serving")
-    demo.add_argument("--once", action="store_true", help="exit after the scenario: 0 only if every step checked out")
-    demo.add_argument("-v", "--verbose", action="store_true", help="show the service's JSON logs here as well")
-    demo.set_defaults(run=_cmd_demo)
+    demo_cli.add_command(commands, _with_database, _serve_until_stopped)  # `demo`, in its own module
 
     keys = commands.add_parser("keys", help="network keys").add_subparsers(title="keys commands")
     init = keys.add_parser("init", help="make a dev ES256 key for every participant and the hub")
@@ -193,13 +190,18 @@ def _with_database(settings: Settings, body: Callable[[str], Coroutine[Any, Any,
 
 
 async def _serve_until_stopped(
-    settings: Settings, dsn: str, after_start: Callable[[], Awaitable[int]] | None, *, exit_after: bool
+    settings: Settings,
+    dsn: str,
+    after_start: Callable[[], Awaitable[int]] | None,
+    *,
+    exit_after: bool,
+    clock: Clock = utc_now,
 ) -> int:
     from service.app import build_app, make_runner
 
     tls = tls_settings_from_env(os.environ)
     ssl_context = server_ssl_context(tls) if tls is not None else None
-    runner = make_runner(build_app(settings, dsn))
+    runner = make_runner(build_app(settings, dsn, clock=clock))
     await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -256,6 +258,7 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     if os.environ.get(REUSE_PORT_ENV) != "1" and not listening.can_listen(settings.host, settings.port, _say_error):
         return 1  # (a worker shares the port its siblings hold: the supervisor looked before starting them)
+    load_registry(settings.network_path)  # a registry that cannot serve is said (main) before any database is touched
     if workers == 1:
         return _with_database(settings, lambda dsn: _serve_until_stopped(settings, dsn, None, exit_after=False))
 
@@ -297,75 +300,6 @@ def _cmd_mesh_bridge(args: argparse.Namespace, settings: Settings) -> int:
     return _with_database(settings, run)
 
 
-def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from adapters.demo import play_scenario, print_report
-    from service.keystore import init_keys
-    from service.registry import load_registry
-    from service.terminology import load_code_system
-
-    if not listening.can_listen(settings.host, settings.port, _say_error):
-        return 1
-    log_file = settings.var_dir / "demo" / "handover.log"
-    configure_logging(file=log_file, also_stderr=args.verbose)
-    console.print(f"[dim]service logs: {log_file}{'' if args.verbose else ' (-v shows them here too)'}[/]")
-    from service.staff import ensure_dev_staff_key
-
-    created = init_keys(settings.network_path, settings.keys_dir).created
-    ensure_dev_staff_key(settings.keys_dir)
-    if created:
-        console.print(f"made dev keys for {', '.join(created)} in {settings.keys_dir}")
-
-    # One referring trust receives by push, at an EPR that is down until the demo brings it up.
-    settings, epr, epr_port = _demo_network_with_push_endpoint(settings)
-
-    async def scenario(dsn: str) -> int:
-        try:
-            report = await play_scenario(
-                f"http://{settings.host}:{settings.port}",
-                load_registry(settings.network_path),
-                settings.keys_dir,
-                load_code_system("handover-event").url,
-                dsn=dsn,
-                pushed=epr,
-                pushed_port=epr_port,
-            )
-        finally:
-            if args.once:
-                await epr.stop()
-        print_report(report, Console())
-        if settings.dev_idp:
-            console.print(f"staff pages: http://{settings.host}:{settings.port}/ui/ (development sign-in)")
-        if not args.once:
-            console.print("serving until Ctrl-C")
-        return 0 if report.passed else 1
-
-    return _with_database(
-        settings, lambda dsn: _serve_until_stopped(settings, dsn, lambda: scenario(dsn), exit_after=args.once)
-    )
-
-
-def _demo_network_with_push_endpoint(settings: Settings) -> tuple[Settings, Any, int]:
-    """A copy of the network registry under var/demo in which the last referrer has a push endpoint on a free
-    local port, served by an EPR simulator; the demo's service uses the copy."""
-    import dataclasses
-    import socket
-
-    from adapters.epr_simulator import EprSimulator
-    from service.registry import load_registry
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    doc = json.loads(settings.network_path.read_text(encoding="utf-8"))
-    pushed = load_registry(settings.network_path).referrers()[-1].ods
-    doc["participants"][pushed]["endpoint"] = f"http://127.0.0.1:{port}"
-    path = settings.var_dir / "demo" / "network.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=2), encoding="utf-8")
-    demo_settings = dataclasses.replace(settings, network_path=path)
-    return demo_settings, EprSimulator(pushed, load_registry(path)), port
-
-
 def _cmd_keys_init(args: argparse.Namespace, settings: Settings) -> int:
     from service.crypto.kek import create_kek_file
     from service.keystore import init_keys
@@ -395,7 +329,6 @@ def _cmd_staff_token(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_keys_show(args: argparse.Namespace, settings: Settings) -> int:
     from rich.table import Table
 
-    from service.registry import load_registry
     from service.signing import PublicKeyEntry
 
     now = datetime.now(UTC)
@@ -560,7 +493,6 @@ def _cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     from adapters.verify import render_report, verify_file
-    from service.registry import load_registry
 
     report = verify_file(args.file, load_registry(settings.network_path))
     Console().print(render_report(report))

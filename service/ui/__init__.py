@@ -22,7 +22,7 @@ from service.identity.oidc_client import OidcRelyingParty
 from service.ui import audit as audit_page
 from service.ui import cwt as cwt_page
 from service.ui import deliveries as deliveries_page
-from service.ui import episode, front_door, profiles, safety, signin, worklist
+from service.ui import episode, episode_list, front_door, meeting, profiles, safety, signin, worklist
 from service.ui import governance as governance_page
 from service.ui import payload as payload_page
 from service.ui.error_pages import error_pages
@@ -35,6 +35,8 @@ HERE = Path(__file__).resolve().parent
 PAGE_MODULES: tuple[ModuleType, ...] = (
     signin,
     worklist,
+    episode_list,
+    meeting,
     episode,
     governance_page,
     cwt_page,

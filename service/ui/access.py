@@ -89,3 +89,11 @@ def may_see_episode(session: StaffSession, episode: EpisodeRow, parties: Iterabl
         return False
     holder = snapshot.load(episode.snapshot).responsible.clinician.ods
     return ods in (episode.referrer_ods, episode.centre_ods, holder) or ods in set(parties)
+
+
+def may_see_patient(session: StaffSession) -> bool:
+    """Whether the role is shown patients by name (name, NHS number, date of birth) on the episodes it may see:
+    the centre's SMDT coordinators and trust users (only ever on their own trust's episodes, which
+    `may_see_episode` and the lists' `party` filter already limit). Governance reads identifiable content only
+    through the reason gate (a stated, audited payload read); ops sees no patient at all."""
+    return session.role == SMDT_COORDINATOR or (session.role != GOVERNANCE and session.trust_ods is not None)

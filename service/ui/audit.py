@@ -20,7 +20,7 @@ from service.errors import Code, HandoverError
 from service.http.audit import AUDIT_LOG
 from service.http.context import SERVICES, services
 from service.identity.staff_roles import GOVERNANCE
-from service.store import audit_lookup, db, verify_runs
+from service.store import audit_lookup, db, display_lookups, verify_runs
 from service.store import checkpoints as checkpoint_store
 from service.ui.access import current_session, require_role
 from service.ui.forms import read_form
@@ -56,6 +56,8 @@ async def _overview(request: web.Request) -> dict[str, Any]:
         stored = await checkpoint_store.latest_checkpoint(conn)
         runs = await verify_runs.latest_runs(conn, 5)
         reads = await audit_lookup.latest_events(conn, EventType.PAYLOAD_READ.value, RECENT_READS)
+        names = await display_lookups.staff_names(conn, [r.actor for r in reads] + [r.started_by for r in runs])
+        episodes = await display_lookups.episodes_of_messages(conn, [r.message_id for r in reads])
     signature_ok = False
     if stored is not None:
         registry = hub.registry.current
@@ -64,7 +66,15 @@ async def _overview(request: web.Request) -> dict[str, Any]:
             signature_ok = True
         except CheckpointError:
             signature_ok = False
-    return {"checkpoint": stored, "signature_ok": signature_ok, "runs": runs, "reads": reads, "b64": b64}
+    return {
+        "checkpoint": stored,
+        "signature_ok": signature_ok,
+        "runs": runs,
+        "reads": reads,
+        "b64": b64,
+        "names": names,
+        "episodes": episodes,
+    }
 
 
 async def show_audit(request: web.Request) -> web.Response:
@@ -94,11 +104,13 @@ async def show_verification(request: web.Request) -> web.Response:
     run_id = uuid_in_path(request, "run_id", "No such verification")
     async with db.connection(services(request).pool) as conn:
         run = await verify_runs.get_run(conn, run_id)
+        names = await display_lookups.staff_names(conn, [run.started_by] if run is not None else [])
     if run is None:
         raise HandoverError(Code.NOT_FOUND, "No such verification")
     percent = 100 if run.total == 0 else min(100, run.checked * 100 // run.total)
     title = "Verifying the audit log" if run.finished_at is None else "Audit log verification"
-    return render(request, "audit/verify.html", {"page_title": title, "run": run, "percent": percent, "b64": b64})
+    context = {"page_title": title, "run": run, "percent": percent, "b64": b64, "names": names}
+    return render(request, "audit/verify.html", context)
 
 
 async def look_up_receipt(request: web.Request) -> web.Response:

@@ -17,7 +17,7 @@ from service.delivery.redelivery import deliver_again
 from service.errors import Code, HandoverError
 from service.http.context import services
 from service.identity.staff_roles import GOVERNANCE, OPS
-from service.store import db, delivery_reads, ops_figures
+from service.store import db, delivery_reads, display_lookups, ops_figures
 from service.store.delivery_reads import CircuitRecord
 from service.store.ops_figures import OperationsFigures
 from service.ui.access import current_session, has_role, require_role
@@ -93,6 +93,8 @@ async def _page(request: web.Request, notice: dict[str, str] | None = None, stat
         figures = await ops_figures.read_figures(conn)
         circuits = await delivery_reads.circuits(conn)
         dead = await delivery_reads.dead_letters(conn, DEAD_LETTERS_SHOWN)
+        episodes = await display_lookups.episodes_of_messages(conn, [d.message_id for d in dead])
+        names = await display_lookups.staff_names(conn, [d.requeued_by for d in dead if d.requeued_by])
     endpoints = {ods for ods, p in registry.participants.items() if p.active and p.endpoint}
     rows = recipient_rows(list(registry.participants), endpoints, figures, circuits, now)
     context: dict[str, Any] = {
@@ -102,6 +104,8 @@ async def _page(request: web.Request, notice: dict[str, str] | None = None, stat
         "now": now,
         "may_redeliver": has_role(session, OPS),
         "notice": notice,
+        "episodes": episodes if has_role(session, GOVERNANCE) else {},
+        "names": names,
     }
     return render(request, "deliveries/overview.html", context, status=status)
 

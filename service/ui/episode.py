@@ -16,6 +16,7 @@ from service.auditlog.message_proofs import prove_messages
 from service.episodes import snapshot
 from service.episodes.clocks import pathway_clock
 from service.episodes.cwt_report import names_from
+from service.episodes.referral_summary import referral_summaries
 from service.errors import Code, HandoverError
 from service.http.audit import AUDIT_LOG
 from service.http.context import services
@@ -23,11 +24,13 @@ from service.identity.staff_roles import GOVERNANCE
 from service.registry import RegistryHolder
 from service.store import cwt as cwt_store
 from service.store import db, episode_reads
-from service.ui.access import current_session, may_see_episode, require_role
+from service.ui import display_text
+from service.ui.access import current_session, may_see_episode, may_see_patient, require_role
 from service.ui.acknowledgements import ACKNOWLEDGEMENT, pair_acknowledgements
 from service.ui.cwt_picture import cwt_section
+from service.ui.formatting import UK, age_on
 from service.ui.rendering import render
-from service.ui.timeline_picture import draw_timeline, kind_words
+from service.ui.timeline_picture import draw_timeline
 
 
 def _name_of(registry: RegistryHolder) -> Callable[[str], str | None]:
@@ -65,6 +68,11 @@ async def show_episode(request: web.Request) -> web.Response:
         hub.pool, request.app[AUDIT_LOG], hub.registry.current, [t.message_id for t in timeline]
     )
     now = hub.clock()
+    patient = (
+        (await referral_summaries(hub.pool, hub.mailboxes.vault, [row.id])).get(row.id)
+        if may_see_patient(session)
+        else None
+    )
     episode = snapshot.load(row.snapshot)
     treated = next((h.since for h in episode.ledger[1:] if h.clinician.ods == row.centre_ods), None)
     clock = (
@@ -77,7 +85,7 @@ async def show_episode(request: web.Request) -> web.Response:
     messages: list[dict[str, Any]] = [
         {
             "id": str(t.message_id),
-            "kind": kind_words(t.kind),
+            "kind": display_text.event_words(t.kind),
             "sender": t.sender_ods,
             "recipient": t.recipient_ods,
             "at": t.at,
@@ -97,7 +105,10 @@ async def show_episode(request: web.Request) -> web.Response:
         {
             "page_title": f"Episode {str(row.id)[:8]}",
             "episode": row,
-            "state": row.state.replace("-", " "),
+            "state": display_text.state_words(row.state),
+            "patient": patient,
+            "show_patient": may_see_patient(session),
+            "age": age_on(patient.birth_date, now.astimezone(UK).date()) if patient else None,
             "holder": episode.responsible,
             "pending": episode.pending,
             "picture": draw_timeline(timeline, ledger, row.referrer_ods, row.centre_ods, _name_of(hub.registry)),

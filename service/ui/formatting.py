@@ -41,12 +41,30 @@ def format_duration(value: timedelta) -> str:
 
 
 def organisation_formatter(lookup: Callable[[str], Participant | None]) -> Callable[[str | None], str]:
-    """The `org` filter: the registry's name with the ODS code, or the bare code if it is not listed."""
+    """The `org` filter: the registry's name with the ODS code beside it (a former member says so); the hub by
+    name; a code the registry does not list says that, never the bare code alone."""
 
     def org(ods: str | None) -> str:
         if not ods:
             return ""
+        if ods == "hub":
+            return "Handover hub"
         found = lookup(ods)
-        return f"{found.name} ({ods})" if found is not None else ods
+        if found is None:
+            return f"Organisation not in the registry ({ods})"
+        return f"{found.name} ({ods})" if found.active else f"{found.name} ({ods}), no longer in the network"
 
     return org
+
+
+def format_nhs_number(value: str | None) -> str:
+    """ "999 123 4567": the NHS number in its 3-3-4 groups (anything else unchanged)."""
+    digits = (value or "").replace(" ", "")
+    return f"{digits[:3]} {digits[3:6]} {digits[6:]}" if len(digits) == 10 and digits.isdigit() else (value or "")
+
+
+def age_on(born: date | None, today: date) -> int | None:
+    """Whole years from `born` to `today` (None without a date of birth)."""
+    if born is None:
+        return None
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))

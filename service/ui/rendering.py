@@ -17,7 +17,7 @@ from aiohttp import web
 from markupsafe import Markup
 
 from service.http.context import SERVICES
-from service.ui import formatting
+from service.ui import display_text, formatting
 from service.ui.access import has_role, session_of
 from service.ui.sessions import StaffSession
 
@@ -34,6 +34,8 @@ class NavItem:
 NAVIGATION = (
     NavItem("Worklist", "/ui/", ("governance", "smdt-coordinator", "trust")),
     NavItem("Operations", "/ui/", ("ops",)),
+    NavItem("Episodes", "/ui/episodes", ("governance", "smdt-coordinator", "trust")),
+    NavItem("SMDT meeting", "/ui/meeting", ("smdt-coordinator",)),
     NavItem("Governance", "/ui/governance", ("governance",)),
     NavItem("Deliveries", "/ui/deliveries", ("ops", "governance")),
     NavItem("Audit", "/ui/audit", ("governance",)),
@@ -80,6 +82,11 @@ def configure(env: jinja2.Environment, app: web.Application) -> None:
     env.filters["datetime"] = formatting.format_datetime
     env.filters["duration"] = formatting.format_duration
     env.filters["org"] = formatting.organisation_formatter(
-        lambda ods: app[SERVICES].registry.participant(ods)  # noqa: PLW0108 - SERVICES is set later, at start-up
+        lambda ods: app[SERVICES].registry.current.participants.get(ods)  # noqa: PLW0108 - SERVICES is set at start-up
     )
+    env.filters["role_words"] = lambda role: display_text.role_words(role, env.filters["org"])
+    env.filters["nhs_number"] = formatting.format_nhs_number
+    for name in ("event_words", "state_words", "outcome_words", "alert_words", "deadline_words", "audit_words"):
+        env.filters[name] = getattr(display_text, name)
+    env.filters["audit_outcome_words"] = display_text.audit_outcome_words
     env.globals["csrf_field"] = csrf_field

@@ -7,6 +7,7 @@ sent to their own pages. Search is a POST so the NHS number never appears in a U
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -14,11 +15,14 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from service.episodes.machine import State
+from service.episodes.referral_summary import ReferralSummary, referral_summaries
 from service.http.context import services
 from service.identity.staff_roles import GOVERNANCE, OPS, SMDT_COORDINATOR
 from service.store import db, worklist_reads
 from service.terminology import is_nhs_number
-from service.ui.access import current_session, require_role
+from service.ui import display_text
+from service.ui.access import current_session, may_see_patient, require_role
+from service.ui.formatting import UK, age_on, format_nhs_number, organisation_formatter
 from service.ui.forms import read_form
 from service.ui.ops_home import show_ops_home
 from service.ui.rendering import render
@@ -32,12 +36,6 @@ ITEM_LABELS = {
     "transfer-response": ("Transfer awaiting acceptance", "purple"),
     "day-62": ("Day 62 clock", "orange"),
     "day-38": ("Day 38 breached", "orange"),
-}
-DEADLINE_WORDS = {
-    "acknowledgement": "acknowledgement",
-    "smdt-outcome": "SMDT outcome",
-    "transfer-response": "answer to the transfer of care",
-    "discharge-summary": "discharge summary",
 }
 
 
@@ -88,6 +86,12 @@ async def show_worklist(request: web.Request) -> web.Response:
             offset=(page - 1) * PAGE_SIZE,
         )
     pages = max(1, -(-total // PAGE_SIZE))
+    patients = (
+        await referral_summaries(hub.pool, hub.mailboxes.vault, [i.episode_id for i in items])
+        if may_see_patient(session)
+        else {}
+    )
+    org = organisation_formatter(hub.registry.current.participants.get)
     filters = {
         "trust": where.referrer or "",
         "state": where.state or "",
@@ -98,24 +102,25 @@ async def show_worklist(request: web.Request) -> web.Response:
         "worklist/worklist.html",
         {
             "page_title": "Worklist",
-            "heading": _heading(session, centre),
-            "rows": [_row(item, now) for item in items],
+            "heading": _heading(session, centre, org),
+            "rows": [_row(item, now, org, patients.get(item.episode_id)) for item in items],
+            "show_patients": may_see_patient(session),
             "total": total,
             "page": page,
             "pages": pages,
             "filters": filters,
             "page_link": lambda number: _page_link(filters, number),
             "trusts": referrers if session.role == GOVERNANCE else [],
-            "states": [s.value for s in State],
+            "states": [(s.value, display_text.state_words(s.value)) for s in State],
         },
     )
 
 
-def _heading(session: StaffSession, centre: str) -> str:
+def _heading(session: StaffSession, centre: str, org: Callable[[str | None], str]) -> str:
     if session.role == SMDT_COORDINATOR:
-        return f"SMDT queue at {centre}"
+        return f"SMDT queue at {org(centre)}"
     if session.trust_ods is not None:
-        return f"Patients of {session.trust_ods}"
+        return f"Patients of {org(session.trust_ods)}"
     return "Every trust"
 
 
@@ -123,15 +128,15 @@ def _page_link(filters: dict[str, str], number: int) -> str:
     return "/ui/?" + urlencode({**{k: v for k, v in filters.items() if v}, "page": str(number)})
 
 
-def _row(item: worklist_reads.WorklistItem, now: datetime) -> dict[str, Any]:
+def _row(
+    item: worklist_reads.WorklistItem, now: datetime, org: Callable[[str | None], str], patient: ReferralSummary | None
+) -> dict[str, Any]:
     label, colour = ITEM_LABELS[item.item]
     if item.item == "day-62" and item.due <= now:
         label, colour = "Day 62 target passed", "red"
     clinician = item.holder.get("clinician") or {}
     if item.deadline is not None:
-        what = (
-            f"{DEADLINE_WORDS.get(item.deadline, item.deadline).capitalize()} owed by {item.owed_by} to {item.waiting}"
-        )
+        what = f"{display_text.deadline_words(item.deadline)} owed by {org(item.owed_by)} to {org(item.waiting)}"
     elif item.item == "day-62":
         what = "Treatment target (day 62) of the cancer pathway"
     else:
@@ -142,7 +147,9 @@ def _row(item: worklist_reads.WorklistItem, now: datetime) -> dict[str, Any]:
         "episode_id": str(item.episode_id),
         "short_id": str(item.episode_id)[:8],
         "referrer": item.referrer_ods,
-        "state": item.state.replace("-", " "),
+        "state": display_text.state_words(item.state),
+        "patient": patient,
+        "age": age_on(patient.birth_date, now.astimezone(UK).date()) if patient else None,
         "responsible": clinician.get("name", ""),
         "responsible_ods": clinician.get("ods", ""),
         "what": what,
@@ -170,6 +177,13 @@ async def search(request: web.Request) -> web.Response:
     party = _queue_of(session, hub.registry.current.centre().ods) if session.role != SMDT_COORDINATOR else None
     async with db.connection(hub.pool) as conn:
         found = await worklist_reads.find_by_nhs_number(conn, hub.pseudonyms.nhs_number(nhs_number), party)
+    patients = await referral_summaries(hub.pool, hub.mailboxes.vault, found) if may_see_patient(session) else {}
     return render(
-        request, "worklist/search.html", {"page_title": "Find a patient", "episodes": [str(e) for e in found]}
+        request,
+        "worklist/search.html",
+        {
+            "page_title": "Find a patient",
+            "asked": format_nhs_number(nhs_number),
+            "episodes": [{"id": str(e), "patient": patients.get(e)} for e in found],
+        },
     )

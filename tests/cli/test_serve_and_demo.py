@@ -7,16 +7,20 @@ import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from adapters.builders import synthetic_nhs_number
 from adapters.demo import SURNAMES
+from adapters.history_plan import FAMILY, plan_year
 from service.store.embedded import locate_cluster
 from tests.support.embedded import embedded_var_dir, postmaster_alive
 from tests.support.hub import ROOT, Network, free_port
 from tests.support.processes import HANDOVER, wait_healthy
+
+HISTORY = 12
 
 
 def env_for(network: Network, port: int, **extra: str) -> dict[str, str]:
@@ -92,12 +96,14 @@ def test_db_migrate_applies_once(network: Network, database: str) -> None:
 
 def test_demo_once_plays_the_scenario_and_exits_zero(network: Network, database: str, tmp_path: Path) -> None:
     port = free_port()
-    env = env_for(network, port, HANDOVER_DATABASE_URL=database, HANDOVER_VAR_DIR=str(tmp_path))
-    out = subprocess.run([HANDOVER, "demo", "--once"], env=env, cwd=ROOT, capture_output=True, timeout=300, check=False)
+    env = env_for(network, port, HANDOVER_DATABASE_URL=database, HANDOVER_VAR_DIR=str(tmp_path), HANDOVER_DEV_IDP="1")
+    command = [HANDOVER, "demo", "--once", "--history", str(HISTORY)]  # a small year first (issue 25 item 9)
+    out = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, timeout=300, check=False)
     stdout = out.stdout.decode()
     log_file = tmp_path / "demo" / "handover.log"
     assert out.returncode == 0, stdout[-3000:] + out.stderr.decode()[-3000:]
     assert "every step checked out" in stdout
+    assert f"{HISTORY} pathways" in " ".join(stdout.split()), "the year of history played through the intake"
     for ods in ("RM1", "RDE", "RGN", "RC9", "RGP", "RCX", "RGR"):
         assert ods in stdout
     assert stdout.count("breach allocation") == 4, "one cancer pathway per reachable allocation rule (issue 24)"
@@ -108,14 +114,17 @@ def test_demo_once_plays_the_scenario_and_exits_zero(network: Network, database:
     assert '"level": "info"' not in terminal, "the terminal shows the narrative, not the JSON logs"
     assert '"message": "request"' in log_file.read_text(), "the service's logs are in the file"
     demo_nhs_numbers = [synthetic_nhs_number(seed * 7919) for seed in range(1, 13)]
+    demo_nhs_numbers += [p.patient.nhs_number for p in plan_year(["RM1"], "RGT", HISTORY, end=datetime.now(UTC))]
     logs = terminal + log_file.read_text()
     assert not [n for n in demo_nhs_numbers if n in logs], "no NHS numbers in the logs or the report"
     assert not [name for name in SURNAMES if name in logs], "no patient names in the logs or the report"
+    assert not [name for name in FAMILY if name in logs], "nor the history's patients' names"
     pg_dump = shutil.which("pg_dump") or "/usr/lib/postgresql/15/bin/pg_dump"
     dump = subprocess.run([pg_dump, "--dbname", database], capture_output=True, check=True, timeout=60).stdout
     assert b"episodes" in dump, "the dump is of the demo's database"
     assert not [n for n in demo_nhs_numbers if n.encode() in dump], "D1: no NHS number at rest in clear"
     assert not [name for name in SURNAMES if name.encode() in dump], "D1: no patient name at rest in clear"
+    assert not [name for name in FAMILY if name.encode() in dump], "D1: nor the history's"
 
 
 def test_keys_init_does_not_overwrite_without_force(tmp_path: Path) -> None:

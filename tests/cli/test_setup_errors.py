@@ -27,7 +27,7 @@ def test_a_missing_registry_is_said_in_words(command: list[str], tmp_path: Path)
         HANDOVER_NETWORK=str(missing),
         HANDOVER_KEYS_DIR=str(tmp_path),
         HANDOVER_LISTEN=f"127.0.0.1:{free_port()}",
-        HANDOVER_DATABASE_URL=os.environ.get("HANDOVER_TEST_DATABASE_URL", "postgresql://127.0.0.1:1/none"),
+        HANDOVER_DATABASE_URL="postgresql://127.0.0.1:1/none",  # the registry is said before any database is tried
     )
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr

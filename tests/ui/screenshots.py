@@ -1,4 +1,5 @@
-"""The list of staff pages `make screenshots` captures (1280x800) into docs/screenshots/<name>.png.
+"""The list of staff pages `make screenshots` captures into docs/screenshots/: at 1366x800 as `<name>.png` and
+at 375x800 (a phone) as `<name>-375px.png`.
 
 To add a page, append a `ScreenshotPage` to `SCREENSHOT_PAGES`: its file name, the development user to sign
 in as (a label on the development provider's buttons, e.g. "governance"; None to stay signed out), and its path
@@ -24,6 +25,9 @@ class ScreenshotPage:
         return self.path if isinstance(self.path, str) else self.path(hub)
 
 
+# (width, suffix of the file name, mobile emulation: the viewport meta tag applies)
+SCREENSHOT_WIDTHS = ((1366, "", False), (375, "-375px", True))
+
 SCREENSHOT_PAGES: list[ScreenshotPage] = [
     ScreenshotPage("sign-in", None, "/ui/sign-in"),
     ScreenshotPage("worklist", "governance", "/ui/"),
@@ -32,7 +36,11 @@ SCREENSHOT_PAGES: list[ScreenshotPage] = [
         "episode-awaiting-smdt", "governance", lambda hub: f"/ui/episodes/{hub.episode_of('RM1', 'referred')}"
     ),
     ScreenshotPage("smdt-queue", "smdt-coordinator", "/ui/"),
+    ScreenshotPage("episodes", "smdt-coordinator", "/ui/episodes"),
+    ScreenshotPage("episodes-governance", "governance", "/ui/episodes?breach=any"),
+    ScreenshotPage("smdt-meeting", "smdt-coordinator", "/ui/meeting"),
     ScreenshotPage("trust-worklist", "trust:RM1", "/ui/"),
+    ScreenshotPage("trust-episode", "trust:RM1", lambda hub: f"/ui/episodes/{hub.episode_of('RM1', 'referred')}"),
     ScreenshotPage("forbidden", "trust:RDE", lambda hub: f"/ui/episodes/{hub.episode_of('RM1', 'closed')}"),
     ScreenshotPage("signed-out", None, "/ui/signed-out"),
     ScreenshotPage("governance", "governance", "/ui/governance"),

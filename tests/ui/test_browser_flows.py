@@ -67,7 +67,11 @@ def test_an_episode_shows_responsibility_ledger_timeline_picture_and_verified_pr
     accepted_by = page.find("#responsible-accepted-by").text
     assert "Localdoc1" in accepted_by  # the local clinician accepted the transfer back
     ledger = page.find_all("#ledger tbody tr")
-    assert [r.find_elements("css selector", "td")[2].text for r in ledger] == ["RM1", "RGT", "RM1"]
+    assert [r.find_elements("css selector", "td")[2].text for r in ledger] == [
+        "Norfolk and Norwich University Hospitals NHS Foundation Trust (RM1)",
+        "Cambridge University Hospitals NHS Foundation Trust (Addenbrooke's) (RGT)",
+        "Norfolk and Norwich University Hospitals NHS Foundation Trust (RM1)",
+    ]  # organisations by name, code beside
     picture = page.find("svg#timeline-picture")
     assert picture.get_attribute("role") == "img"
     assert len(page.find_all("svg#timeline-picture g.message-arrow")) == len(page.find_all("#timeline-text li"))
@@ -80,16 +84,19 @@ def test_an_episode_shows_responsibility_ledger_timeline_picture_and_verified_pr
 
 def test_the_smdt_coordinator_sees_the_centres_queue(page: Browser, demo: DemoHub) -> None:
     sign_in(page, demo, "smdt-coordinator")
-    assert "SMDT queue at RGT" in page.find("h1").text
+    assert (
+        "SMDT queue at Cambridge University Hospitals NHS Foundation Trust (Addenbrooke's) (RGT)"
+        in page.find("h1").text
+    )
     rows = page.find_all("#worklist tbody tr")
-    assert any("Awaiting SMDT outcome" in r.text and "owed by RGT" in r.text for r in rows)
-    assert all("owed by RGT" in r.text or "Day " in r.text for r in rows)  # only what the centre owes
+    assert any("Awaiting SMDT outcome" in r.text and "owed by Cambridge University Hospitals" in r.text for r in rows)
+    assert all("owed by Cambridge University Hospitals" in r.text or "Day " in r.text for r in rows)  # the centre owes
     assert_accessible(page)
 
 
 def test_a_trust_user_is_refused_another_trusts_episode_and_nothing_leaks(page: Browser, demo: DemoHub) -> None:
     sign_in(page, demo, "trust:RDE")
-    assert "Patients of RDE" in page.find("h1").text
+    assert "Patients of East Suffolk and North Essex NHS Foundation Trust (Ipswich) (RDE)" in page.find("h1").text
     assert "Localdoc8" not in page.text  # RM1's waiting patient is not on RDE's worklist
     other = demo.episode_of("RM1", "closed")
     page.open(f"/ui/episodes/{other}")

@@ -93,8 +93,9 @@ async def test_the_governance_page_and_csv_are_for_governance_only(ui_hub: Runni
     assert status == 200
     assert "Governance summary" in body and "IOG target 200 a year" in body
     trust_table = body[body.index('id="trust-table"') :]
-    assert re.search(r"\(RM1\)</th>\s*<td[^>]*>2</td>", trust_table), "RM1's two referrals in the table"
-    assert re.search(r"\(RDE\)</th>\s*<td[^>]*>1</td>", trust_table)
+    # each figure links to its episodes (issue 25)
+    assert re.search(r"\(RM1\)</th>\s*<td[^>]*><a href=\"/ui/episodes\?trust=RM1[^\"]*\">2<", trust_table), "RM1's two"
+    assert re.search(r"\(RDE\)</th>\s*<td[^>]*><a href=\"/ui/episodes\?trust=RDE[^\"]*\">1<", trust_table)
     assert body.count("<svg") >= 4  # the NHS logo and three charts
     async with governance.client.get(f"{ui_hub.base_url}/ui/governance.csv") as resp:
         assert resp.status == 200
@@ -126,6 +127,7 @@ async def test_d5_a_payload_is_read_only_with_a_reason_audited_and_shown_as_a_le
 
     status, form = await page(governance, url)
     assert status == 200 and 'name="reason"' in form
+    assert "Referral to the specialist MDT</dd>" in form  # the message's kind in words, not "referral"
     assert family.upper() not in form.upper() and nhs_number not in form, "the form shows no content"
 
     status, body, _ = await post(governance, url, {"reason": "Incident review 2026-114"}, csrf=False)
@@ -147,7 +149,8 @@ async def test_d5_a_payload_is_read_only_with_a_reason_audited_and_shown_as_a_le
 
     status, audit_page = await page(governance, f"{ui_hub.base_url}/ui/audit")
     reads = audit_page[audit_page.index('id="payload-reads"') :]
-    assert GOVERNANCE in reads and message_id in reads and "Incident review 2026-114" in reads
+    assert "Dr Amara Okafor" in reads and message_id in reads and "Incident review 2026-114" in reads  # by name
+    assert f'href="/ui/episodes/{episode_id}/messages/{message_id}"' in reads  # linked to its episode
 
     for subject in (OPS, SMDT, TRUST):
         other = await signed_in(subject)
@@ -199,7 +202,7 @@ async def test_verify_now_runs_in_the_background_and_its_result_is_kept(
     status, _, location = await post(governance, f"{fast_hub.base_url}/ui/audit/verify", {})
     assert status == 303 and location.startswith("/ui/audit/verify/")
     body = await wait_for_run(governance, fast_hub.base_url + location)
-    assert "Passed" in body
+    assert "Passed" in body and "by Dr Amara Okafor" in body and f"by {GOVERNANCE}" not in body  # by name
     conn = await asyncpg.connect(fast_hub.dsn)
     try:
         run = await conn.fetchrow("SELECT outcome, checked, total, tree_size FROM audit_verify_runs")
@@ -208,7 +211,7 @@ async def test_verify_now_runs_in_the_background_and_its_result_is_kept(
     assert run["outcome"] == "passed" and run["checked"] == run["tree_size"] >= run["total"] > 0
     again = await fast_signed_in(GOVERNANCE)  # another session (a reload, another process) sees the result
     status, overview = await page(again, f"{fast_hub.base_url}/ui/audit")
-    assert "Passed" in overview[overview.index('id="verify-runs"') :]
+    assert "Passed" in overview[overview.index('id="verify-runs"') :] and "started by Dr Amara Okafor" in overview
     for subject in (OPS, SMDT, TRUST):
         other = await fast_signed_in(subject)
         assert (await page(other, f"{fast_hub.base_url}/ui/audit"))[0] == 403
