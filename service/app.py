@@ -42,6 +42,8 @@ from service.pseudonyms import Pseudonymiser
 from service.registry import RegistryHolder
 from service.staff import StaffIdentityProvider
 from service.store import db
+from service.store.stalls import StallGuard
+from service.store.startup import prepare_database
 from service.terminology import load_code_system
 from service.ui.error_pages import refusal_page
 from service.ui.sessions import SIGN_IN_SECONDS
@@ -95,7 +97,7 @@ def make_runner(app: web.Application) -> web.AppRunner:
 
 def _resources(settings: Settings, dsn: str, clock: Clock) -> Callable[[web.Application], AsyncIterator[None]]:
     async def context(app: web.Application) -> AsyncIterator[None]:
-        await db.migrate(dsn)
+        await prepare_database(dsn, within_seconds=settings.database_wait_seconds)  # waits out a failover
         registry = RegistryHolder.from_file(settings.network_path)
         hub_key = HubSigningKey(settings.keys_dir, registry)  # follows the registry's active hub key on reload
         pool = await db.create_pool(dsn, max_size=settings.db_pool_max)
@@ -110,7 +112,8 @@ def _resources(settings: Settings, dsn: str, clock: Clock) -> Callable[[web.Appl
         except HandoverError:
             log.error("legacy plaintext payloads not sealed yet: store or keys unavailable")
         events = load_code_system("handover-event")
-        metrics = Metrics()
+        stall_guard = StallGuard(settings.intake_database_timeout_seconds)
+        metrics = Metrics(stall_guard)
         relay = Relay(
             background_pool,
             vault,
@@ -139,6 +142,7 @@ def _resources(settings: Settings, dsn: str, clock: Clock) -> Callable[[web.Appl
             episodes=tracker,
             validator=load_validator(),  # compiled at start-up: a fault in the profiles fails start-up
             clock=clock,
+            stall_guard=stall_guard,  # a stalled primary costs a fast 503, not a pile-up
         )
         # Always the holder's own lookups (registry.key), never registry.current.key: they follow reloads.
         authenticator = TrustAuthenticator(pool, registry.key)

@@ -30,6 +30,7 @@ from service.logs import configure_logging
 from service.registry import RegistryError, load_registry
 from service.store import db
 from service.store.embedded import EMBEDDED_PG_DIR_ENV, EmbeddedCluster, ensure_cluster, following_port
+from service.store.startup import NoPrimaryError
 from service.tls import server_ssl_context, tls_settings_from_env
 from service.workers import REUSE_PORT_ENV, Supervisor, default_workers, prepare_shared_files
 
@@ -183,6 +184,9 @@ def _with_database(settings: Settings, body: Callable[[str], Coroutine[Any, Any,
         return asyncio.run(body(dsn))
     except KeyboardInterrupt:
         return 130
+    except (NoPrimaryError, db.SchemaRefusedError) as refused:  # the message says it all: no traceback
+        console.print(f"[red]{refused}[/]")
+        return 1
     finally:
         if cluster is not None and cluster.started_here:
             console.print("[dim]stopping the embedded PostgreSQL cluster[/]")
@@ -303,6 +307,7 @@ def _cmd_mesh_bridge(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_keys_init(args: argparse.Namespace, settings: Settings) -> int:
     from service.crypto.kek import create_kek_file
     from service.keystore import init_keys
+    from service.pseudonyms import PSEUDONYM_KEY_FILE, Pseudonymiser
     from service.staff import ensure_dev_staff_key
 
     report = init_keys(settings.network_path, settings.keys_dir, force=args.force)
@@ -310,6 +315,9 @@ def _cmd_keys_init(args: argparse.Namespace, settings: Settings) -> int:
         console.print("created  staff identity provider (development)")
     if not settings.kek_path.exists():
         console.print(f"created  key-encryption key {create_kek_file(settings.kek_path)} in {settings.kek_path}")
+    if not (settings.keys_dir / PSEUDONYM_KEY_FILE).exists():
+        Pseudonymiser.from_keys_dir(settings.keys_dir)  # made here, so a hub given read-only keys can start
+        console.print(f"created  pseudonym key in {settings.keys_dir / PSEUDONYM_KEY_FILE}")
     for owner in report.created:
         console.print(f"created  {owner}")
     for owner in report.kept:

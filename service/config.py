@@ -80,6 +80,10 @@ class Settings:
     # None: no record (the default with the embedded development cluster, which is never backed up or restored).
     checkpoint_record_dir: Path | None = None
     housekeeping_seconds: float = 60
+    # High availability (docs/operations.md): how long start-up waits for a writable primary before exiting 1,
+    # and how long intake waits on the database before answering 503 (below any client's timeout).
+    database_wait_seconds: float = 120
+    intake_database_timeout_seconds: float = 5
 
     @property
     def staff_public_url(self) -> str:
@@ -143,6 +147,8 @@ class Settings:
             oidc_keys_max_age_seconds=_positive_number(env, "HANDOVER_OIDC_KEYS_MAX_AGE_SECONDS", 3600),
             checkpoint_record_dir=_checkpoint_record_dir(env),
             housekeeping_seconds=_positive_number(env, "HANDOVER_HOUSEKEEPING_SECONDS", 60),
+            database_wait_seconds=_positive_number(env, "HANDOVER_DATABASE_WAIT_SECONDS", 120),
+            intake_database_timeout_seconds=_positive_number(env, "HANDOVER_INTAKE_DATABASE_TIMEOUT_SECONDS", 5),
         )
 
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 from service.housekeeping.metrics import HousekeepingMetrics
-from service.opsmetrics import OperationsMetrics
+from service.opsmetrics import OperationsMetrics, process_label
+from service.store.stalls import StallGuard
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 DEADLINE_KINDS = ("acknowledgement", "smdt-outcome", "transfer-response", "discharge-summary")
@@ -15,7 +20,7 @@ DEADLINE_KINDS = ("acknowledgement", "smdt-outcome", "transfer-response", "disch
 class Metrics:
     """Requests by status, accepted messages by event, and the undelivered count (read at scrape time)."""
 
-    def __init__(self) -> None:
+    def __init__(self, stall_guard: StallGuard | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "handover_http_requests", "HTTP requests answered, by status", ["status"], registry=self.registry
@@ -37,6 +42,34 @@ class Metrics:
         )
         self.operations = OperationsMetrics(self.registry)  # relay, audit and safety-net figures (opsmetrics.py)
         self.housekeeping = HousekeepingMetrics(self.registry)  # lifetimes enforced, per duty (shared figures)
+        if stall_guard is not None:  # intake's database stalls and pool resets in this process (failovers)
+            self.registry.register(StallFigures(stall_guard))
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))
+
+
+class StallFigures(Collector):
+    """``handover_database_stalls_total`` (intake work abandoned after HANDOVER_INTAKE_DATABASE_TIMEOUT_SECONDS)
+    and ``handover_database_pool_resets_total`` (every pooled connection dropped after stalls in a row), per
+    process: during a failover they show the hub shedding work quickly and seeking the new primary."""
+
+    def __init__(self, guard: StallGuard) -> None:
+        self._guard = guard
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        process = process_label()
+        stalls = CounterMetricFamily(
+            "handover_database_stalls", "Intake database work abandoned at its time limit", labels=["process"]
+        )
+        stalls.add_metric([process], self._guard.stalls)
+        resets = CounterMetricFamily(
+            "handover_database_pool_resets",
+            "Times every pooled connection was dropped after repeated stalls",
+            labels=["process"],
+        )
+        resets.add_metric([process], self._guard.resets)
+        yield from (stalls, resets)

@@ -25,6 +25,7 @@ from service.config import Settings
 from service.crypto.vault import open_vault
 from service.pseudonyms import Pseudonymiser
 from service.store import db
+from service.store.startup import prepare_database
 
 REUSE_PORT_ENV = "HANDOVER_REUSE_PORT"
 _HANDOVER = [sys.executable, "-m", "service.cli"]
@@ -34,7 +35,7 @@ _PR_SET_PDEATHSIG = 1
 
 async def prepare_shared_files(settings: Settings, dsn: str) -> None:
     """Migrate, and make the development key files every worker must share, once, before any worker starts."""
-    await db.migrate(dsn)
+    await prepare_database(dsn, within_seconds=settings.database_wait_seconds)  # waits out a failover
     Pseudonymiser.from_keys_dir(settings.keys_dir)
     pool = await db.create_pool(dsn, max_size=1)
     try:

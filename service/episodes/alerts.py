@@ -67,8 +67,8 @@ def build_clock_alert(
     patient of the referral message `referral_header_id`, signed by the hub."""
     when = target.isoformat()
     text = {
-        "day-38-breached": f"The referral {referral_header_id} reached the centre after its day-38 inter-provider "
-        f"transfer target ({when}).",
+        "day-38-breached": f"The inter-provider transfer of referral {referral_header_id} missed its day-38 target "
+        f"({when}): the complete data set reached the centre after it, or has not reached it yet.",
         "day-62-approaching": f"The day-62 treatment target for the patient of referral {referral_header_id} is "
         f"{when} and treatment has not started: please review the plan.",
         "day-62-breached": f"The day-62 treatment target for the patient of referral {referral_header_id} passed on "

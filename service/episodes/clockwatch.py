@@ -1,7 +1,8 @@
 """The safety net's watch on the cancer pathway clocks: a day-38 or day-62 breach (a treatment date recorded after
 day 62 included), or a day-62 target within the warning period (`HANDOVER_CLOCK_WARNING_DAYS`) with treatment not
 started, is alerted once each to both the referring trust and the centre, as a hub-signed alert like the overdue
-answers' (service/episodes/alerts.py). The dates and adjustments are those of clocks.py.
+answers' (service/episodes/alerts.py). What a breach is: service/store/pathway_breaches.py (clocks.py mirrors it);
+today is the Europe/London date.
 
 Each alert is stored for the party's mailbox, noted on the episode's timeline, recorded (so it is sent once)
 and audited in one transaction.
@@ -19,6 +20,7 @@ from service.crypto.vault import PayloadVault
 from service.delivery.hubmail import post_hub_message
 from service.episodes.alerts import build_clock_alert
 from service.episodes.clocks import pathway_clock
+from service.episodes.cwt_reading import london_date
 from service.identity.hubkey import HubKey, hub_jwk
 from service.store import audit, db
 from service.store import episodes as episode_store
@@ -32,7 +34,6 @@ def due_alerts(episode: store.ClockedEpisode, today: date, warning_days: int) ->
     """The clock alerts (code, target date) this episode needs now and has not had."""
     clock = pathway_clock(
         episode.pathway_start,
-        referred_at=episode.opened_at,
         treated_at=episode.treated_at,
         today=today,
         cwt=episode.cwt,
@@ -69,9 +70,10 @@ class ClockWatch:
     async def sweep(self, now: datetime) -> int:
         """Send every clock alert now due; returns how many messages were sent."""
         sent = 0
+        today = london_date(now)
         async with db.transaction(self._pool) as conn:
-            for episode in await store.lease_due_clocks(conn, now.date(), warning_days=self._warning_days, limit=BATCH):
-                for code, target in due_alerts(episode, now.date(), self._warning_days):
+            for episode in await store.lease_due_clocks(conn, today, warning_days=self._warning_days, limit=BATCH):
+                for code, target in due_alerts(episode, today, self._warning_days):
                     for recipient in (episode.referrer_ods, episode.centre_ods):
                         sent += await self._alert(
                             conn, episode=episode, code=code, target=target, recipient=recipient, now=now

@@ -7,10 +7,12 @@ from typing import Any
 
 from service.episodes import snapshot
 from service.episodes.clocks import pathway_clock
+from service.episodes.cwt_reading import london_date
 from service.episodes.cwt_view import cancer_waiting_times
 from service.store.cwt import CwtDates
 from service.store.episode_reads import Deadline, TimelineEntry
 from service.store.episodes import EpisodeRow, LedgerEntry
+from service.store.pathway_breaches import STOPPED_STATES
 
 
 def _deadline(d: Deadline, now: datetime) -> dict[str, Any]:
@@ -56,7 +58,11 @@ def episode_summary(
     }
     if row.pathway_start is not None:
         clock = pathway_clock(
-            row.pathway_start, referred_at=row.opened_at, treated_at=treated, today=now.date(), cwt=cwt
+            row.pathway_start,
+            treated_at=treated,
+            today=london_date(now),
+            cwt=cwt,
+            stopped=row.state in STOPPED_STATES,
         )
         body["pathway"] = clock.as_json()
     return body

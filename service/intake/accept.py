@@ -36,6 +36,7 @@ from service.receipts import ReceiptFacts, build_signed_receipt
 from service.registry import RegistryReader
 from service.signing import KeyLookup, VerifiedSignature
 from service.store import audit, db, messages, tokens
+from service.store.stalls import StallGuard
 from service.terminology import CodeSystem
 from service.tokens import TokenClaims
 from service.validation import Validator, load_validator
@@ -95,8 +96,10 @@ class Intake:
         episodes: EpisodeTracker | None = None,
         validator: Validator | None = None,
         clock: Clock = utc_now,
+        stall_guard: StallGuard | None = None,
     ) -> None:
         self._episodes = episodes
+        self._guard = stall_guard  # bounds each acceptance's database work (service/store/stalls.py)
         self._vault = vault
         self._on_accepted = on_accepted
         self._validator = validator or load_validator()
@@ -207,7 +210,7 @@ class Intake:
             correlation_id=submission.correlation_id,
             accepted_at=now,
         )
-        async with db.endable_transaction(self._pool) as tx:
+        async with db.endable_transaction(self._pool, guard=self._guard) as tx:
             conn = tx.conn
             token = submission.token
             claim = await messages.claim_and_insert_message(
@@ -298,7 +301,7 @@ class Intake:
         before (a replay is refused as one, whatever else is wrong with the request), else `code`. Best
         effort: when the store is down the refusal is still answered, and logged."""
         try:
-            async with db.transaction(self._pool) as conn:
+            async with db.transaction(self._pool, guard=self._guard) as conn:
                 if token is not None and not await tokens.remember_token_id(
                     conn, token.issuer, token.jti, token.expires_at
                 ):

@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 
 from service.errors import Code, HandoverError
+from service.store.stalls import StallGuard
 
 log = logging.getLogger("handover.store")
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -106,21 +107,35 @@ async def create_pool(dsn: str, *, max_size: int = 20) -> asyncpg.Pool:
 
 
 @asynccontextmanager
-async def connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
-    """A pooled connection; an unreachable database raises `unavailable()`."""
+async def connection(pool: asyncpg.Pool, *, guard: StallGuard | None = None) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection; an unreachable database raises `unavailable()`. With `guard`, the whole use
+    (acquiring included) is bounded by `guard.seconds`: a stalled database is an `unavailable()` too."""
+    acquire_timeout = ACQUIRE_TIMEOUT_SECONDS if guard is None else min(ACQUIRE_TIMEOUT_SECONDS, guard.seconds)
     try:
-        conn = await pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS)
+        conn = await pool.acquire(timeout=acquire_timeout)
     except (*CONNECTION_ERRORS, asyncpg.PostgresError) as exc:  # any failure to connect: not the caller's fault
-        log.warning("store unavailable: cannot connect", extra={"code": type(exc).__name__})
+        if guard is not None and isinstance(exc, TimeoutError):  # no connection within the bound: a stall too
+            await guard.stalled(pool)
+        else:
+            log.warning("store unavailable: cannot connect", extra={"code": type(exc).__name__})
         raise unavailable() from exc
+    watch = guard.watch(conn) if guard is not None else None
     try:
         yield conn
     except CONNECTION_ERRORS as exc:
-        log.warning("store unavailable", extra={"code": type(exc).__name__})  # e.g. DiskFullError, AdminShutdownError
+        if watch is not None and watch.expired and guard is not None:
+            await guard.stalled(pool)
+        else:
+            log.warning("store unavailable", extra={"code": type(exc).__name__})  # e.g. DiskFull, AdminShutdown
         with contextlib.suppress(asyncpg.InterfaceError):  # already detached from the pool if it closed itself
             conn.terminate()  # never hand a broken connection to the next caller
         raise unavailable() from exc
+    else:
+        if guard is not None:
+            guard.answered()
     finally:
+        if watch is not None:
+            watch.done()
         # A connection that died with the operation (or while being reset) is dropped by the pool; the
         # caller's outcome (503, or a committed result) stands instead of turning into a 500.
         with suppress(*CONNECTION_ERRORS):
@@ -128,9 +143,9 @@ async def connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
 
 
 @asynccontextmanager
-async def transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
-    """One business action: everything inside commits together or not at all."""
-    async with connection(pool) as conn, conn.transaction():
+async def transaction(pool: asyncpg.Pool, *, guard: StallGuard | None = None) -> AsyncIterator[asyncpg.Connection]:
+    """One business action: everything inside commits together or not at all (within `guard`'s bound)."""
+    async with connection(pool, guard=guard) as conn, conn.transaction():
         yield conn
 
 
@@ -149,12 +164,15 @@ class EndableTransaction:
 
 
 @asynccontextmanager
-async def endable_transaction(pool: asyncpg.Pool) -> AsyncIterator[EndableTransaction]:
+async def endable_transaction(
+    pool: asyncpg.Pool, *, guard: StallGuard | None = None
+) -> AsyncIterator[EndableTransaction]:
     """`transaction`, for a hot path that holds a lock until COMMIT: the caller may end it with its last write
     (`EndableTransaction.commit_after`); if it does not, it commits when the block ends, and any exception
     rolls it back. After a commit the pool skips its reset round trip (`HubConnection`), so nothing inside may
-    change session state (SET, LISTEN, session advisory locks, cursors kept open): transaction-scoped only."""
-    async with connection(pool) as conn:
+    change session state (SET, LISTEN, session advisory locks, cursors kept open): transaction-scoped only.
+    With `guard`, all of it is bounded by `guard.seconds` (`connection`)."""
+    async with connection(pool, guard=guard) as conn:
         await conn.execute("BEGIN")
         tx = EndableTransaction(conn)
         try:
@@ -182,8 +200,18 @@ class Migration:
         return hashlib.sha256(self.sql.encode("utf-8")).hexdigest()
 
 
-class MigrationDriftError(RuntimeError):
+class SchemaRefusedError(RuntimeError):
+    """The database's schema is not one this hub may run on; the message tells the operator what to do."""
+
+
+class MigrationDriftError(SchemaRefusedError):
     """An applied migration's text has changed since: the schema may not be what the code expects."""
+
+
+class SchemaTooNewError(SchemaRefusedError):
+    """The database holds migrations this hub does not know: a newer release migrated it. Migrations are
+    additive for one release (docs/operations.md, "Upgrades"), so hubs of the previous release already running
+    keep serving, but a hub never *starts* on a schema it cannot vouch for."""
 
 
 def bundled_migrations() -> list[Migration]:
@@ -200,14 +228,15 @@ def bundled_migrations() -> list[Migration]:
     return found
 
 
-async def migrate(dsn: str) -> list[Migration]:
+async def migrate(dsn: str, *, connect_timeout: float = 60) -> list[Migration]:
     """Apply every bundled migration not yet applied, each in its own transaction; returns those applied.
 
     Safe to run from several processes at once: a session advisory lock admits one migrator at a time.
+    Refuses (`SchemaTooNewError`) a database holding a migration this hub does not know.
     """
-    conn = await connect(dsn)
+    conn = await connect(dsn, timeout=connect_timeout)
     try:
-        if await _nothing_pending(conn):
+        if await _nothing_pending(conn):  # refuses a newer schema first
             return []  # no DDL at all, so a service role without CREATE rights starts fine
         await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK_KEY)
         try:
@@ -242,11 +271,31 @@ async def migrate(dsn: str) -> list[Migration]:
 
 
 async def _nothing_pending(conn: asyncpg.Connection) -> bool:
-    """True when every bundled migration is applied unchanged (drift is left for `migrate` to report)."""
+    """True when every bundled migration is applied unchanged (drift is left for `migrate` to report);
+    `SchemaTooNewError` when the database holds a migration this hub does not know."""
     if await conn.fetchval("SELECT to_regclass('schema_migrations')") is None:
         return False
-    done = {row["version"]: row["sha256"] for row in await conn.fetch("SELECT version, sha256 FROM schema_migrations")}
-    return all(done.get(m.version) == m.sha256 for m in bundled_migrations())
+    rows = await conn.fetch("SELECT version, name, sha256, applied_at FROM schema_migrations ORDER BY version")
+    bundled = bundled_migrations()
+    refuse_unknown(rows, bundled)
+    done = {row["version"]: row["sha256"] for row in rows}
+    return all(done.get(m.version) == m.sha256 for m in bundled)
+
+
+def refuse_unknown(applied: list[asyncpg.Record], bundled: list[Migration]) -> None:
+    """`SchemaTooNewError` naming the first applied migration that is not among `bundled`."""
+    known = {m.version for m in bundled}
+    unknown = [row for row in applied if row["version"] not in known]
+    if not unknown:
+        return
+    first = unknown[0]
+    newest = max(known, default=0)
+    raise SchemaTooNewError(
+        f"This database's schema is newer than this hub: it has migration {first['version']:04d}_{first['name']}"
+        f" (applied {first['applied_at']:%-d %B %Y}), and this hub knows migrations up to {newest:04d} only. "
+        "Start a hub of the release that migrated it (or a later one); this hub will not run on a schema it "
+        "does not know."
+    )
 
 
 async def wait_until_reachable(dsn: str, *, within_seconds: float = 30.0) -> None:

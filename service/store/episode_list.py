@@ -6,8 +6,8 @@ treats, or exchanged messages in), `trust` (the referring trust), `states` (any 
 organisation clinically responsible now), `opened_from` / `opened_to` (UTC calendar dates of the referral, both
 inclusive), `overdue` (an answer is overdue), `breach` (`day-38`, `day-62` or `any` cancer pathway clock
 breach) and `milestone` (`accepted`: the SMDT accepted; `resection`: the centre sent a discharge summary, the
-same rules as the governance figures). Day 38 is breached when the referral reached the centre after day 38;
-day 62 when treatment came after day 62, or there is none yet, the episode is untreated and day 62 has passed.
+same rules as the governance figures). Every breach is listed, whatever the state; what a breach is, is
+pathway_breaches.py's, as of `today` (the Europe/London date).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from uuid import UUID
 
 import asyncpg
 
-from service.store.worklist_reads import UNTREATED_STATES
+from service.store.pathway_breaches import breach_columns
 
 SORTS = {
     "newest": "c.opened_at DESC, c.id",
@@ -33,15 +33,11 @@ SORTS = {
 BREACHES = ("day-38", "day-62", "any")
 MILESTONES = ("accepted", "resection")
 
-_CHOSEN = """
+_CHOSEN = f"""
 WITH chosen AS (
     SELECT e.id, e.state, e.referrer_ods, e.centre_ods, e.opened_at, e.updated_at, e.pathway_start,
            e.treatment_date, e.key_worker_name, e.key_worker_ods, e.snapshot -> 'ledger' -> -1 -> 'clinician' AS holder,
-           (e.pathway_start IS NOT NULL AND e.opened_at::date > e.pathway_start + 38) AS day38_breached,
-           (e.pathway_start IS NOT NULL AND (
-                (e.treatment_date IS NOT NULL AND e.treatment_date > e.pathway_start + 62)
-                OR (e.treatment_date IS NULL AND e.state = ANY($10::text[]) AND $9::date > e.pathway_start + 62)
-           )) AS day62_breached,
+           {breach_columns("e", "$9::date")},
            (SELECT count(*) FROM deadlines d
              WHERE d.episode_id = e.id AND d.met_at IS NULL AND d.due_at <= $8) AS overdue
     FROM episodes e
@@ -57,11 +53,11 @@ WITH chosen AS (
             SELECT 1 FROM episode_messages x WHERE x.episode_id = e.id AND x.changed
               AND x.kind = CASE $7 WHEN 'accepted' THEN 'outcome-accepted' ELSE 'discharge-summary' END))
 )
-"""
+"""  # noqa: S608 - the breach columns are constant SQL
 _WHERE = (
-    " FROM chosen c WHERE (NOT $11::boolean OR c.overdue > 0)"
-    " AND ($12::text IS NULL OR ($12 IN ('day-38', 'any') AND c.day38_breached)"
-    " OR ($12 IN ('day-62', 'any') AND c.day62_breached))"
+    " FROM chosen c WHERE (NOT $10::boolean OR c.overdue > 0)"
+    " AND ($11::text IS NULL OR ($11 IN ('day-38', 'any') AND c.day_38_breached)"
+    " OR ($11 IN ('day-62', 'any') AND c.day_62_breached))"
 )
 
 
@@ -108,7 +104,6 @@ def _arguments(where: EpisodeFilter, now: datetime, today: date) -> list[Any]:
         where.milestone if where.milestone in MILESTONES else None,
         now,
         today,
-        list(UNTREATED_STATES),
         where.overdue,
         where.breach if where.breach in BREACHES else None,
     ]
@@ -130,8 +125,8 @@ def _listed(r: asyncpg.Record) -> ListedEpisode:
         str(holder.get("name", "")),
         str(holder.get("ods", "")),
         int(r["overdue"]),
-        bool(r["day38_breached"]),
-        bool(r["day62_breached"]),
+        bool(r["day_38_breached"]),
+        bool(r["day_62_breached"]),
     )
 
 
@@ -148,7 +143,7 @@ async def list_page(
     """One page of the matching episodes in `sort` order (a key of SORTS; unknown: newest first)."""
     order = SORTS.get(sort, SORTS["newest"])
     records = await conn.fetch(
-        f"{_CHOSEN}SELECT c.*{_WHERE} ORDER BY {order} LIMIT $13 OFFSET $14",
+        f"{_CHOSEN}SELECT c.*{_WHERE} ORDER BY {order} LIMIT $12 OFFSET $13",
         *_arguments(where, now, today),
         limit,
         offset,

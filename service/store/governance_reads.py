@@ -5,8 +5,9 @@ SMDT outcome (days) and transfer request → acceptance (hours).
 The rules (service/episodes/governance.py explains them): an episode counts in the year its referral opened it
 (UTC); "accepted" and "resection" count messages that changed the episode (`changed`); a transfer acceptance is
 paired with the request it answers (the changing request just before it); overdue = open deadlines due by `now`;
-the clock breaches are counted as the worklist shows them (service/store/worklist_reads.py): a pathway untreated
-past day 62, and one awaiting the SMDT whose referral reached the centre after day 38.
+the clock breaches are counted as the worklist shows them (service/store/worklist_reads.py): a day-62 breach of a
+pathway not yet treated, and a day-38 breach of one awaiting the SMDT; what a breach is, is pathway_breaches.py's,
+as of the Europe/London date of `now`.
 """
 
 from __future__ import annotations
@@ -17,20 +18,20 @@ from typing import Any
 
 import asyncpg
 
+from service.store.pathway_breaches import breach_columns, london_today
 from service.store.worklist_reads import AWAITING_SMDT_STATES, UNTREATED_STATES
 
 # Whole-table aggregates: PostgreSQL reads episodes and their messages once each (sequentially, which at these
 # volumes beats any index) and finds the overdue deadlines through deadlines_open_idx.
-FIGURES_SQL = """
+FIGURES_SQL = f"""
 WITH per_episode AS MATERIALIZED (
     SELECT e.id, e.referrer_ods, extract(year FROM e.opened_at AT TIME ZONE 'UTC')::int AS year,
            extract(epoch FROM m.first_outcome_at - e.opened_at) / 86400 AS outcome_days,
-           e.pathway_start IS NOT NULL AND e.state = ANY($3::text[])
-               AND e.opened_at::date > e.pathway_start + 38 AS day_38_breached,
-           e.pathway_start IS NOT NULL AND e.state = ANY($2::text[])
-               AND (e.pathway_start + 62)::timestamptz <= $1 AS day_62_breached,
+           e.state = ANY($3::text[]) AND b.day_38_breached AS day_38_breached,
+           e.state = ANY($2::text[]) AND b.day_62_breached AS day_62_breached,
            coalesce(m.accepted, false) AS accepted, coalesce(m.resected, false) AS resected
     FROM episodes e
+    CROSS JOIN LATERAL (SELECT {breach_columns("e", london_today("$1"))}) b
     LEFT JOIN (
         SELECT x.episode_id,
                min(x.at) FILTER (WHERE x.kind IN ('outcome-accepted', 'outcome-declined',
@@ -80,7 +81,7 @@ FROM volumes v
 LEFT JOIN acceptance a USING (referrer_ods, year)
 LEFT JOIN overdue o USING (referrer_ods, year)
 ORDER BY v.referrer_ods, v.year
-"""
+"""  # noqa: S608 - the breach columns are constant SQL
 
 
 def _arguments(now: datetime) -> list[Any]:
@@ -100,8 +101,8 @@ class TrustYearFigures:
     overdue: int
     median_days_referral_to_outcome: float | None
     median_hours_transfer_acceptance: float | None
-    day_38_breaches: int = 0  # untreated, awaiting the SMDT, and the referral reached the centre after day 38
-    day_62_breaches: int = 0  # untreated and past day 62 of the cancer pathway
+    day_38_breaches: int = 0  # awaiting the SMDT, and day 38 breached (pathway_breaches.py)
+    day_62_breaches: int = 0  # untreated, and day 62 breached (pathway_breaches.py)
 
     @property
     def overdue_items(self) -> int:

@@ -2,7 +2,9 @@
 
 An item is one of: `overdue` (an answer whose deadline has passed: the safety net's alerts), `smdt-outcome`
 (a referral awaiting the SMDT's outcome), `transfer-response` (a transfer of care awaiting acceptance), or
-`day-62` / `day-38` (a pathway clock breached or within `horizon_days` of its target, before treatment).
+`day-62` (a treatment target breached or within `horizon_days`, before treatment) / `day-38` (a transfer target
+breached while the SMDT has not answered): what a breach is and the targets are pathway_breaches.py's, as of
+`today` (the Europe/London date).
 `due` orders them: the earliest first, so what is most overdue leads. Visibility (`party`) and filters are
 applied here, in SQL, so that pages are counted and cut by the database.
 """
@@ -17,10 +19,12 @@ from uuid import UUID
 
 import asyncpg
 
+from service.store.pathway_breaches import breach_columns
+
 UNTREATED_STATES = ("referred", "more-information-needed", "accepted", "transfer-requested")
 AWAITING_SMDT_STATES = ("referred", "more-information-needed")
 
-_ITEMS = """
+_ITEMS = f"""
 WITH visible AS (
     SELECT e.id, e.state, e.referrer_ods, e.centre_ods, e.opened_at, e.pathway_start,
            e.snapshot -> 'ledger' -> -1 AS holder
@@ -37,17 +41,20 @@ items AS (
     FROM deadlines d JOIN episode_messages m ON m.episode_id = d.episode_id AND m.message_id = d.message_id
     WHERE d.met_at IS NULL AND (d.due_at <= $4 OR d.kind IN ('smdt-outcome', 'transfer-response'))
     UNION ALL
-    SELECT 'day-62', e.id, NULL, e.centre_ods, e.referrer_ods, (e.pathway_start + 62)::timestamptz, e.opened_at, NULL
-    FROM episodes e
-    WHERE e.pathway_start IS NOT NULL AND e.pathway_start <= $5::date - 62 + $6::int
-      AND e.state = ANY($7::text[])
-    UNION ALL
-    SELECT 'day-38', e.id, NULL, e.centre_ods, e.referrer_ods, (e.pathway_start + 38)::timestamptz, e.opened_at, NULL
-    FROM episodes e
-    WHERE e.pathway_start IS NOT NULL AND e.opened_at::date > e.pathway_start + 38
-      AND e.state = ANY($8::text[])
+    SELECT c.item, c.id, NULL, c.centre_ods, c.referrer_ods, c.due::timestamptz, c.opened_at, NULL
+    FROM (
+        SELECT e.id, e.centre_ods, e.referrer_ods, e.opened_at, e.state, {breach_columns("e", "$5::date")}
+        FROM episodes e WHERE e.pathway_start IS NOT NULL AND e.state = ANY($7::text[])
+    ) b
+    CROSS JOIN LATERAL (
+        SELECT 'day-62' AS item, b.treatment_target AS due, b.id, b.centre_ods, b.referrer_ods, b.opened_at
+        WHERE b.treated_on IS NULL AND (b.day_62_breached OR b.treatment_target <= $5::date + $6::int)
+        UNION ALL
+        SELECT 'day-38', b.transfer_target, b.id, b.centre_ods, b.referrer_ods, b.opened_at
+        WHERE b.day_38_breached AND b.state = ANY($8::text[])
+    ) c
 )
-"""
+"""  # noqa: S608 - the breach columns are constant SQL
 
 
 _FILTERED = (

@@ -15,6 +15,7 @@ from aiohttp import web
 from service.auditlog.message_proofs import prove_messages
 from service.episodes import snapshot
 from service.episodes.clocks import pathway_clock
+from service.episodes.cwt_reading import london_date
 from service.episodes.cwt_report import names_from
 from service.episodes.referral_summary import referral_summaries
 from service.errors import Code, HandoverError
@@ -24,6 +25,7 @@ from service.identity.staff_roles import GOVERNANCE
 from service.registry import RegistryHolder
 from service.store import cwt as cwt_store
 from service.store import db, episode_reads
+from service.store.pathway_breaches import STOPPED_STATES
 from service.ui import display_text
 from service.ui.access import current_session, may_see_episode, may_see_patient, require_role
 from service.ui.acknowledgements import ACKNOWLEDGEMENT, pair_acknowledgements
@@ -76,7 +78,13 @@ async def show_episode(request: web.Request) -> web.Response:
     episode = snapshot.load(row.snapshot)
     treated = next((h.since for h in episode.ledger[1:] if h.clinician.ods == row.centre_ods), None)
     clock = (
-        pathway_clock(row.pathway_start, referred_at=row.opened_at, treated_at=treated, today=now.date(), cwt=cwt_dates)
+        pathway_clock(
+            row.pathway_start,
+            treated_at=treated,
+            today=london_date(now),
+            cwt=cwt_dates,
+            stopped=row.state in STOPPED_STATES,
+        )
         if row.pathway_start is not None
         else None
     )

@@ -8,7 +8,7 @@ sent to their own pages. Search is a POST so the NHS number never appears in a U
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -80,7 +80,7 @@ async def show_worklist(request: web.Request) -> web.Response:
             conn,
             where,
             now=now,
-            today=now.astimezone(UTC).date(),
+            today=now.astimezone(UK).date(),
             horizon_days=CLOCK_HORIZON_DAYS,
             limit=PAGE_SIZE,
             offset=(page - 1) * PAGE_SIZE,
@@ -140,7 +140,7 @@ def _row(
     elif item.item == "day-62":
         what = "Treatment target (day 62) of the cancer pathway"
     else:
-        what = "The referral reached the centre after day 38"
+        what = "Transfer target (day 38) missed: the complete referral reached the centre after it, or not yet"
     return {
         "label": label,
         "colour": colour,

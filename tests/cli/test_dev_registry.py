@@ -45,3 +45,16 @@ def test_keys_init_and_rotate_leave_the_tracked_registry_as_committed(tmp_path: 
     assert len(rm1.keys) == 2, "the rotation went into the development registry too"
     shown = handover(repo, "keys", "show")
     assert "keys/private/network.json" in shown.stdout + shown.stderr, "the commands read it by default"
+
+
+def test_keys_init_makes_every_key_a_hub_needs_so_it_can_start_with_them_read_only(tmp_path: Path) -> None:
+    """Found by the compose check: a hub whose keys are mounted read-only could not make its pseudonym key on first
+    start, and `keys init` (whose docstring in service/pseudonyms.py says it makes it) did not."""
+    repo = tmp_path / "checkout"
+    (repo / "keys").mkdir(parents=True)
+    shutil.copy(ROOT / "keys" / "network.json", repo / "keys" / "network.json")
+    handover(repo, "keys", "init")
+    private = repo / "keys" / "private"
+    for name in ("hub.jwk", "RGT.jwk", "kek.key", "pseudonym.key"):
+        assert (private / name).is_file(), name
+    assert len(bytes.fromhex((private / "pseudonym.key").read_text().strip())) >= 32
