@@ -45,6 +45,7 @@ from service.registry import Participant, Registry
 from service.staff import StaffRole, mint_dev_staff_token
 
 SURNAMES = ["Ashdown", "Blakeney", "Cley", "Dersingham", "Elveden", "Felixstowe", "Grantchester", "Hunstanton"]
+GIVEN_NAMES = ["Alex", "Robin", "Jordan"]  # with SURNAMES: a different name for each of the first 24 patients
 AWAITING_SEED = 8  # the patient still awaiting the SMDT (seeds 1..7 are the referrers' patients)
 # Cancer waiting times: (seed, pathway day at the transfer, treated?, the allocation rule expected)
 CWT_PATHWAYS = (
@@ -197,11 +198,19 @@ async def play_scenario(
     return report
 
 
+def patient_name(seed: int) -> tuple[str, str]:
+    """Patient number `seed`'s family and given name: no two of the demo's patients share a name, so a page that
+    shows one patient's name never seems to show another's (the staff pages' tests look for names)."""
+    family = SURNAMES[seed % len(SURNAMES)]
+    return family, GIVEN_NAMES[seed // len(SURNAMES) % len(GIVEN_NAMES)]
+
+
 def _story(demo: _Demo, seed: int, referrer: Participant, *, pathway_start: date | None = None) -> Pathway:
     """Patient number `seed` (a synthetic NHS number and name) referred by `referrer` to the centre."""
     centre = demo.registry.centre()
+    family, given = patient_name(seed)
     patient = builders.SyntheticPatient(
-        builders.synthetic_nhs_number(seed * 7919), SURNAMES[seed % len(SURNAMES)], "Alex", "1958-03-14", "female"
+        builders.synthetic_nhs_number(seed * 7919), family, given, "1958-03-14", "female"
     )
     return Pathway(
         demo.event_system,

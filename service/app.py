@@ -159,7 +159,7 @@ def _resources(settings: Settings, dsn: str, clock: Clock) -> Callable[[web.Appl
         app[SAFETY_NET] = safety_net
         sweeper = asyncio.create_task(safety_net.run(settings.safety_net_seconds), name="safety-net")
         if isinstance(clock, DemoClock):  # development: the demo moves time, so it fires the timed duties too
-            clock.add_duty(lambda: _sweep_all(safety_net))
+            clock.add_duty(safety_net.sweep_all)
             clock.add_duty(relay.sweep_expired)
         await relay.start()
         stop_housekeeping = asyncio.Event()
@@ -180,16 +180,6 @@ def _resources(settings: Settings, dsn: str, clock: Clock) -> Callable[[web.Appl
             await pool.close()
 
     return context
-
-
-async def _sweep_all(safety_net: SafetyNet) -> int:
-    """One full safety-net pass (as its loop does): every overdue answer and clock alert due now."""
-    sent = 0
-    while (found := await safety_net.sweep()) > 0:
-        sent += found
-    while (found := await safety_net.sweep_clocks()) > 0:
-        sent += found
-    return sent
 
 
 def _housekeeping(settings: Settings, pool: asyncpg.Pool, clock: Clock) -> Housekeeping:

@@ -9,6 +9,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from service.background import FAULTS, DutyFaults
 from service.housekeeping.metrics import HousekeepingMetrics
 from service.opsmetrics import OperationsMetrics, process_label
 from service.store.stalls import StallGuard
@@ -42,6 +43,7 @@ class Metrics:
         )
         self.operations = OperationsMetrics(self.registry)  # relay, audit and safety-net figures (opsmetrics.py)
         self.housekeeping = HousekeepingMetrics(self.registry)  # lifetimes enforced, per duty (shared figures)
+        self.registry.register(BackgroundFaultFigures(FAULTS))  # faults survived by each background duty
         if stall_guard is not None:  # intake's database stalls and pool resets in this process (failovers)
             self.registry.register(StallFigures(stall_guard))
 
@@ -73,3 +75,25 @@ class StallFigures(Collector):
         )
         resets.add_metric([process], self._guard.resets)
         yield from (stalls, resets)
+
+
+class BackgroundFaultFigures(Collector):
+    """``handover_background_errors_total{duty,process}``: the passes of each background duty of this process that
+    failed (service/background.py); the duty kept running, but a rising count means it is not doing its job."""
+
+    def __init__(self, faults: DutyFaults) -> None:
+        self._faults = faults
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        process = process_label()
+        errors = CounterMetricFamily(
+            "handover_background_errors",
+            "Passes of a background duty that failed (logged by type; the duty carries on after a back-off)",
+            labels=["duty", "process"],
+        )
+        for duty, count in sorted(self._faults.counts.items()):
+            errors.add_metric([duty, process], count)
+        yield errors

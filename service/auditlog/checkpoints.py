@@ -32,8 +32,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from service.auditlog.tree import AuditIntegrityError, AuditTree
+from service.background import run_forever
 from service.clock import Clock, utc_now
-from service.errors import HandoverError
 from service.signing import PublicKeyEntry, thumbprint
 from service.store import audit_reads, db
 from service.store import checkpoints as store
@@ -270,17 +270,20 @@ class CheckpointSigner:
         return stored
 
     async def run(self) -> None:
-        """Sign checkpoints until cancelled; stops (logging why) if the log's integrity fails."""
-        poll = min(1.0, self._interval)
-        while True:
+        """Sign checkpoints until cancelled; stops (logging why) if the log's integrity fails. Any other fault (the
+        store down, a deadlock, a bug) costs one pass: logged, counted and retried (service/background.py)."""
+        integrity_failed = asyncio.Event()
+
+        async def one_pass() -> None:
             try:
                 await self.sign_if_due()
             except (AuditIntegrityError, ConflictingCheckpointError):
                 log.critical("audit log integrity failure: checkpoint signing stopped", exc_info=True)
-                return
-            except (HandoverError, asyncpg.PostgresError, OSError) as err:
-                log.warning("audit checkpoint not signed this time", extra={"error": type(err).__name__})
-            await asyncio.sleep(poll)
+                integrity_failed.set()  # never sign over a log that contradicts what was signed
+
+        await run_forever(
+            "audit-checkpoint-signer", one_pass, interval=min(1.0, self._interval), until=integrity_failed
+        )
 
     def _due(self, latest: StoredCheckpoint | None, size: int, force: bool) -> bool:
         if latest is None:

@@ -24,6 +24,7 @@ from datetime import datetime
 import asyncpg
 
 from service.auditlog.events import AuditEvent, EventType
+from service.background import FAULTS
 from service.clock import Clock
 from service.crypto.envelope import PayloadUnreadableError
 from service.crypto.vault import PayloadShreddedError, PayloadVault
@@ -248,9 +249,11 @@ class DestinationQueue:
             try:
                 jobs = await self.lease(free)
             except HandoverError:
+                FAULTS.count("relay-push-queue")
                 log.warning("push queue idle: store unavailable", extra={"recipient": self.ods})
                 jobs = []
             except Exception:  # the relay's loop: keep the queue alive, look again after the poll interval
+                FAULTS.count("relay-push-queue")
                 log.exception("push queue fault", extra={"recipient": self.ods})
                 jobs = []
             for job in jobs:
@@ -298,5 +301,6 @@ class DestinationQueue:
         except asyncio.CancelledError:
             raise  # stop() releases the job
         except Exception:  # the relay's loop: one bad job must not stop the queue
+            FAULTS.count("relay-push-queue")
             log.exception("push attempt failed unexpectedly", extra={"message_id": str(job.message_id)})
         self._unrecorded.pop(job.delivery_id, None)

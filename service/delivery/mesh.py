@@ -25,6 +25,7 @@ from datetime import timedelta
 
 import asyncpg
 
+from service.background import FAULTS
 from service.clock import Clock, utc_now
 from service.crypto.envelope import PayloadUnreadableError
 from service.crypto.vault import PayloadShreddedError, PayloadVault
@@ -98,6 +99,7 @@ class MeshDelivery:
                     except HandoverError:
                         raise  # the store or the KEK: end the pass; leases expire and the jobs come back
                     except Exception:  # one job's fault must not stop the others; its lease expires, it returns
+                        FAULTS.count("mesh-delivery")
                         log.exception("MESH delivery attempt failed unexpectedly", extra={"recipient": ods})
                 total += len(jobs)
                 if len(jobs) < _BATCH:

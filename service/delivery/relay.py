@@ -15,7 +15,6 @@ deterministic pass (sweep, then each queue leases and processes what it may) for
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Callable, Mapping
@@ -23,13 +22,13 @@ from collections.abc import Callable, Mapping
 import aiohttp
 import asyncpg
 
+from service.background import run_forever
 from service.clock import Clock, utc_now
 from service.crypto.vault import PayloadVault
 from service.delivery.destination import DestinationQueue, KeyGate, PushObserver
 from service.delivery.nondelivery import DeadLetterReason, DeadLetters
 from service.delivery.push import PushClient
 from service.delivery.relay_settings import RelaySettings
-from service.errors import HandoverError
 from service.identity.hubkey import HubKey
 from service.registry import Registry
 from service.store import db, outbox
@@ -197,22 +196,22 @@ class Relay:
             self.wake()
 
     async def _supervise(self) -> None:
+        """The relay's own duty: follow the registry and the keys, and dead-letter what outlived the delivery
+        window, every poll interval or when woken; a fault costs one pass (service/background.py)."""
         loop = asyncio.get_running_loop()
         next_sweep = loop.time()
-        while not self._stopping.is_set():
-            try:
-                await self._check_keys()
-                self._sync_queues(start_tasks=True)
-                if not self.gate.paused and loop.time() >= next_sweep:
-                    next_sweep = loop.time() + self.settings.sweep_seconds
-                    if await self._vault.available():  # dead letters need the KEK for their reports
-                        await self.sweep_expired()
-                    else:
-                        self.gate.pause()
-            except HandoverError:
-                log.warning("relay pass skipped: store or keys unavailable")
-            except Exception:  # the relay's loop: log the fault's type and place, keep delivering
-                log.exception("relay supervisor fault")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=self.settings.poll_seconds)
-            self._wakeup.clear()
+
+        async def one_pass() -> None:
+            nonlocal next_sweep
+            await self._check_keys()
+            self._sync_queues(start_tasks=True)
+            if not self.gate.paused and loop.time() >= next_sweep:
+                next_sweep = loop.time() + self.settings.sweep_seconds
+                if await self._vault.available():  # dead letters need the KEK for their reports
+                    await self.sweep_expired()
+                else:
+                    self.gate.pause()
+
+        await run_forever(
+            "relay-supervisor", one_pass, interval=self.settings.poll_seconds, until=self._stopping, wake=self._wakeup
+        )

@@ -69,16 +69,21 @@ class ClockWatch:
 
     async def sweep(self, now: datetime) -> int:
         """Send every clock alert now due; returns how many messages were sent."""
-        sent = 0
         today = london_date(now)
         async with db.transaction(self._pool) as conn:
+            # The episodes are locked first (skipping those an acceptance holds), and the audit sequencer's lock
+            # last, as an acceptance takes them: the sweep never waits for a row while holding that lock.
+            events: list[AuditEvent] = []
             for episode in await store.lease_due_clocks(conn, today, warning_days=self._warning_days, limit=BATCH):
                 for code, target in due_alerts(episode, today, self._warning_days):
                     for recipient in (episode.referrer_ods, episode.centre_ods):
-                        sent += await self._alert(
+                        event = await self._alert(
                             conn, episode=episode, code=code, target=target, recipient=recipient, now=now
                         )
-        return sent
+                        if event is not None:
+                            events.append(event)
+            await audit.append_events(conn, events)  # last: it holds the sequencer's lock until COMMIT
+        return len(events)
 
     async def _alert(
         self,
@@ -89,13 +94,14 @@ class ClockWatch:
         target: date,
         recipient: str,
         now: datetime,
-    ) -> bool:
-        """Send one alert unless it was already sent (claimed first, so two sweeping processes send it once)."""
+    ) -> AuditEvent | None:
+        """Send one alert unless it was already sent (claimed first, so two sweeping processes send it once); the
+        audit event to append, or None."""
         alert_id = uuid.uuid4()
         if not await store.record_clock_alert(
             conn, episode.id, alert=code, recipient_ods=recipient, alert_message=alert_id, at=now
         ):
-            return False
+            return None
         bundle, raw = build_clock_alert(
             event_system=self._event_system,
             code=code,
@@ -118,15 +124,11 @@ class ClockWatch:
             at=now,
             changed=False,
         )
-        await audit.append_event(
-            conn,
-            AuditEvent(
-                EventType.ALERT_SENT,
-                code,
-                "hub",
-                now,
-                message_id=alert_id,
-                details={"episode": str(episode.id), "recipient": recipient, "target": target.isoformat()},
-            ),
+        return AuditEvent(
+            EventType.ALERT_SENT,
+            code,
+            "hub",
+            now,
+            message_id=alert_id,
+            details={"episode": str(episode.id), "recipient": recipient, "target": target.isoformat()},
         )
-        return True

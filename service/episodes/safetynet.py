@@ -8,19 +8,18 @@ deadline alerted and audits it, all in one transaction. It also watches the canc
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 
 import asyncpg
 
 from service.auditlog.events import AuditEvent, EventType
+from service.background import run_forever
 from service.clock import Clock, utc_now
 from service.crypto.vault import PayloadVault
 from service.delivery.hubmail import post_hub_message
 from service.episodes.alerts import build_alert
 from service.episodes.clockwatch import DEFAULT_WARNING_DAYS, ClockWatch
-from service.errors import HandoverError
 from service.identity.hubkey import HubKey, hub_jwk
 from service.store import audit, db
 from service.store import episodes as store
@@ -51,7 +50,8 @@ class SafetyNet:
         """Alert every overdue answer not yet alerted; returns how many alerts were sent."""
         now = self._clock()
         async with db.transaction(self._pool) as conn:
-            due = await store.lease_overdue(conn, now, limit=BATCH)
+            due = await store.lease_overdue(conn, now, limit=BATCH)  # every row lock the sweep needs, taken first
+            events: list[AuditEvent] = []
             for deadline in due:
                 bundle, raw = build_alert(
                     event_system=self._event_system,
@@ -84,8 +84,7 @@ class SafetyNet:
                     changed=False,
                 )
                 await store.mark_alerted(conn, deadline.id, alert_id, now)
-                await audit.append_event(
-                    conn,
+                events.append(
                     AuditEvent(
                         EventType.ALERT_SENT,
                         f"{deadline.kind}-overdue",
@@ -97,8 +96,9 @@ class SafetyNet:
                             "waiting": deadline.waiting,
                             "owed_by": deadline.owed_by,
                         },
-                    ),
+                    )
                 )
+            await audit.append_events(conn, events)  # last: it holds the sequencer's lock until COMMIT
         if due:
             log.warning("overdue answers alerted", extra={"count": len(due)})
         return len(due)
@@ -112,13 +112,16 @@ class SafetyNet:
         return sent
 
     async def run(self, interval_seconds: float) -> None:
-        """Sweep until cancelled; a store outage is logged and retried at the next interval."""
-        while True:
-            try:
-                while await self.sweep() == BATCH:
-                    pass
-                while await self.sweep_clocks() > 0:  # a full batch may leave more
-                    pass
-            except HandoverError:
-                log.warning("safety net sweep skipped: store unavailable")
-            await asyncio.sleep(interval_seconds)
+        """Sweep until cancelled; any fault (a store outage, a deadlock) is logged, counted and retried after a
+        back-off (service/background.py): one fault never ends the safety net."""
+        await run_forever("safety-net", self.sweep_all, interval=interval_seconds)
+
+    async def sweep_all(self) -> int:
+        """One full pass: every overdue answer and clock alert due now; how many alerts were sent."""
+        sent = 0
+        while (found := await self.sweep()) == BATCH:
+            sent += found
+        sent += found
+        while (found := await self.sweep_clocks()) > 0:  # a full batch may leave more
+            sent += found
+        return sent

@@ -10,7 +10,6 @@ and retried at the next interval; it never stops the loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from enum import Enum
 
 import asyncpg
 
+from service.background import run_forever
 from service.clock import Clock, utc_now
 from service.errors import HandoverError
 from service.housekeeping.duties import Duty
@@ -52,12 +52,10 @@ class Housekeeping:
         self._clock = clock  # scheduling is on the real clock whatever the domain's clock says
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """A pass over the duties every shortest interval until `stopping` is set."""
+        """A pass over the duties every shortest interval until `stopping` is set; a pass that fails outside a
+        duty (its lock or its run record: a store fault) is logged, counted and retried (service/background.py)."""
         tick = min(duty.every for duty in self.duties).total_seconds()
-        while not stopping.is_set():
-            await self.run_due(stopping)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), timeout=tick)
+        await run_forever("housekeeping", lambda: self.run_due(stopping), interval=tick, until=stopping)
 
     async def run_due(self, stopping: asyncio.Event | None = None) -> list[DutyRun]:
         """Run every duty that is due and not running elsewhere; what happened to each."""

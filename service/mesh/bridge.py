@@ -9,13 +9,13 @@ bridges may share one database (leases), though one per MESH mailbox is the norm
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
+from service.background import FAULTS, run_forever
 from service.clock import Clock, utc_now
 from service.config import Settings
 from service.crypto.vault import open_vault
@@ -54,18 +54,18 @@ class MeshBridge:
             try:
                 await step()
             except MeshUnavailableError as err:
+                FAULTS.count("mesh-bridge")
                 log.warning("MESH unreachable: will try again", extra={"code": str(err)})
             except HandoverError as err:
+                FAULTS.count("mesh-bridge")
                 log.warning("store or keys unavailable: will try again", extra={"code": err.code.value})
             except Exception:  # the bridge's loop: log the fault's type and place, keep going
+                FAULTS.count("mesh-bridge")
                 log.exception("MESH bridge fault")
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Pass after pass, every `poll_seconds`, until `stop`."""
-        while not stop.is_set():
-            await self.run_once()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.poll_seconds)
+        """Pass after pass, every `poll_seconds`, until `stop` (service/background.py runs it)."""
+        await run_forever("mesh-bridge", self.run_once, interval=self.poll_seconds, until=stop)
 
 
 @asynccontextmanager

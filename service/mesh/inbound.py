@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from service.background import FAULTS
 from service.errors import Code, HandoverError, operation_outcome
 from service.intake import Intake, Submission
 from service.mesh.mailbox import MeshMailbox, MeshRefusedError, MeshUnavailableError, ReceivedMessage
@@ -95,6 +96,7 @@ class MeshInbound:
             except (MeshUnavailableError, HandoverError):
                 raise
             except Exception:  # one message's fault must not stop the inbox: it stays there, unacknowledged
+                FAULTS.count("mesh-inbound")
                 log.exception("MESH message not answered; left in the inbox")
         return results
 

@@ -407,14 +407,20 @@ class OverdueDeadline:
 
 
 async def lease_overdue(conn: asyncpg.Connection, now: datetime, *, limit: int) -> list[OverdueDeadline]:
-    """Overdue deadlines nobody has alerted yet, locked for this transaction (other safety nets skip them)."""
+    """Overdue deadlines nobody has alerted yet, locked for this transaction (other safety nets skip them).
+
+    Each deadline's episode is key-share locked here too, and a deadline whose episode is locked (an acceptance
+    applying a message to it, a clock sweep) is skipped until the next sweep: the sweep then never waits for an
+    episode row while holding a deadline an acceptance waits for (an acceptance locks its episode, then meets
+    its deadlines), which deadlocked with acceptances in flight."""
     records = await conn.fetch(
         """
         SELECT d.id, d.episode_id, d.kind, d.message_id, d.owed_by, d.waiting, d.due_at, m.message_header_id
-        FROM deadlines d JOIN messages m ON m.id = d.message_id
+        FROM deadlines d JOIN messages m ON m.id = d.message_id JOIN episodes e ON e.id = d.episode_id
         WHERE d.met_at IS NULL AND d.alerted_at IS NULL AND d.due_at <= $1
-        ORDER BY d.due_at LIMIT $2
+        ORDER BY d.due_at, d.id LIMIT $2
         FOR UPDATE OF d SKIP LOCKED
+        FOR KEY SHARE OF e SKIP LOCKED
         """,
         now,
         limit,

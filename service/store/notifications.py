@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 
+from service.background import run_forever
 from service.store import db
 from service.store.db import CONNECTION_ERRORS
 
@@ -56,11 +57,15 @@ class Listener:
             task.cancel()
 
     async def _run(self) -> None:
-        while True:
-            with contextlib.suppress(*CONNECTION_ERRORS, asyncpg.PostgresError):
-                await self._listen_until_lost()
+        """Listen, and listen again after RECONNECT_SECONDS whenever the connection is lost or anything fails
+        (connecting, `on_listening`): logged and counted, never the end of listening (service/background.py)."""
+        await run_forever(f"listen-{self._channel}", self._listen_once, interval=RECONNECT_SECONDS)
+
+    async def _listen_once(self) -> None:
+        try:
+            await self._listen_until_lost()
+        finally:
             self.listening.clear()
-            await asyncio.sleep(RECONNECT_SECONDS)
 
     async def _listen_until_lost(self) -> None:
         lost = asyncio.Event()

@@ -6,11 +6,15 @@ optional target (e.g. the IOG's 200 resections a year) is drawn as a line across
 the scale. Missing values (None) leave a gap, never a zero-height bar that reads as "none"; a zero is a bar of no
 height with its "0" written above it. The scale's steps are round (1, 2, 2.5, 5 x a power of ten, whole for
 counts) and its labels always differ; a small value keeps a visible bar and every bar carries its figure.
+Category labels are words (an organisation by its name with its code beside, not the code alone): each wraps onto
+as many lines as its slot needs, between words only, and the chart grows taller to hold them, never cutting a name
+short.
 """
 
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -19,6 +23,8 @@ WIDTH, HEIGHT = 640, 280
 LEFT, RIGHT, TOP, BOTTOM = 56, 16, 24, 40
 MIN_BAR = 3.0  # the least height of a bar above nothing, in viewBox units: 1 of 200 is still seen
 MIN_LABELLED_BAR = 12.0  # narrower bars leave their figure to the tooltip and the table
+CATEGORY_CHAR = 6.0  # a character's width at the category labels' 12 px (Arial averages under 6)
+CATEGORY_LINE = 14  # the height of one more line of a category label
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,7 @@ class Tick:
 class CategoryLabel:
     x: float
     label: str
+    lines: list[str]  # the label wrapped to its slot's width
 
 
 @dataclass(frozen=True)
@@ -167,13 +174,15 @@ def bar_chart(
         return baseline - plot_height * value / scale.top
 
     slot = plot_width / max(len(categories), 1)
+    per_line = max(6, int(slot / CATEGORY_CHAR))
     group = slot * 0.7
     bar_width = group / max(len(series), 1)
     bars: list[Bar] = []
     labels: list[CategoryLabel] = []
     for index, category in enumerate(categories):
         start = LEFT + index * slot + (slot - group) / 2
-        labels.append(CategoryLabel(round(LEFT + index * slot + slot / 2, 1), category))
+        lines = textwrap.wrap(category, per_line, break_long_words=False, break_on_hyphens=False) or [category]
+        labels.append(CategoryLabel(round(LEFT + index * slot + slot / 2, 1), category, lines))
         for position, one in enumerate(series):
             value = one.values[index]
             if value is None:
@@ -196,4 +205,5 @@ def bar_chart(
             )
     axis = [Tick(round(y_of(v), 1), tick_label(v, scale)) for v in scale.values]
     line = None if target is None else TargetLine(round(y_of(target), 1), target_label or value_label(target))
-    return BarChart(title, WIDTH, HEIGHT, LEFT, WIDTH - RIGHT, baseline, bars, axis, labels, list(series), line)
+    height = HEIGHT + CATEGORY_LINE * (max((len(label.lines) for label in labels), default=1) - 1)
+    return BarChart(title, WIDTH, height, LEFT, WIDTH - RIGHT, baseline, bars, axis, labels, list(series), line)

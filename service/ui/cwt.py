@@ -8,6 +8,7 @@ each phase; then every breach, how it was allocated and why, linked to its episo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 
 from aiohttp import web
@@ -27,7 +28,7 @@ from service.identity.staff_roles import GOVERNANCE
 from service.ui.access import current_session, require_role
 from service.ui.charts import BarChart, Series, bar_chart
 from service.ui.formatting import UK, format_date
-from service.ui.rendering import render
+from service.ui.rendering import organisation_words, render
 
 STANDARD_PERCENT = 85  # NHS England's operational standard for the 62-day pathway
 
@@ -58,10 +59,11 @@ async def _report(request: web.Request, *, lenient: bool = False) -> tuple[CwtRe
     return await cwt_report(hub.pool, start, end, now), problem
 
 
-def performance_chart(report: CwtReport) -> BarChart:
+def performance_chart(report: CwtReport, org: Callable[[str | None], str]) -> BarChart:
+    """62-day performance per provider against the standard, each provider by name with its code (`org`)."""
     return bar_chart(
         f"62-day performance by provider, {format_date(report.start)} to {format_date(report.end)}",
-        [p.ods for p in report.providers],
+        [org(p.ods) for p in report.providers],
         [
             Series(
                 "Allocated pathways treated within 62 days (%)",
@@ -83,7 +85,7 @@ async def show_report(request: web.Request) -> web.Response:
         {
             "page_title": "Cancer waiting times",
             "report": report,
-            "chart": performance_chart(report),
+            "chart": performance_chart(report, organisation_words(request)),
             "breaches": [(item, explain(item, name_of)) for item in report.breaches],
             "period_query": _period_query(report.start, report.end),
             "standard": STANDARD_PERCENT,

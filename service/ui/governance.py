@@ -7,6 +7,7 @@ server-drawn bar charts with the same numbers in tables beside them. Governance 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from aiohttp import web
@@ -18,7 +19,7 @@ from service.store.governance_reads import TrustYearFigures
 from service.ui.access import current_session, require_role
 from service.ui.charts import BarChart, Series, bar_chart
 from service.ui.formatting import format_duration
-from service.ui.rendering import render
+from service.ui.rendering import organisation_words, render
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
@@ -34,9 +35,11 @@ def chosen_year(summary: GovernanceSummary, asked: str | None) -> int | None:
     return max(years) if years else None
 
 
-def summary_charts(summary: GovernanceSummary, year: int | None) -> dict[str, BarChart]:
+def summary_charts(
+    summary: GovernanceSummary, year: int | None, org: Callable[[str | None], str]
+) -> dict[str, BarChart]:
     """The page's charts: network resections per year against the IOG target; per trust in `year`, volumes
-    and median timings."""
+    and median timings, each trust by name with its code beside (`org`, the pages' filter)."""
     network = sorted(summary.network, key=lambda n: n.year)
     charts = {
         "resections": bar_chart(
@@ -50,7 +53,7 @@ def summary_charts(summary: GovernanceSummary, year: int | None) -> dict[str, Ba
     if year is None:
         return charts
     rows = summary.trusts_in(year)
-    trusts = [row.trust for row in rows]
+    trusts = [org(row.trust) for row in rows]
     charts["volumes"] = bar_chart(
         f"Referrals, acceptances and resections by referring trust, {year}",
         trusts,
@@ -112,7 +115,7 @@ async def show_summary(request: web.Request) -> web.Response:
             "summary": summary,
             "year": year,
             "rows": summary.trusts_in(year) if year is not None else [],
-            "charts": summary_charts(summary, year),
+            "charts": summary_charts(summary, year, organisation_words(request)),
             "target": IOG_RESECTIONS_PER_YEAR,
             "overdue_parts": overdue_parts,
             "days_words": days_words,

@@ -7,7 +7,7 @@ every response by `service.http.security_headers`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +68,13 @@ def render(request: web.Request, template: str, context: Mapping[str, Any], *, s
         "navigation": navigation(request, session),
     }
     return aiohttp_jinja2.render_template(template, request, full, status=status)
+
+
+def organisation_words(request: web.Request) -> Callable[[str | None], str]:
+    """The `org` filter for code outside a template (a chart's category labels): the organisation's name with its
+    ODS code beside it, exactly as the pages write it."""
+    org: Callable[[str | None], str] = aiohttp_jinja2.get_env(request.app).filters["org"]
+    return org
 
 
 @jinja2.pass_context

@@ -24,7 +24,7 @@ from service.auditlog.events import AuditEvent, EventType
 from service.errors import Code, HandoverError
 from service.http.context import services
 from service.identity.oidc_client import SignedInStaff, SignInRefused
-from service.identity.staff_roles import AmbiguousRole, role_from_claim
+from service.identity.staff_roles import OPS, AmbiguousRole, role_from_claim
 from service.store import audit, db
 from service.ui.access import current_session, return_path
 from service.ui.forms import read_form
@@ -123,12 +123,21 @@ async def finish_sign_in(request: web.Request) -> web.Response:
     # A page of our own that moves on to the page first asked for (else /ui/): the SameSite=Strict cookie is sent
     # on that same-site navigation even when the provider (another site) started the redirect chain.
     back = return_path(request.cookies.get(RETURN_COOKIE))
-    response = render(request, "signin/continue.html", {"page_title": "Signed in", "continue_to": back})
+    context = {"page_title": "Signed in", "continue_to": back, "continue_words": continue_words(back, role)}
+    response = render(request, "signin/continue.html", context)
     set_session_cookie(request, response, token)
     response.del_cookie(SIGN_IN_COOKIE, path=CALLBACK_PATH)
     response.del_cookie(RETURN_COOKIE, path=CALLBACK_PATH)
     log.info("staff signed in", extra={"role": role, "session": session.session_id[:12]})
     return response
+
+
+def continue_words(back: str, role: str) -> str:
+    """The signed-in page's link: to the page first asked for, else to the role's home (/ui/ is the worklist for
+    the care and governance roles, the operations home for ops, who have no worklist)."""
+    if back != "/ui/":
+        return "Continue to the page you asked for"
+    return "Continue to the operations home" if role == OPS else "Continue to your worklist"
 
 
 async def _signed_in_staff(request: web.Request) -> tuple[SignedInStaff, str]:

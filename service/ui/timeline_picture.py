@@ -1,12 +1,13 @@
 """The episode's timeline as a picture (server-rendered SVG, drawn by `templates/episode/timeline.svg`): a lane per
-organisation, named in full; an arrow per message from sender to recipient with a dot at its head for the business
-acknowledgement (folded into the message it answers, never an arrow of its own); the safety net's alerts as marks
-on the lanes they went to; the band of clinical responsibility, coloured by organisation as it moves; a time axis
-giving each event's time since the referral and its date; and a legend.
+organisation, named in full with its ODS code beside; an arrow per message from sender to recipient with a dot at
+its head for the business acknowledgement (folded into the message it answers, never an arrow of its own); the
+safety net's alerts as marks on the lanes they went to; the band of clinical responsibility, coloured by
+organisation as it moves; a time axis giving each event's time since the referral and its date; and a legend.
 
 Time runs left to right, and each gap between two events gets room that grows with its length (logarithmically),
 so a busy hour stays legible beside a quiet month; the axis says it is not to scale. Labels are packed into rows
 so that none overlaps another (widths are estimated generously), and organisation names wrap instead of being cut.
+Events are named in the words of the one display-text table (`service.ui.display_text`), as on the rest of the page.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from uuid import UUID
 from service.store.episode_reads import TimelineEntry
 from service.store.episodes import LedgerEntry
 from service.ui.acknowledgements import pair_acknowledgements
+from service.ui.display_text import event_words
 from service.ui.formatting import UK
 
 WIDTH = 1100  # the least width; a long episode gets more
@@ -33,21 +35,9 @@ LANE_GAP = 100
 BAND_HEIGHT = 16
 ROW = 18  # one row of labels
 CHAR = 6.6  # a character's width at the labels' 11-12 px, generously (Arial averages under 6)
-NAME_CHARS = 34  # characters of an organisation's name per line in the lanes' column
+NAME_CHARS = 32  # characters of an organisation's name (bold) per line in the lanes' column
 HUB = "hub"  # the sender of the safety net's alerts: not an organisation, so not a lane
 PALETTE = ("#005eb8", "#007f3b", "#330072", "#ffb81c", "#7c2855", "#00a499", "#ed8b00")
-KIND_WORDS = {
-    "referral": "Referral",
-    "withdrawal": "Referral withdrawn",
-    "outcome-accepted": "SMDT: accepted",
-    "outcome-declined": "SMDT: declined",
-    "outcome-more-information-needed": "SMDT: more information",
-    "transfer-requested": "Transfer of care",
-    "transfer-accepted": "Transfer accepted",
-    "transfer-rejected": "Transfer rejected",
-    "discharge-summary": "Discharge summary",
-    "acknowledgement": "Acknowledgement",
-}
 
 
 @dataclass(frozen=True)
@@ -55,7 +45,7 @@ class Lane:
     ods: str
     y: int
     colour: str
-    name_lines: list[str]
+    name_lines: list[str]  # "Name of the trust (ODS)", wrapped
 
 
 @dataclass(frozen=True)
@@ -132,13 +122,6 @@ class TimelinePicture:
     plot_left: int = LEFT
     plot_right: int = WIDTH - RIGHT
     band_height: int = BAND_HEIGHT
-
-
-def kind_words(kind: str) -> str:
-    """A timeline kind in words: "SMDT: accepted"; a safety-net alert "Alert: day 62 breached"."""
-    if kind.startswith("alert:"):
-        return "Alert: " + kind.removeprefix("alert:").replace("-", " ")
-    return KIND_WORDS.get(kind, kind.replace("-", " ").capitalize())
 
 
 def since_referral(delta: timedelta | None) -> str:
@@ -220,8 +203,8 @@ def _events(timeline: list[TimelineEntry]) -> list[_Event]:
         if entry.sender_ods == HUB:
             alerts.setdefault((entry.kind, entry.at), []).append(entry.recipient_ods)
         else:
-            events.append(_Event(entry.at, kind_words(entry.kind), entry, (entry.recipient_ods,)))
-    events += [_Event(at, kind_words(kind), None, tuple(to)) for (kind, at), to in alerts.items()]
+            events.append(_Event(entry.at, event_words(entry.kind), entry, (entry.recipient_ods,)))
+    events += [_Event(at, event_words(kind), None, tuple(to)) for (kind, at), to in alerts.items()]
     return sorted(events, key=lambda e: e.at)  # stable: messages at one moment keep their order
 
 
@@ -232,7 +215,7 @@ def draw_timeline(
     centre: str,
     name_of: Callable[[str], str | None] = lambda ods: None,
 ) -> TimelinePicture:
-    """Lay out the episode's timeline; `name_of(ods)` is the organisation's name (None: the code alone)."""
+    """Lay out the episode's timeline; `name_of(ods)` is the organisation's name (None: not in the registry)."""
     events = _events(timeline)
     order = [referrer, centre]
     for event in events:
@@ -279,7 +262,7 @@ def draw_timeline(
             )
             top = min(y_of[message.sender_ods], y_of[message.recipient_ods])
         labels.append(Label(x, TOP + row * ROW + 12, event.text, left, right, top - 12, message is None))
-    axis_y = lanes[-1].y + 50
+    axis_y = lanes[-1].y + max(50, 12 + 14 * len(lanes[-1].name_lines) + 20)  # below the last lane's name
     legend, bottom = _legend(axis_y + 56, width, alerts=bool(marks), dashed=any(a.is_acknowledgement for a in arrows))
     return TimelinePicture(
         width=width,
@@ -304,8 +287,9 @@ def _clamped(x: float, text_width: float, width: int) -> tuple[float, float]:
 
 
 def _name_lines(ods: str, name_of: Callable[[str], str | None]) -> list[str]:
-    name = name_of(ods)
-    return textwrap.wrap(name, NAME_CHARS) if name else []
+    """The lane's name, as the pages' `org` filter writes it: the name with the code beside, never the code alone."""
+    name = name_of(ods) or "Organisation not in the registry"
+    return textwrap.wrap(f"{name} ({ods})", NAME_CHARS, break_on_hyphens=False)
 
 
 def _bands(ledger: list[LedgerEntry], x_of: dict[UUID, float], lane_of: dict[str, Lane], width: int) -> list[Band]:

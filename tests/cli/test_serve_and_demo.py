@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from adapters.builders import synthetic_nhs_number
-from adapters.demo import SURNAMES
+from adapters.demo import AWAITING_SEED, CWT_PATHWAYS, SURNAMES, patient_name
 from adapters.history_plan import FAMILY, plan_year
 from service.store.embedded import locate_cluster
 from tests.support.embedded import embedded_var_dir, postmaster_alive
@@ -125,6 +125,14 @@ def test_demo_once_plays_the_scenario_and_exits_zero(network: Network, database:
     assert not [n for n in demo_nhs_numbers if n.encode() in dump], "D1: no NHS number at rest in clear"
     assert not [name for name in SURNAMES if name.encode() in dump], "D1: no patient name at rest in clear"
     assert not [name for name in FAMILY if name.encode() in dump], "D1: nor the history's"
+
+
+def test_no_two_demo_patients_share_a_name() -> None:
+    """The cancer pathways' patients (seeds 9-12) once took the referrers' surnames again ("Alex Cley" twice), so a
+    trust's episode list seemed to show another trust's patient."""
+    seeds = [*range(1, AWAITING_SEED + 1), *(seed for seed, *_ in CWT_PATHWAYS)]
+    names = [patient_name(seed) for seed in seeds]
+    assert len(set(names)) == len(names), names
 
 
 def test_keys_init_does_not_overwrite_without_force(tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ def test_the_alert_rules_are_valid() -> None:
         [_promtool(), "check", "rules", "alerts.yml"], cwd=DEPLOY, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 7 rules found" in result.stdout
+    assert "SUCCESS: 8 rules found" in result.stdout
 
 
 def test_each_alert_fires_when_it_should_and_not_otherwise() -> None:

@@ -47,4 +47,10 @@ SCREENSHOT_PAGES: list[ScreenshotPage] = [
     ScreenshotPage("payload-reason", "governance", payload_path),
     ScreenshotPage("audit", "governance", "/ui/audit"),
     ScreenshotPage("deliveries", "ops", "/ui/deliveries"),
+    ScreenshotPage("ops-home", "ops", "/ui/"),
+    ScreenshotPage("governance-cwt", "governance", "/ui/governance/cwt#by-provider"),  # at its chart
+    # the episode page scrolled to its Cancer Waiting Times section (a cancer pathway still awaiting the SMDT)
+    ScreenshotPage(
+        "episode-cwt", "smdt-coordinator", lambda hub: f"/ui/episodes/{hub.episode_of('RM1', 'referred')}#cwt"
+    ),
 ]

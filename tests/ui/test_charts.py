@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.ui.charts import HEIGHT, MIN_BAR, TOP, Series, bar_chart, nice_scale, tick_label
+from service.ui.charts import CATEGORY_CHAR, HEIGHT, MIN_BAR, TOP, Series, bar_chart, nice_scale, tick_label
 from service.ui.governance import duration_unit
 
 
@@ -84,6 +84,25 @@ def test_series_sit_side_by_side_and_a_missing_value_leaves_a_gap() -> None:
     rde_referrals, rde_days = chart.bars[1], chart.bars[2]
     assert rde_days.x > rde_referrals.x + rde_referrals.width - 0.1
     assert chart.categories[0].x < chart.categories[1].x
+
+
+def test_organisation_names_wrap_whole_inside_their_slot_and_the_chart_grows_to_hold_them() -> None:
+    names = [
+        "Norfolk and Norwich University Hospitals NHS Foundation Trust (RM1)",
+        "Royal Devon University Healthcare NHS Foundation Trust (RDE)",
+        "North West Anglia NHS Foundation Trust (Peterborough, Hinchingbrooke) (RGN)",
+        "Mid and South Essex NHS Foundation Trust (RAJ)",
+        "Ipswich (RGR)",
+    ]
+    chart = bar_chart("t", names, [Series("Referrals", "a", [4, 2, 1, 0, 3])])
+    slot = (chart.plot_right - chart.plot_left) / len(names)
+    for label, name in zip(chart.categories, names, strict=True):
+        assert " ".join(label.lines) == name, "the whole name with its code, never cut short nor inside a word"
+        assert all(len(line) * CATEGORY_CHAR <= slot or " " not in line for line in label.lines), label.lines
+    most = max(len(label.lines) for label in chart.categories)
+    assert most > 1 and chart.height == HEIGHT + 14 * (most - 1), "taller by a line for each line more"
+    years = bar_chart("t", ["2025", "2026"], [Series("Resections", "r", [1, 2])])
+    assert [label.lines for label in years.categories] == [["2025"], ["2026"]] and years.height == HEIGHT
 
 
 def test_bad_series_are_refused() -> None:

@@ -150,3 +150,22 @@ async def test_hsts_over_tls(network: Network, database: str) -> None:
                 assert resp.status == 200
                 assert resp.headers["Strict-Transport-Security"].startswith("max-age=")
                 assert resp.headers["Cache-Control"] == "no-store"
+
+
+async def _signed_in_page(hub: RunningHub, user: str) -> str:
+    """The page the sign-in ends on (it moves on to /ui/ by itself in a browser)."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True), headers=BROWSER) as client:
+        async with client.get(f"{hub.base_url}/ui/sign-in", allow_redirects=False) as resp:
+            authorize = resp.headers["Location"]
+        async with client.get(authorize) as resp:
+            fields = hidden_fields(await resp.text())
+        async with client.post(f"{hub.base_url}/dev-idp/authorize", data={**fields, "user": user}) as resp:
+            assert resp.status == 200
+            return await resp.text()
+
+
+async def test_the_signed_in_page_leads_ops_to_the_operations_home_not_a_worklist(ui_hub: RunningHub) -> None:
+    ops = await _signed_in_page(ui_hub, "sam.patel")
+    assert "Continue to the operations home" in ops and "worklist" not in ops, "ops have no worklist"
+    governance = await _signed_in_page(ui_hub, "amara.okafor")
+    assert "Continue to your worklist" in governance

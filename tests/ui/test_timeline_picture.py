@@ -1,5 +1,6 @@
 """The episode timeline's layout: acknowledgements folded into their message, the safety net's alerts as marks on
-the lanes they went to (no "hub" lane), full organisation names, a time axis with times since the referral, a
+the lanes they went to (no "hub" lane), full organisation names with their codes beside, events in the display-text
+table's words (never "Alert:" and a code), a time axis with times since the referral, a
 legend, and labels that never overlap, for any timeline (property test)."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 from service.store.episode_reads import TimelineEntry
 from service.store.episodes import LedgerEntry
 from service.ui.acknowledgements import pair_acknowledgements
-from service.ui.timeline_picture import KIND_WORDS, draw_timeline, pack_rows, since_referral
+from service.ui.timeline_picture import draw_timeline, pack_rows, since_referral
 
 T0 = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 NAMES = {
@@ -83,9 +84,12 @@ def test_alerts_are_marks_on_the_lanes_they_went_to_and_the_hub_is_no_lane() -> 
     picture = draw_timeline([referral, *alerts], [], "RM1", "RGT", NAMES.get)
     assert [lane.ods for lane in picture.lanes] == ["RM1", "RGT"]
     [mark] = picture.alerts
-    assert mark.label == "Alert: day 62 breached"
+    assert mark.label == "Safety-net alert (Day 62 target missed)"
     assert sorted(mark.ys) == sorted(lane.y for lane in picture.lanes)
-    assert [label.text for label in picture.labels] == ["Referral", "Alert: day 62 breached"]
+    assert [label.text for label in picture.labels] == [
+        "Referral to the specialist MDT",
+        "Safety-net alert (Day 62 target missed)",
+    ], "the words of the episode page's text list and message table (service/ui/display_text.py)"
     assert any(item.symbol == "alert" for item in picture.legend)
 
 
@@ -93,8 +97,11 @@ def test_lanes_carry_the_whole_name_of_each_organisation() -> None:
     referral = entry("referral", "RGN", "RGT", T0)
     picture = draw_timeline([referral], [], "RGN", "RGT", NAMES.get)
     for lane in picture.lanes:
-        assert " ".join(lane.name_lines) == NAMES[lane.ods], "wrapped, never cut short"
-    assert draw_timeline([referral], [], "RGN", "RGT").lanes[0].name_lines == [], "unknown: the code alone"
+        assert " ".join(lane.name_lines) == f"{NAMES[lane.ods]} ({lane.ods})", "wrapped, never cut short"
+    last = picture.lanes[-1]
+    assert picture.axis_y > last.y + 12 + 14 * len(last.name_lines), "the axis's words start below the last name"
+    unknown = draw_timeline([referral], [], "RGN", "RGT").lanes[0].name_lines
+    assert " ".join(unknown) == "Organisation not in the registry (RGN)", "never the bare code"
 
 
 def test_the_axis_gives_the_time_since_the_referral_and_the_date_when_it_changes() -> None:
@@ -137,7 +144,19 @@ def test_packed_rows_never_put_two_overlapping_spans_in_one_row() -> None:
     assert pack_rows([(0, 100), (50, 150), (110, 200), (160, 220)]) == [0, 1, 0, 1]
 
 
-KINDS = st.sampled_from([*KIND_WORDS, "alert:day-62-breached", "alert:acknowledgement-overdue"])
+EPISODE_KINDS = [
+    "referral",
+    "withdrawal",
+    "outcome-accepted",
+    "outcome-declined",
+    "outcome-more-information-needed",
+    "transfer-requested",
+    "transfer-accepted",
+    "transfer-rejected",
+    "discharge-summary",
+    "acknowledgement",
+]
+KINDS = st.sampled_from([*EPISODE_KINDS, "alert:day-62-breached", "alert:acknowledgement-overdue"])
 ODS = st.sampled_from(["RM1", "RGT", "RGN", "RDE"])
 
 
