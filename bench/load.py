@@ -36,7 +36,7 @@ from rich.table import Table
 
 from adapters.recipient import Recipient
 from bench.load_ceiling import bare_pipeline
-from bench.load_cpu import CpuMeter, CpuShare
+from bench.load_cpu import CpuMeter, CpuShare, use_postgres_server
 from bench.load_growth import cost_by_size, linear_fit, throughput_with_log
 from bench.load_hub import (
     BenchNetwork,
@@ -62,6 +62,12 @@ class Row:
     p50: str = ""
     p99: str = ""
     ratio: str = ""
+    load: str = ""
+    """The machine's 1-minute load average when the figure was taken (the median round's, for round figures)."""
+
+
+def _load() -> float:
+    return os.getloadavg()[0]
 
 
 def _check(result: LoadResult, what: str) -> None:
@@ -125,9 +131,11 @@ class Round:
     see the same state of the machine."""
 
     ceiling: float
-    sequential: LoadResult
+    sequential: tuple[LoadResult, CpuShare]
     mesh: float | None
     hubs: dict[int, tuple[LoadResult, CpuShare]]
+    loads: dict[str, float]
+    """The 1-minute load average at the end of each measure ("ceiling", "sequential", "mesh", "w1", ...)."""
 
 
 async def measure_round(
@@ -140,22 +148,26 @@ async def measure_round(
         async with scratch_database(server, migrated=False) as dsn:
             await bare_pipeline(dsn, registry, signed_referrals(registry, keys, warmup), concurrency=16)
             ceiling = await bare_pipeline(dsn, registry, signed_referrals(registry, keys, count), concurrency=16)
+    loads = {"ceiling": _load()}
     with console.status(f"hub: one worker, one sequential client{label}"):
-        sequential, _ = await hub_phase(
+        sequential = await hub_phase(
             server, network, workers=1, clients=1, count=count // 3, warmup=warmup // 3, name="sequential"
         )
+    loads["sequential"] = _load()
     mesh = None
     if not arguments.no_mesh:
         with console.status(f"MESH sandbox: one sequential sender, same payload bytes{label}"):
             body = signed_referrals(registry, keys, 1)[0].body
             mesh = await mesh_sequential_sends(directory / f"mesh-{number}", body, count // 3)
+        loads["mesh"] = _load()
     hubs = {}
     for workers in range(1, arguments.workers_max + 1):
         with console.status(f"hub: {workers} worker(s), 16 concurrent clients{label}"):
             hubs[workers] = await hub_phase(
                 server, network, workers=workers, clients=16, count=count, warmup=warmup, name=f"w{workers}"
             )
-    return Round(ceiling, sequential, mesh, hubs)
+        loads[f"w{workers}"] = _load()
+    return Round(ceiling, sequential, mesh, hubs, loads)
 
 
 def _middle(values: list[float]) -> str:
@@ -178,17 +190,30 @@ async def throughput_rows(
     then latency at half the one-worker maximum."""
     rounds = [await measure_round(server, directory, network, arguments, n) for n in range(arguments.rounds)]
     rows: list[Row] = []
-    median_ceiling = statistics.median(r.ceiling for r in rounds)
-    rows.append(Row(f"bare pipeline ceiling, one process, 16 tasks{_of(rounds)}", f"{median_ceiling:,.0f} msgs/s"))
-    sequential = _median_round(rounds, lambda r: r.sequential.rate).sequential
-    rows.append(_latency_row(f"hub, one worker, one sequential client{_of(rounds)}", sequential))
+    ceiling_round = _median_round(rounds, lambda r: r.ceiling)
+    rows.append(
+        Row(
+            f"bare pipeline ceiling, one process, 16 tasks{_of(rounds)}",
+            f"{ceiling_round.ceiling:,.0f} msgs/s",
+            load=_loads(rounds, "ceiling"),
+        )
+    )
+    sequential_round = _median_round(rounds, lambda r: r.sequential[0].rate)
+    sequential, sequential_share = sequential_round.sequential
+    rows.append(
+        _latency_row(
+            f"hub, one worker, one sequential client{_of(rounds)}", sequential, load=_loads(rounds, "sequential")
+        )
+    )
+    rows.append(Row("  where the CPU went (one sequential client)", sequential_share.describe()))
     one_worker = _median_round(rounds, lambda r: r.hubs[1][0].rate).hubs[1]
     for workers in range(1, arguments.workers_max + 1):
         result, share = _median_round(rounds, lambda r, w=workers: r.hubs[w][0].rate).hubs[workers]
         ratio = f"{_middle([r.hubs[workers][0].rate / r.ceiling for r in rounds])} of ceiling"
         if workers > 1:
             ratio += f", {_middle([r.hubs[workers][0].rate / r.hubs[1][0].rate for r in rounds])} x one worker"
-        rows.append(_latency_row(f"hub, {workers} worker(s), 16 concurrent clients{_of(rounds)}", result, ratio))
+        measure = f"hub, {workers} worker(s), 16 concurrent clients{_of(rounds)}"
+        rows.append(_latency_row(measure, result, ratio, load=_loads(rounds, f"w{workers}")))
         rows.append(Row(f"  where the CPU went ({workers} worker(s))", share.describe()))
     for workers in range(2, arguments.workers_max + 1):  # what this machine allows, from the one-worker costs
         bound = one_worker[1].workers_bound(workers) / one_worker[0].rate
@@ -197,12 +222,20 @@ async def throughput_rows(
     if not arguments.no_mesh:
         meshes = [r.mesh for r in rounds if r.mesh is not None]
         measure = f"NHS England mesh-sandbox (file store) + mesh-client, one sequential sender{_of(rounds)}"
-        ratio = _middle([r.sequential.rate / r.mesh for r in rounds if r.mesh])
-        rows.append(Row(measure, f"{statistics.median(meshes):,.0f} sends/s", ratio=f"hub sequential = {ratio} x MESH"))
+        ratio = _middle([r.sequential[0].rate / r.mesh for r in rounds if r.mesh])
+        rows.append(
+            Row(
+                measure,
+                f"{statistics.median(meshes):,.0f} sends/s",
+                ratio=f"hub sequential = {ratio} x MESH",
+                load=_loads(rounds, "mesh"),
+            )
+        )
     half = one_worker[0].rate / 2
     with console.status(f"hub: one worker at half its maximum ({half:,.0f}/s, open loop)"):
         steady = await latency_phase(server, network, rate=half, count=max(200, int(half * 10)))
-    rows.append(_latency_row(f"hub, one worker, open loop at {half:,.0f}/s (half of max)", steady, "p99 aim < 50 ms"))
+    measure = f"hub, one worker, open loop at {half:,.0f}/s (half of max)"
+    rows.append(_latency_row(measure, steady, "p99 aim < 50 ms", load=f"{_load():.1f}"))
     return rows
 
 
@@ -210,9 +243,14 @@ def _of(rounds: list[Round]) -> str:
     return f", median of {len(rounds)} rounds" if len(rounds) > 1 else ""
 
 
-def _latency_row(measure: str, result: LoadResult, ratio: str = "") -> Row:
+def _loads(rounds: list[Round], measure: str) -> str:
+    """The load averages at the end of `measure` in each round."""
+    return " / ".join(f"{r.loads[measure]:.1f}" for r in rounds if measure in r.loads)
+
+
+def _latency_row(measure: str, result: LoadResult, ratio: str = "", *, load: str = "") -> Row:
     p50, p99 = f"{result.percentile(0.5):.1f} ms", f"{result.percentile(0.99):.1f} ms"
-    return Row(measure, f"{result.rate:,.0f} accepted/s", p50, p99, ratio)
+    return Row(measure, f"{result.rate:,.0f} accepted/s", p50, p99, ratio, load)
 
 
 async def push_rows(server: str, directory: Path) -> list[Row]:
@@ -253,6 +291,8 @@ async def growth_rows(server: str, network: BenchNetwork, arguments: argparse.Na
 async def main(arguments: argparse.Namespace) -> int:
     directory = Path(tempfile.mkdtemp(prefix="handover-load-"))
     server, cluster = bench_server()
+    if cluster is not None:  # PostgreSQL's CPU: this cluster's processes only, not other servers on the machine
+        use_postgres_server(cluster.data_dir)
     rows: list[Row] = []
     try:
         network = BenchNetwork.create(directory / "network")
@@ -274,10 +314,10 @@ async def main(arguments: argparse.Namespace) -> int:
 def _print(rows: list[Row]) -> None:
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     table = Table(title=f"Handover intake load, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine}")
-    for heading in ("measure", "figure", "p50", "p99", "ratio"):
+    for heading in ("measure", "figure", "p50", "p99", "ratio", "load"):
         table.add_column(heading, justify="left" if heading in ("measure", "ratio") else "right")
     for row in rows:
-        table.add_row(row.measure, row.figure, row.p50, row.p99, row.ratio)
+        table.add_row(row.measure, row.figure, row.p50, row.p99, row.ratio, row.load)
     console.print(table)
 
 

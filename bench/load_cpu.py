@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 
@@ -33,7 +34,22 @@ def _hub_processes(pid: int) -> list[psutil.Process]:
         return []
 
 
+_POSTGRES_DATA_DIR: list[Path] = []
+
+
+def use_postgres_server(data_dir: Path) -> None:
+    """Count only the PostgreSQL server whose data directory is `data_dir` (the bench's own embedded cluster):
+    on a machine shared with other servers, their CPU is not the hub's."""
+    _POSTGRES_DATA_DIR[:] = [data_dir]
+
+
 def _postgres_processes() -> list[psutil.Process]:
+    if _POSTGRES_DATA_DIR:
+        try:
+            postmaster = psutil.Process(int((_POSTGRES_DATA_DIR[0] / "postmaster.pid").read_text().split()[0]))
+            return [postmaster, *postmaster.children()]
+        except (OSError, ValueError, IndexError, psutil.Error):
+            pass  # not running (yet): count every server, as without a data directory
     return [p for p in psutil.process_iter(["name"]) if (p.info.get("name") or "").startswith("postgres")]
 
 
@@ -63,8 +79,9 @@ class CpuShare:
 
 
 class CpuMeter:
-    """Start before a phase (`start`), then `share(accepted)` after it. PostgreSQL counts every server process on
-    this machine (backends of other databases too: run benchmarks on a quiet machine)."""
+    """Start before a phase (`start`), then `share(accepted)` after it. PostgreSQL counts the bench's own cluster
+    (`use_postgres_server`), else every server process on this machine (backends of other databases too: run
+    benchmarks on a quiet machine)."""
 
     def __init__(self, hub_pid: int) -> None:
         self._hub_pid = hub_pid

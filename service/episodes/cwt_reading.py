@@ -13,6 +13,8 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from service.validation.bundle import BundleIndex
+
 LONDON = ZoneInfo("Europe/London")
 _BASE = "https://handover.nhs.example/fhir/StructureDefinition/"
 DECISION_TO_REFER_URL = _BASE + "decision-to-refer-date"
@@ -45,8 +47,8 @@ def london_date(moment: datetime) -> date:
     return moment.astimezone(LONDON).date()
 
 
-def read_cwt_items(doc: dict[str, Any], event: str, focus: dict[str, Any]) -> CwtItems:
-    """The CWT items of a message whose MessageHeader focus is `focus`."""
+def read_cwt_items(index: BundleIndex, event: str, focus: dict[str, Any]) -> CwtItems:
+    """The CWT items of a message (its one index) whose MessageHeader focus is `focus`."""
     if event == "referral" and focus.get("resourceType") == "ServiceRequest":
         return CwtItems(
             decision_to_refer=_date(_extension(focus, DECISION_TO_REFER_URL, "valueDate")),
@@ -56,7 +58,7 @@ def read_cwt_items(doc: dict[str, Any], event: str, focus: dict[str, Any]) -> Cw
     if event == "referral-outcome":
         return CwtItems(decision_to_treat=_date(_extension(focus, DECISION_TO_TREAT_URL, "valueDate")))
     if event == "discharge-summary":
-        procedure = _resolve(doc, _extension(focus, FIRST_TREATMENT_URL, "valueReference"))
+        procedure = index.target(_extension(focus, FIRST_TREATMENT_URL, "valueReference"))
         if procedure is None:
             return CwtItems()
         return CwtItems(
@@ -67,10 +69,9 @@ def read_cwt_items(doc: dict[str, Any], event: str, focus: dict[str, Any]) -> Cw
     return CwtItems()
 
 
-def focus_of(doc: dict[str, Any]) -> dict[str, Any]:
+def focus_of(header: dict[str, Any], index: BundleIndex) -> dict[str, Any]:
     """The MessageHeader's first focus resource ({} if it has none in the Bundle)."""
-    header = doc["entry"][0]["resource"]
-    return _resolve(doc, (header.get("focus") or [None])[0]) or {}
+    return index.target((header.get("focus") or [None])[0]) or {}
 
 
 def _extension(resource: dict[str, Any], url: str, value: str) -> Any:
@@ -86,16 +87,6 @@ def _date(value: Any) -> date | None:
 
 def _days(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
-
-
-def _resolve(doc: dict[str, Any], reference: Any) -> dict[str, Any] | None:
-    if not isinstance(reference, dict):
-        return None
-    for entry in doc.get("entry", []):
-        if isinstance(entry, dict) and entry.get("fullUrl") == reference.get("reference"):
-            resource = entry.get("resource")
-            return resource if isinstance(resource, dict) else None
-    return None
 
 
 def _performed(procedure: dict[str, Any]) -> date | None:

@@ -4,16 +4,20 @@ Episodes are keyed by the patient's NHS number and the referral ServiceRequest's
 after the referral names the referral: a `ServiceRequest` entry carrying its identifier, or a `basedOn`
 reference (Task, Encounter) whose `identifier` or target entry carries it. Acknowledgements belong to the
 episode of the message they acknowledge (`MessageHeader.response.identifier`).
+
+It reads the message through its one index (`BundleIndex`, built by intake's InboundMessage), never indexing the
+Bundle again.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from service.episodes.machine import Clinician, Fact, Kind
 from service.terminology import NHS_NUMBER_SYSTEM, ODS_SYSTEM
+from service.validation.bundle import BundleIndex
 
 PATHWAY_START_URL = "https://handover.nhs.example/fhir/StructureDefinition/cancer-pathway-start-date"
 KEY_WORKER_URL = "https://handover.nhs.example/fhir/StructureDefinition/key-worker"
@@ -37,23 +41,34 @@ class EpisodeMessage:
     key_worker: Clinician | None = None  # named on a referral (extension key-worker)
 
 
+class ReadMessage(Protocol):
+    """What the episode reader needs of a parsed message (intake's InboundMessage is one): its MessageHeader in
+    Handover form, and the one index of its entries."""
+
+    @property
+    def header(self) -> dict[str, Any]: ...
+
+    @property
+    def index(self) -> BundleIndex: ...
+
+
 @dataclass(frozen=True)
 class Acknowledgement:
     acknowledged_header_id: str
     code: str
 
 
-def read_acknowledgement(doc: dict[str, Any]) -> Acknowledgement | None:
-    response = doc["entry"][0]["resource"].get("response") or {}
+def read_acknowledgement(message: ReadMessage) -> Acknowledgement | None:
+    response = message.header.get("response") or {}
     identifier, code = response.get("identifier"), response.get("code")
     return Acknowledgement(identifier, code) if isinstance(identifier, str) and isinstance(code, str) else None
 
 
 def read_episode_message(
-    doc: dict[str, Any], *, event: str, message_id: str, sender: str, recipient: str, at: datetime
+    message: ReadMessage, *, event: str, message_id: str, sender: str, recipient: str, at: datetime
 ) -> EpisodeMessage:
     """The episode facts of a message whose event is not `acknowledgement`; NotAnEpisodeMessage if it has none."""
-    bundle = _Bundle(doc)
+    bundle = _Bundle(message)
     focus = bundle.focus()
     nhs_number = bundle.nhs_number()
     referral_id = bundle.referral_identifier(focus)
@@ -90,20 +105,16 @@ def read_episode_message(
 
 
 class _Bundle:
-    def __init__(self, doc: dict[str, Any]) -> None:
-        self.doc = doc
-        self.by_url = {e.get("fullUrl"): e.get("resource") for e in doc.get("entry", []) if isinstance(e, dict)}
-        self.resources = [r for r in self.by_url.values() if isinstance(r, dict)]
+    """The message as the episode reader resolves it: by fullUrl, through the message's index (the profiles have
+    made every fullUrl unique)."""
 
-    def resolve(self, reference: Any) -> dict[str, Any] | None:
-        if not isinstance(reference, dict):
-            return None
-        target = self.by_url.get(reference.get("reference"))
-        return target if isinstance(target, dict) else None
+    def __init__(self, message: ReadMessage) -> None:
+        self.header = message.header
+        self.resolve = message.index.target
+        self.resources = message.index.resources()
 
     def focus(self) -> dict[str, Any]:
-        header = self.doc["entry"][0]["resource"]
-        focus = (header.get("focus") or [None])[0]
+        focus = (self.header.get("focus") or [None])[0]
         resource = self.resolve(focus)
         if resource is None:
             raise NotAnEpisodeMessage("the MessageHeader has no focus resource in the Bundle")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -22,8 +21,14 @@ from service.episodes import snapshot
 from service.episodes.cwt_dates import CwtConflict, CwtMessage, next_cwt_dates
 from service.episodes.cwt_reading import focus_of, read_cwt_items
 from service.episodes.machine import Episode, Fact, InvalidTransition, Kind, Outcome, State, apply, start
-from service.episodes.patient import PatientIdentity, read_patient_identity
-from service.episodes.reading import NotAnEpisodeMessage, read_acknowledgement, read_episode_message
+from service.episodes.patient import PatientIdentity
+from service.episodes.reading import (
+    EpisodeMessage,
+    NotAnEpisodeMessage,
+    ReadMessage,
+    read_acknowledgement,
+    read_episode_message,
+)
 from service.errors import Code, HandoverError
 from service.pseudonyms import Pseudonymiser
 from service.store import cwt as cwt_store
@@ -57,7 +62,7 @@ class StoredMessage:
     recipient_ods: str
     accepted_at: datetime
     patient: PatientIdentity | None = None
-    """Who the message is about, as intake already read it (`read_patient_identity`); read again if not given."""
+    """Who the message is about, as intake read it once (`InboundMessage.patient`)."""
 
 
 class EpisodeTracker:
@@ -65,15 +70,15 @@ class EpisodeTracker:
         self._pseudonyms = pseudonymiser
         self._deadlines = deadlines or Deadlines()
 
-    async def record(self, conn: asyncpg.Connection, doc: dict[str, Any], message: StoredMessage) -> date | None:
-        """Apply the message to its episode; returns the episode's IPT received date when the message is a cancer
-        pathway referral that has one (for its receipt), else None."""
+    async def record(self, conn: asyncpg.Connection, read: ReadMessage, message: StoredMessage) -> date | None:
+        """Apply the message (`read`: its header and its one index) to its episode; returns the episode's IPT
+        received date when the message is a cancer pathway referral that has one (for its receipt), else None."""
         if message.event == "acknowledgement":
-            await self._acknowledgement(conn, doc, message)
+            await self._acknowledgement(conn, read, message)
             return None
         try:
             said = read_episode_message(
-                doc,
+                read,
                 event=message.event,
                 message_id=str(message.id),
                 sender=message.sender_ods,
@@ -83,27 +88,28 @@ class EpisodeTracker:
         except NotAnEpisodeMessage as err:
             raise HandoverError(Code.PROFILE_VIOLATION, str(err), "Bundle.entry[0].resource.focus") from None
         patient = self._pseudonyms.nhs_number(said.nhs_number)
-        birth_date = self._birth_date(message.patient or read_patient_identity(doc), said.nhs_number)
+        birth_date = self._birth_date(message.patient, said.nhs_number)
         worker = said.key_worker  # shown on the staff pages' episode page
         key_worker = store.KeyWorker(worker.name, worker.identifier, worker.ods) if worker is not None else None
-        row, of_another_patient = await store.lock_episode_checking_patient(
-            conn, patient, said.referral_identifier, parties=(message.sender_ods, message.recipient_ods)
+        opening = self._opening(said, message, birth_date=birth_date, key_worker=key_worker)
+        found = await store.lock_or_open_episode(  # one round trip: the episode, or the one this referral opens
+            conn,
+            patient,
+            said.referral_identifier,
+            parties=(message.sender_ods, message.recipient_ods),
+            new=opening,
         )
-        opened = False
+        row, opened = found.row, found.opened
         if row is None:
-            if of_another_patient:
+            if found.of_another_patient:
                 raise _wrong_patient("its NHS number differs from the patient of the episode this referral belongs to")
-            row = await self._open(
-                conn,
-                patient,
-                said.referral_identifier,
-                said.fact,
-                said.pathway_start,
-                birth_date=birth_date,
-                key_worker=key_worker,
-            )
-            opened = row is not None
-            row = row or await store.lock_episode(conn, patient, said.referral_identifier)  # opened meanwhile
+            if opening is None:
+                raise HandoverError(
+                    Code.INVALID_TRANSITION,
+                    "there is no episode for this referral: the referral must come first (episode state: none)",
+                    "Bundle.entry[0].resource.eventCoding",
+                )
+            row = await store.lock_episode(conn, patient, said.referral_identifier)  # opened meanwhile
         if row is None:
             raise HandoverError(Code.UNAVAILABLE, "the episode could not be opened; retry", retry_after=1)
         if opened:  # the episode was opened with the date of birth and key worker
@@ -127,7 +133,7 @@ class EpisodeTracker:
             )
         ipt_received = await self._record_cwt(
             conn,
-            doc,
+            read,
             message,
             row.id,
             kind=said.fact.kind,
@@ -135,6 +141,8 @@ class EpisodeTracker:
             reopened=before is not None and before.state is State.MORE_INFORMATION_NEEDED,
             cancer=(row.pathway_start or said.pathway_start) is not None,
         )
+        if opened and opening is not None and opening.timeline is not None:
+            return ipt_received  # its timeline, holder and clocks were written with the episode
         started, met = self._deadline_changes(said.fact, message, outcome)
         for kind in met:  # the answers this message gives stop their clocks
             await store.meet_deadlines(conn, episode_id=row.id, kind=kind, at=message.accepted_at)
@@ -157,7 +165,7 @@ class EpisodeTracker:
     async def _record_cwt(
         self,
         conn: asyncpg.Connection,
-        doc: dict[str, Any],
+        read: ReadMessage,
         message: StoredMessage,
         episode_id: UUID,
         *,
@@ -168,7 +176,7 @@ class EpisodeTracker:
     ) -> date | None:
         """The Cancer Waiting Times dates this message gives its episode (service/episodes/cwt_dates.py), recorded
         in the same transaction; 422 invalid-transition when one contradicts the episode's."""
-        items = read_cwt_items(doc, message.event, focus_of(doc))
+        items = read_cwt_items(read.index, message.event, focus_of(read.header, read.index))
         more_information = kind is Kind.OUTCOME_MORE_INFORMATION and outcome.changed
         if items.empty and not more_information and not (kind is Kind.REFERRAL and cancer):
             return None
@@ -191,39 +199,43 @@ class EpisodeTracker:
             return None
         return self._pseudonyms.birth_date(nhs, identity.birth_date)
 
-    async def _open(
+    def _opening(
         self,
-        conn: asyncpg.Connection,
-        patient: str,
-        referral: str,
-        fact: Fact,
-        pathway_start: Any,
+        said: EpisodeMessage,
+        message: StoredMessage,
         *,
         birth_date: str | None,
         key_worker: store.KeyWorker | None,
-    ) -> store.EpisodeRow | None:
-        """Create the episode from its referral, locked; None if a concurrent transaction created it first."""
+    ) -> store.NewEpisode | None:
+        """The episode this message opens when there is none yet (a referral's), with what it adds to the episode
+        (its timeline entry, holder and clocks, written in the same statement); None if it cannot open one."""
         try:
-            episode = start(fact)
+            episode = start(said.fact)
         except InvalidTransition:
-            raise HandoverError(
-                Code.INVALID_TRANSITION,
-                "there is no episode for this referral: the referral must come first (episode state: none)",
-                "Bundle.entry[0].resource.eventCoding",
-            ) from None
-        return await store.insert_episode(
-            conn,
-            episode_id=uuid.uuid4(),
-            nhs_number_hmac=patient,
-            referral_identifier=referral,
-            referrer_ods=fact.sender_ods,
-            centre_ods=fact.recipient_ods,
+            return None
+        episode_id = uuid.uuid4()
+        started, _ = self._deadline_changes(said.fact, message, Outcome(episode, changed=True))
+        ledger = _new_ledger_entries(None, episode)
+        entry = store.NewTimelineEntry(
+            episode_id,
+            message.id,
+            said.fact.kind.value,
+            message.sender_ods,
+            message.recipient_ods,
+            message.accepted_at,
+            True,
+        )
+        return store.NewEpisode(
+            episode_id=episode_id,
+            referrer_ods=said.fact.sender_ods,
+            centre_ods=said.fact.recipient_ods,
             state=episode.state.value,
             snapshot=snapshot.dump(episode),
-            pathway_start=pathway_start,
-            at=fact.at,
+            pathway_start=said.pathway_start,
+            at=said.fact.at,
             birth_date_hmac=birth_date,
             key_worker=key_worker,
+            timeline=store.Timeline(entry, ledger, started) if len(ledger) <= 1 else None,
         )
 
     def _deadline_changes(
@@ -261,8 +273,8 @@ class EpisodeTracker:
             met.append("discharge-summary")
         return started, met
 
-    async def _acknowledgement(self, conn: asyncpg.Connection, doc: dict[str, Any], message: StoredMessage) -> None:
-        ack = read_acknowledgement(doc)
+    async def _acknowledgement(self, conn: asyncpg.Connection, read: ReadMessage, message: StoredMessage) -> None:
+        ack = read_acknowledgement(read)
         if ack is None:
             return
         found = await store.find_acknowledged(

@@ -61,29 +61,33 @@ async def lock_episode(conn: asyncpg.Connection, nhs_number_hmac: str, referral_
     return None if record is None else episode_row(record)
 
 
-async def lock_episode_checking_patient(
-    conn: asyncpg.Connection, nhs_number_hmac: str, referral_identifier: str, *, parties: tuple[str, str]
-) -> tuple[EpisodeRow | None, bool]:
-    """`lock_episode` and, when there is no such episode, whether an episode between these parties has this
-    referral identifier but another patient, in one round trip: (the episode, locked, or None; that answer)."""
-    record = await conn.fetchrow(
-        f"""
-        WITH locked AS (
-            SELECT {_COLUMNS} FROM episodes WHERE nhs_number_hmac = $1 AND referral_identifier = $2 FOR UPDATE
-        )
-        SELECT locked.*, (locked.id IS NULL AND EXISTS (
-            SELECT 1 FROM episodes WHERE referral_identifier = $2 AND nhs_number_hmac <> $1
-            AND (referrer_ods = ANY($3::text[]) OR centre_ods = ANY($3::text[]))
-        )) AS of_another_patient
-        FROM (SELECT 1) AS one LEFT JOIN locked ON true
-        """,  # noqa: S608 - _COLUMNS is a constant
-        nhs_number_hmac,
-        referral_identifier,
-        list(parties),
-    )
-    assert record is not None  # one row always, from the LEFT JOIN
-    row = None if record["id"] is None else episode_row(record)
-    return row, bool(record["of_another_patient"])
+@dataclass(frozen=True)
+class NewEpisode:
+    """An episode to open when a message finds none (a referral's): its columns besides the patient and referral."""
+
+    episode_id: UUID
+    referrer_ods: str
+    centre_ods: str
+    state: str
+    snapshot: dict[str, Any]
+    pathway_start: date | None
+    at: datetime
+    birth_date_hmac: str | None = None
+    key_worker: KeyWorker | None = None
+    timeline: Timeline | None = None
+    """The opening message's timeline, written in the same statement when it opens the episode (at most one new
+    holder: the ledger's chain trigger must see each of several)."""
+
+
+@dataclass(frozen=True)
+class FoundEpisode:
+    """What `lock_or_open_episode` found: the episode, locked (None if there is none and none was opened),
+    whether this statement opened it, and, when there is none, whether an episode between these parties has
+    this referral identifier but another patient."""
+
+    row: EpisodeRow | None
+    opened: bool
+    of_another_patient: bool
 
 
 @dataclass(frozen=True)
@@ -112,47 +116,6 @@ async def claim_birth_date(conn: asyncpg.Connection, episode_id: UUID, birth_dat
         birth_date_hmac,
     )
     return None if value is None else str(value)
-
-
-async def insert_episode(
-    conn: asyncpg.Connection,
-    *,
-    episode_id: UUID,
-    nhs_number_hmac: str,
-    referral_identifier: str,
-    referrer_ods: str,
-    centre_ods: str,
-    state: str,
-    snapshot: dict[str, Any],
-    pathway_start: date | None,
-    at: datetime,
-    birth_date_hmac: str | None = None,
-    key_worker: KeyWorker | None = None,
-) -> EpisodeRow | None:
-    """The new episode, which this transaction now holds locked; None if a concurrent transaction created the
-    same episode first (the caller locks that one instead)."""
-    record = await conn.fetchrow(
-        f"""
-        INSERT INTO episodes (id, nhs_number_hmac, referral_identifier, referrer_ods, centre_ods, state, snapshot,
-                              pathway_start, opened_at, updated_at, birth_date_hmac, key_worker_name,
-                              key_worker_identifier, key_worker_ods)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $13)
-        ON CONFLICT ON CONSTRAINT episodes_patient_referral_key DO NOTHING
-        RETURNING {_COLUMNS}
-        """,  # noqa: S608 - _COLUMNS is a constant
-        episode_id,
-        nhs_number_hmac,
-        referral_identifier,
-        referrer_ods,
-        centre_ods,
-        state,
-        json.dumps(snapshot),
-        pathway_start,
-        at,
-        birth_date_hmac,
-        *_key_worker_columns(key_worker),
-    )
-    return None if record is None else episode_row(record)
 
 
 async def update_episode(
@@ -245,38 +208,48 @@ class NewTimelineEntry:
     changed: bool
 
 
-async def record_timeline(
-    conn: asyncpg.Connection,
-    entry: NewTimelineEntry,
-    *,
-    ledger: Sequence[LedgerEntry],
-    deadlines: Sequence[NewDeadline],
-) -> None:
-    """What a message adds to its episode, in one statement: its place on the timeline (`add_message`), the new
-    holders of clinical responsibility, and the clocks it starts (one already started for that kind and message
-    stays). More than one new holder are appended one statement each, so the ledger's chain trigger sees each."""
-    if len(ledger) > 1:
-        for holder in ledger:
-            await append_ledger(conn, entry.episode_id, holder)
-        ledger = ()
-    await conn.execute(
-        """
-        WITH timeline AS (
+@dataclass(frozen=True)
+class Timeline:
+    """What a message adds to its episode (`record_timeline`): its place on the timeline, the new holders of
+    clinical responsibility, and the clocks it starts."""
+
+    entry: NewTimelineEntry
+    ledger: Sequence[LedgerEntry] = ()
+    deadlines: Sequence[NewDeadline] = ()
+
+
+def _timeline_ctes(first: int, episodes: str) -> str:
+    """The CTEs that write a `Timeline` for each episode id `episodes` gives (a FROM item naming its id column `id`),
+    its values as parameters from ${first} on, in `_timeline_arguments` order. No entry (a NULL message id):
+    nothing is written."""
+    n = [f"${first + i}" for i in range(18)]
+    return f"""
+        timeline AS (
             INSERT INTO episode_messages (episode_id, message_id, kind, sender_ods, recipient_ods, at, changed)
-            VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING
+            SELECT e.id, {n[0]}::uuid, {n[1]}::text, {n[2]}::text, {n[3]}::text, {n[4]}::timestamptz,
+                   {n[5]}::boolean
+            FROM {episodes} AS e WHERE {n[0]}::uuid IS NOT NULL
+            ON CONFLICT DO NOTHING
         ), ledger AS (
             INSERT INTO responsibility_ledger (episode_id, seq, ods, clinician_name, clinician_identifier, since,
                                                caused_by, accepted_by_name)
-            SELECT $1, * FROM unnest($8::integer[], $9::text[], $10::text[], $11::text[], $12::timestamptz[],
-                                     $13::uuid[], $14::text[])
+            SELECT e.id, l.* FROM {episodes} AS e, unnest({n[6]}::integer[], {n[7]}::text[], {n[8]}::text[],
+                                                    {n[9]}::text[], {n[10]}::timestamptz[], {n[11]}::uuid[],
+                                                    {n[12]}::text[]) AS l
         ), deadline AS (
             INSERT INTO deadlines (episode_id, kind, message_id, owed_by, waiting, due_at)
-            SELECT $1, * FROM unnest($15::text[], $16::uuid[], $17::text[], $18::text[], $19::timestamptz[])
+            SELECT e.id, d.* FROM {episodes} AS e, unnest({n[13]}::text[], {n[14]}::uuid[], {n[15]}::text[],
+                                                    {n[16]}::text[], {n[17]}::timestamptz[]) AS d
             ON CONFLICT ON CONSTRAINT deadlines_episode_kind_message_key DO NOTHING
-        )
-        SELECT 1
-        """,
-        entry.episode_id,
+        )"""  # noqa: S608 - parameter numbers and a constant FROM item only
+
+
+def _timeline_arguments(timeline: Timeline | None) -> list[Any]:
+    """The 18 parameters of `_timeline_ctes` (all NULL or empty for no timeline)."""
+    if timeline is None:
+        return [None] * 6 + [[]] * 12
+    entry, ledger, deadlines = timeline.entry, timeline.ledger, timeline.deadlines
+    return [
         entry.message_id,
         entry.kind,
         entry.sender_ods,
@@ -295,7 +268,88 @@ async def record_timeline(
         [d.owed_by for d in deadlines],
         [d.waiting for d in deadlines],
         [d.due_at for d in deadlines],
+    ]
+
+
+_RECORD_TIMELINE = f"WITH {_timeline_ctes(2, '(SELECT $1::uuid AS id)')} SELECT 1"
+
+
+async def record_timeline(
+    conn: asyncpg.Connection,
+    entry: NewTimelineEntry,
+    *,
+    ledger: Sequence[LedgerEntry],
+    deadlines: Sequence[NewDeadline],
+) -> None:
+    """What a message adds to its episode, in one statement: its place on the timeline (`add_message`), the new
+    holders of clinical responsibility, and the clocks it starts (one already started for that kind and message
+    stays). More than one new holder are appended one statement each, so the ledger's chain trigger sees each."""
+    if len(ledger) > 1:
+        for holder in ledger:
+            await append_ledger(conn, entry.episode_id, holder)
+        ledger = ()
+    await conn.execute(_RECORD_TIMELINE, entry.episode_id, *_timeline_arguments(Timeline(entry, ledger, deadlines)))
+
+
+_LOCK_OR_OPEN = f"""
+    WITH locked AS (
+        SELECT {_COLUMNS} FROM episodes WHERE nhs_number_hmac = $1 AND referral_identifier = $2 FOR UPDATE
+    ), other AS (
+        SELECT NOT EXISTS (SELECT 1 FROM locked) AND EXISTS (
+            SELECT 1 FROM episodes WHERE referral_identifier = $2 AND nhs_number_hmac <> $1
+            AND (referrer_ods = ANY($3::text[]) OR centre_ods = ANY($3::text[]))
+        ) AS of_another_patient
+    ), opened AS (
+        INSERT INTO episodes (id, nhs_number_hmac, referral_identifier, referrer_ods, centre_ods, state, snapshot,
+                              pathway_start, opened_at, updated_at, birth_date_hmac, key_worker_name,
+                              key_worker_identifier, key_worker_ods)
+        SELECT $4::uuid, $1, $2, $5::text, $6::text, $7::text, $8::jsonb, $9::date, $10::timestamptz,
+               $10::timestamptz, $11::text, $12::text, $13::text, $14::text
+        WHERE $4::uuid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM locked)
+          AND NOT (SELECT of_another_patient FROM other)
+        ON CONFLICT ON CONSTRAINT episodes_patient_referral_key DO NOTHING
+        RETURNING {_COLUMNS}
+    ), {_timeline_ctes(15, "opened")}
+    SELECT found.*, (SELECT of_another_patient FROM other) AS of_another_patient
+    FROM (SELECT 1) AS one LEFT JOIN (
+        SELECT {_COLUMNS}, false AS opened FROM locked UNION ALL SELECT {_COLUMNS}, true AS opened FROM opened
+    ) AS found ON true
+"""  # noqa: S608 - _COLUMNS and the CTEs are constants
+
+
+async def lock_or_open_episode(
+    conn: asyncpg.Connection,
+    nhs_number_hmac: str,
+    referral_identifier: str,
+    *,
+    parties: tuple[str, str],
+    new: NewEpisode | None = None,
+) -> FoundEpisode:
+    """`lock_episode` and, when there is no such episode, whether it would belong to another patient; and when
+    there is none, none of another patient and `new` is given, `new` opened and locked: all in one round trip.
+    An episode a concurrent transaction opened first gives row None, opened False (the caller locks it then)."""
+    worker = _key_worker_columns(new.key_worker if new is not None else None)
+    if new is not None and new.timeline is not None and len(new.timeline.ledger) > 1:
+        raise ValueError("lock_or_open_episode: several new holders are appended one statement each")
+    record = await conn.fetchrow(
+        _LOCK_OR_OPEN,
+        nhs_number_hmac,
+        referral_identifier,
+        list(parties),
+        new.episode_id if new is not None else None,
+        new.referrer_ods if new is not None else None,
+        new.centre_ods if new is not None else None,
+        new.state if new is not None else None,
+        json.dumps(new.snapshot) if new is not None else None,
+        new.pathway_start if new is not None else None,
+        new.at if new is not None else None,
+        new.birth_date_hmac if new is not None else None,
+        *worker,
+        *_timeline_arguments(new.timeline if new is not None else None),
     )
+    assert record is not None  # one row always, from the LEFT JOIN
+    row = None if record["id"] is None else episode_row(record)
+    return FoundEpisode(row, bool(record["opened"]), bool(record["of_another_patient"]))
 
 
 async def meet_deadlines(

@@ -37,7 +37,9 @@ class FoundReference:
 
 
 class BundleIndex:
-    """Index of one Bundle's entries by fullUrl. Tolerates any JSON: entries that are not objects are skipped."""
+    """Index of one Bundle's entries by fullUrl, built once per message (service/intake/message.py) and read by the
+    validator, the national-form mapping and the episode reader. Tolerates any JSON: entries that are not objects
+    are skipped."""
 
     def __init__(self, doc: object) -> None:
         self.entries: list[Located] = []
@@ -76,6 +78,20 @@ class BundleIndex:
     def resolve_for_fhirpath(self, reference: dict[str, Any]) -> dict[str, Any] | None:
         found = self.resolve(reference)
         return found.resource if found is not None else None
+
+    def target(self, reference: object) -> dict[str, Any] | None:
+        """The entry resource a Reference points at by fullUrl (None if none, or if `reference` is not a Reference)."""
+        found = self.resolve(reference)
+        return found.resource if found is not None else None
+
+    @property
+    def header(self) -> dict[str, Any] | None:
+        """The first entry's resource when it is entry 0 (the MessageHeader of a well-formed message)."""
+        return self.entries[0].resource if self.entries and self.entries[0].entry == 0 else None
+
+    def resources(self) -> list[dict[str, Any]]:
+        """Every entry's resource, in entry order."""
+        return [located.resource for located in self.entries]
 
     def references(self) -> list[FoundReference]:
         """Every Reference (an object with a string `reference`) inside every entry's resource (found once: the

@@ -33,14 +33,15 @@ class Validator:
     def conformance(self) -> Conformance:
         return self._conformance
 
-    def validate(self, doc: object) -> list[Issue]:
+    def validate(self, doc: object, index: BundleIndex | None = None) -> list[Issue]:
         """Every problem found in `doc` (errors first, then warnings), each as a profile-violation Issue with a
         FHIRPath expression. An empty list, or warnings only, means the message conforms. Never raises for any
-        JSON value, and never changes `doc`."""
+        JSON value, and never changes `doc`. `index` is the message's own index of `doc` when the caller has one
+        (intake's InboundMessage), so the Bundle is not indexed twice."""
         if not isinstance(doc, dict) or doc.get("resourceType") != "Bundle":
             return [Issue(Code.PROFILE_VIOLATION, "A Handover message must be a FHIR Bundle", "Bundle")]
         issues: list[Issue] = []
-        index = BundleIndex(doc)
+        index = index if index is not None else BundleIndex(doc)
         walker = Walker(self._conformance, index, issues)
         with resolving_with(index.resolve_for_fhirpath):
             walker.check_resource(doc, self._conformance.bundle_profile.url, "Bundle")

@@ -24,11 +24,12 @@ def handled_as(conformance: Conformance, coding: object) -> str | None:
     return conformance.handover_event(coding.get("system"), coding.get("code"))
 
 
-def in_handover_form(doc: dict[str, Any], conformance: Conformance) -> dict[str, Any]:
+def in_handover_form(doc: dict[str, Any], conformance: Conformance, index: BundleIndex | None = None) -> dict[str, Any]:
     """What the envelope checks and routing should read for `doc`: `doc` itself when it is in Handover form; for an
     accepted BaRS message, a copy whose MessageHeader names the Handover event it is handled as and gives the
     sender's and receivers' ODS codes as identifiers (taken from the Organization entries it refers to). The
-    original is never changed: it is what was signed, and what is stored and delivered."""
+    original is never changed: it is what was signed, and what is stored and delivered. `index` is `doc`'s index
+    when the caller already has one (it is built here otherwise, once, for every party)."""
     entries = doc.get("entry")
     header = (
         entries[0].get("resource") if isinstance(entries, list) and entries and isinstance(entries[0], dict) else None
@@ -45,23 +46,25 @@ def in_handover_form(doc: dict[str, Any], conformance: Conformance) -> dict[str,
     parties += (
         [d.get("receiver") for d in destinations if isinstance(d, dict)] if isinstance(destinations, list) else []
     )
+    index = index if index is not None else BundleIndex(doc)
     for party in parties:
         if isinstance(party, dict) and _ods(party.get("identifier")) is None:
-            ods = party_ods(doc, party)
+            ods = party_ods(doc, party, index)
             if ods is not None:
                 party["identifier"] = {"system": ODS_SYSTEM, "value": ods}
     return mapped
 
 
-def party_ods(doc: dict[str, Any], party: object) -> str | None:
+def party_ods(doc: dict[str, Any], party: object, index: BundleIndex | None = None) -> str | None:
     """The ODS code of a MessageHeader `sender` or `destination.receiver` Reference: its own identifier if it has an
-    ODS one, else the ODS identifier of the Organization entry it refers to; None if neither gives a valid code."""
+    ODS one, else the ODS identifier of the Organization entry it refers to; None if neither gives a valid code.
+    `index` is `doc`'s index when the caller has one."""
     if not isinstance(party, dict):
         return None
     own = _ods(party.get("identifier"))
     if own is not None:
         return own
-    target = BundleIndex(doc).resolve(party)
+    target = (index if index is not None else BundleIndex(doc)).resolve(party)
     if target is None or target.resource.get("resourceType") != "Organization":
         return None
     identifiers = target.resource.get("identifier")

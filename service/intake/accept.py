@@ -17,7 +17,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -28,22 +27,20 @@ from service.clock import Clock, utc_now
 from service.config import Settings
 from service.crypto.envelope import PayloadIdentity
 from service.crypto.vault import PayloadVault
-from service.episodes.patient import PatientIdentity, read_patient_identity
 from service.episodes.tracker import EpisodeTracker, StoredMessage
 from service.errors import Code, HandoverError
 from service.identity.authentication import token_replayed
 from service.identity.hubkey import HubKey, hub_jwk
 from service.identity.registry import RegistryReader
-from service.identity.signing import KeyLookup, VerifiedSignature, verify_bundle_signature
+from service.identity.signing import KeyLookup, VerifiedSignature
 from service.identity.tokens import TokenClaims
-from service.messagefacts import MessageFacts, read_message_facts
+from service.intake.message import InboundMessage, read_inbound
+from service.messagefacts import MessageFacts
 from service.receipts import ReceiptFacts, build_signed_receipt
 from service.store import db, messages, tokens
 from service.store.stalls import StallGuard
-from service.strictjson import parse_strict_json
 from service.terminology import CodeSystem
 from service.validation import Validator, load_validator
-from service.validation.national import in_handover_form
 
 log = logging.getLogger("handover.intake")
 
@@ -122,20 +119,18 @@ class Intake:
     async def accept(self, submission: Submission) -> Accepted:
         """Accept the message or raise HandoverError; the same X-Request-ID and body again gives the
         original receipt (`replayed`)."""
-        doc = parse_strict_json(submission.body)
-        signature = verify_bundle_signature(doc, self._keys)
-        handover_form = in_handover_form(doc, self._validator.conformance)  # a BaRS message mapped to ours
-        facts = read_message_facts(handover_form, self._events)
+        inbound = read_inbound(submission.body, self._keys, self._validator.conformance, self._events)
+        facts, signature = inbound.facts, inbound.signature
         self._check_signer(signature, facts, submission.caller_ods)
         self._check_fresh(signature.signed_at, facts.timestamp)
         self._check_routing(facts)
-        patient = read_patient_identity(handover_form)  # one patient per message, else 422 patient-mismatch
-        self._check_profiles(doc)
-        return await self._commit(submission, facts, signature.payload_sha256, handover_form, patient)
+        inbound.patient  # noqa: B018 - one patient per message, else 422 patient-mismatch (read here, once)
+        self._check_profiles(inbound)
+        return await self._commit(submission, inbound)
 
-    def _check_profiles(self, doc: dict[str, Any]) -> None:
+    def _check_profiles(self, inbound: InboundMessage) -> None:
         """Every error against fhir_profiles/ at once (422 profile-violation); warnings never block."""
-        errors = [issue for issue in self._validator.validate(doc) if issue.severity == "error"]
+        errors = [issue for issue in self._validator.validate(inbound.doc, inbound.index) if issue.severity == "error"]
         if errors:
             first, *rest = errors
             raise HandoverError(Code.PROFILE_VIOLATION, first.text, first.expression, more=rest)
@@ -195,14 +190,8 @@ class Intake:
                 "Bundle.entry[0].resource.destination[0].receiver",
             )
 
-    async def _commit(
-        self,
-        submission: Submission,
-        facts: MessageFacts,
-        sha256: str,
-        handover_form: dict[str, Any],
-        patient: PatientIdentity | None,
-    ) -> Accepted:
+    async def _commit(self, submission: Submission, inbound: InboundMessage) -> Accepted:
+        facts, sha256 = inbound.facts, inbound.signature.payload_sha256
         now = self._clock()
         message_id = uuid.uuid4()
         # Sealed before the transaction: with the KEK unavailable this refuses (503) having stored nothing.
@@ -242,8 +231,8 @@ class Intake:
             if self._episodes is not None:
                 ipt_received = await self._episodes.record(
                     conn,
-                    handover_form,
-                    StoredMessage(message.id, facts.event, facts.sender_ods, facts.recipient_ods, now, patient),
+                    inbound,
+                    StoredMessage(message.id, facts.event, facts.sender_ods, facts.recipient_ods, now, inbound.patient),
                 )
             leaf = await audit.append_event(
                 conn,
