@@ -3,7 +3,7 @@ them, otherwise a copy of the `patroni` distribution's dependency closure in a d
 
 When we are root in a checkout inside a private directory (a mode-700 /root, as CI clones), `postgres` cannot
 reach the virtualenv, so `copy_closure` copies the files of `patroni` and of every installed distribution it
-requires (recursively, whatever the extra or marker: an installed one may be imported) under the cluster's own
+requires (recursively, with the extras this project asks for and the markers that hold here) under the cluster's own
 directory, which `close` removes with everything else.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import site
+from contextlib import suppress
 from importlib import metadata
 from pathlib import Path
 
@@ -25,24 +26,39 @@ def site_packages() -> list[str]:
     return list(site.getsitepackages())
 
 
+def requested(root: str) -> Requirement:
+    """`root` as this project requires it (with its extras: `patroni[etcd3,psycopg3]`), else bare."""
+    with suppress(metadata.PackageNotFoundError):
+        for line in metadata.distribution("handover").requires or []:
+            requirement = Requirement(line)
+            if canonicalize_name(requirement.name) == canonicalize_name(root):
+                return requirement
+    return Requirement(root)
+
+
 def closure(root: str = "patroni") -> list[metadata.Distribution]:
-    """`root`'s distribution and every installed distribution it requires, recursively, each once."""
+    """`root`'s distribution and every installed distribution it requires with the extras asked for,
+    recursively, each once (an optional requirement this virtualenv lacks, another DCS's client say, is skipped)."""
     found: dict[str, metadata.Distribution] = {}
-    pending = [root]
+    done: set[tuple[str, str]] = set()
+    pending = [requested(root)]
     while pending:
-        name = canonicalize_name(pending.pop())
-        if name in found:
+        requirement = pending.pop()
+        name = canonicalize_name(requirement.name)
+        extras = sorted(requirement.extras) or [""]
+        if all((name, extra) in done for extra in extras):
             continue
+        done.update((name, extra) for extra in extras)
         try:
-            dist = metadata.distribution(name)
+            dist = found.get(name) or metadata.distribution(name)
         except metadata.PackageNotFoundError:
-            continue  # an optional requirement (another DCS's client, say) this virtualenv does not have
+            continue
         found[name] = dist
         for line in dist.requires or []:
-            try:
-                pending.append(Requirement(line).name)
-            except InvalidRequirement:
-                continue
+            with suppress(InvalidRequirement):
+                needed = Requirement(line)
+                if needed.marker is None or any(needed.marker.evaluate({"extra": e}) for e in extras):
+                    pending.append(needed)
     return list(found.values())
 
 

@@ -35,7 +35,8 @@ def test_patroni_imports_from_the_copied_closure_alone(readable_directory: Path)
     if missing_parts():
         pytest.skip(f"the HA tests need {', '.join(missing_parts())}")
     names = {d.metadata["Name"].lower() for d in closure()}
-    assert {"patroni", "psycopg", "python-etcd", "pyyaml"} <= names
+    assert {"patroni", "psycopg", "psycopg-binary", "python-etcd", "pyyaml"} <= names
+    assert not names & {"pytest", "aiohttp", "mypy"}, "only what Patroni needs, not the whole virtualenv"
     copied = copy_closure(readable_directory / "site-packages")
     user = _run_as()
     result = subprocess.run(
