@@ -164,43 +164,12 @@ class DevKeys:
             for path in [self.hub, *self.hub.iterdir()]:
                 os.chown(path, HUB_UID, HUB_UID)
         else:  # docker's own root does it, so no sudo is needed
-            run(
-                [
-                    "docker",
-                    "run",
-                    "--rm",
-                    "-u",
-                    "0",
-                    "-v",
-                    f"{self.hub}:/k",
-                    "--entrypoint",
-                    "chown",
-                    "handover-hub:dev",
-                    "-R",
-                    f"{HUB_UID}:{HUB_UID}",
-                    "/k",
-                ]
-            )
+            _as_docker_root(self.hub, "/k", "chown", "-R", f"{HUB_UID}:{HUB_UID}", "/k")
         self.hub.chmod(0o755)
 
     def remove(self) -> None:
         if os.geteuid() != 0 and self.hub.exists():
-            run(
-                [
-                    "docker",
-                    "run",
-                    "--rm",
-                    "-u",
-                    "0",
-                    "-v",
-                    f"{self.directory}:/d",
-                    "--entrypoint",
-                    "rm",
-                    "handover-hub:dev",
-                    "-rf",
-                    "/d/hub",
-                ]
-            )
+            _as_docker_root(self.directory, "/d", "rm", "-rf", "/d/hub")
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
@@ -305,3 +274,23 @@ class Stack:
             return self("logs", "--no-color", f"--tail={lines}", *services, timeout=60)
         except StackError as err:
             return str(err)
+
+
+def _as_docker_root(host: Path, mount: str, command: str, *args: str) -> None:
+    """Run `command args` as root in the hub image with `host` mounted at `mount`: the keys are the hub user's, and
+    docker's own root can change or remove them without sudo."""
+    run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "-u",
+            "0",
+            "-v",
+            f"{host}:{mount}",
+            "--entrypoint",
+            command,
+            "handover-hub:dev",
+            *args,
+        ]
+    )

@@ -22,7 +22,6 @@ from service.episodes.alerts import build_clock_alert
 from service.episodes.clocks import pathway_clock
 from service.episodes.cwt_reading import london_date
 from service.store import db
-from service.store import episodes as episode_store
 from service.store import pathway_clocks as store
 
 BATCH = 50
@@ -106,16 +105,15 @@ class ClockWatch:
             now=now,
             hub_private_jwk=self._mail.signing_jwk(),
         )
-        await self._mail.post(conn, message_id=alert_id, recipient_ods=recipient, bundle=bundle, raw=raw, at=now)
-        await episode_store.add_message(
+        await self._mail.post_episode_alert(
             conn,
             episode_id=episode.id,
+            kind=code,
             message_id=alert_id,
-            kind=f"alert:{code}",
-            sender_ods="hub",
             recipient_ods=recipient,
+            bundle=bundle,
+            raw=raw,
             at=now,
-            changed=False,
         )
         return AuditEvent(
             EventType.ALERT_SENT,

@@ -18,40 +18,9 @@ from service.crypto.envelope import PayloadIdentity
 from service.crypto.vault import PayloadVault
 from service.identity.hubkey import HubKey, hub_jwk
 from service.identity.signing import payload_sha256
-from service.store import messages
+from service.store import episodes, messages
 
 HUB = "hub"
-
-
-async def post_hub_message(
-    conn: asyncpg.Connection,
-    vault: PayloadVault,
-    *,
-    message_id: UUID,
-    recipient_ods: str,
-    bundle: dict[str, Any],
-    raw: bytes,
-    at: datetime,
-    request_id: UUID | None = None,
-) -> None:
-    """Store `raw` (the signed bytes of `bundle`) for `recipient_ods`; pull or push then delivers it."""
-    sealed = await vault.seal(raw, PayloadIdentity(message_id, HUB, recipient_ods))
-    await messages.insert_message(
-        conn,
-        messages.NewMessage(
-            id=message_id,
-            sender_ods=HUB,
-            recipient_ods=recipient_ods,
-            event=bundle["entry"][0]["resource"]["eventCoding"]["code"],
-            bundle_identifier=bundle["identifier"]["value"],
-            message_header_id=bundle["entry"][0]["resource"]["id"],
-            payload_sha256=payload_sha256(bundle),
-            sealed=sealed,
-            request_id=request_id or uuid.uuid4(),
-            correlation_id=None,
-            accepted_at=at,
-        ),
-    )
 
 
 @dataclass(frozen=True)
@@ -78,14 +47,46 @@ class HubMail:
         at: datetime,
         request_id: UUID | None = None,
     ) -> None:
-        """Store the signed `raw` bytes of `bundle` for `recipient_ods` (see `post_hub_message`)."""
-        await post_hub_message(
+        """Store `raw` (the signed bytes of `bundle`) for `recipient_ods`; pull or push then delivers it."""
+        sealed = await self.vault.seal(raw, PayloadIdentity(message_id, HUB, recipient_ods))
+        await messages.insert_message(
             conn,
-            self.vault,
+            messages.NewMessage(
+                id=message_id,
+                sender_ods=HUB,
+                recipient_ods=recipient_ods,
+                event=bundle["entry"][0]["resource"]["eventCoding"]["code"],
+                bundle_identifier=bundle["identifier"]["value"],
+                message_header_id=bundle["entry"][0]["resource"]["id"],
+                payload_sha256=payload_sha256(bundle),
+                sealed=sealed,
+                request_id=request_id or uuid.uuid4(),
+                correlation_id=None,
+                accepted_at=at,
+            ),
+        )
+
+    async def post_episode_alert(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        episode_id: UUID,
+        kind: str,
+        message_id: UUID,
+        recipient_ods: str,
+        bundle: dict[str, Any],
+        raw: bytes,
+        at: datetime,
+    ) -> None:
+        """Post an alert about an episode and put it on that episode's timeline as `alert:<kind>`."""
+        await self.post(conn, message_id=message_id, recipient_ods=recipient_ods, bundle=bundle, raw=raw, at=at)
+        await episodes.add_message(
+            conn,
+            episode_id=episode_id,
             message_id=message_id,
+            kind=f"alert:{kind}",
+            sender_ods=HUB,
             recipient_ods=recipient_ods,
-            bundle=bundle,
-            raw=raw,
             at=at,
-            request_id=request_id,
+            changed=False,
         )

@@ -59,23 +59,15 @@ class SafetyNet:
                     hub_private_jwk=self._mail.signing_jwk(),
                 )
                 alert_id = uuid.uuid4()
-                await self._mail.post(
+                await self._mail.post_episode_alert(
                     conn,
+                    episode_id=deadline.episode_id,
+                    kind=f"{deadline.kind}-overdue",
                     message_id=alert_id,
                     recipient_ods=deadline.waiting,
                     bundle=bundle,
                     raw=raw,
                     at=now,
-                )
-                await store.add_message(
-                    conn,
-                    episode_id=deadline.episode_id,
-                    message_id=alert_id,
-                    kind=f"alert:{deadline.kind}-overdue",
-                    sender_ods="hub",
-                    recipient_ods=deadline.waiting,
-                    at=now,
-                    changed=False,
                 )
                 await store.mark_alerted(conn, deadline.id, alert_id, now)
                 events.append(

@@ -16,7 +16,7 @@ import io
 import re
 import statistics
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -242,11 +242,9 @@ CSV_COLUMNS = (
 
 def report_csv(report: CwtReport, name_of: NameOf) -> str:
     """One row per provider (RFC 4180, header first; blank where nothing was measured); a spreadsheet opens it."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    for p in report.providers:
-        writer.writerow(
+    return _csv(
+        CSV_COLUMNS,
+        (
             (
                 name_of(p.ods),
                 p.ods,
@@ -259,8 +257,9 @@ def report_csv(report: CwtReport, name_of: NameOf) -> str:
                 _number(p.median_d38),
                 _number(p.median_d24),
             )
-        )
-    return out.getvalue()
+            for p in report.providers
+        ),
+    )
 
 
 def _number(value: float | None) -> str:
@@ -288,28 +287,34 @@ BREACH_CSV_COLUMNS = (
 
 def breaches_csv(report: CwtReport, name_of: NameOf) -> str:
     """One row per breach with its allocation (dates as YYYY-MM-DD, which spreadsheets read as dates)."""
+    return _csv(BREACH_CSV_COLUMNS, (_breach_row(item, name_of) for item in report.breaches))
+
+
+def _breach_row(item: AllocatedPathway, name_of: NameOf) -> tuple[object, ...]:
+    row, a = item.row, item.allocation
+    return (
+        item.episode_id,
+        name_of(row.referring),
+        row.referring,
+        name_of(row.treating),
+        row.treating,
+        row.clock_start.isoformat(),
+        _iso(row.ipt_received_date) or "",
+        _iso(row.treatment_date) or "",
+        "" if a.d38 is None else a.d38,
+        "" if a.d24 is None else a.d24,
+        "" if a.d62 is None else a.d62,
+        a.rule,
+        "" if row.referring == row.treating else _number(a.shares.get(row.referring, 0.0)),
+        _number(a.shares.get(row.treating, 0.0)),
+        explain(item, name_of),
+    )
+
+
+def _csv(columns: tuple[str, ...], rows: Iterable[Iterable[object]]) -> str:
+    """RFC 4180 text (CRLF line ends), the header `columns` first."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(BREACH_CSV_COLUMNS)
-    for item in report.breaches:
-        row, a = item.row, item.allocation
-        writer.writerow(
-            (
-                item.episode_id,
-                name_of(row.referring),
-                row.referring,
-                name_of(row.treating),
-                row.treating,
-                row.clock_start.isoformat(),
-                _iso(row.ipt_received_date) or "",
-                _iso(row.treatment_date) or "",
-                "" if a.d38 is None else a.d38,
-                "" if a.d24 is None else a.d24,
-                "" if a.d62 is None else a.d62,
-                a.rule,
-                "" if row.referring == row.treating else _number(a.shares.get(row.referring, 0.0)),
-                _number(a.shares.get(row.treating, 0.0)),
-                explain(item, name_of),
-            )
-        )
+    writer.writerow(columns)
+    writer.writerows(rows)
     return out.getvalue()

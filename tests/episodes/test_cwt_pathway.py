@@ -13,7 +13,6 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from adapters.cwt_items import PATHWAY_ID_URL
-from adapters.pathway import Pathway
 from service.app import SAFETY_NET
 from service.delivery.safetynet import SafetyNet
 from service.receipts import receipt_parameters
@@ -21,24 +20,8 @@ from service.store import cwt as cwt_store
 from service.store import db
 from tests.support.hub import Network, RunningHub, running_hub
 from tests.support.messages import error_codes, pathway
+from tests.support.pathway_http import episode_of, send, send_whole_pathway
 from tests.ui.http_signin import sign_in
-
-
-async def send(hub: RunningHub, ods: str, bundle: dict[str, Any]) -> Any:
-    client = hub.trust(ods)
-    return await client.send(client.sign(bundle))
-
-
-async def episode_of(hub: RunningHub, story: Pathway) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {hub.staff_token('governance')}"}
-    url = f"{hub.base_url}/episodes?nhs-number={story.patient.nhs_number}"
-    async with hub.session.get(url, headers=headers) as resp:
-        [summary] = (await resp.json())["episodes"]
-    headers = {"Authorization": f"Bearer {hub.staff_token('governance')}"}
-    async with hub.session.get(f"{hub.base_url}/episodes/{summary['id']}", headers=headers) as resp:
-        assert resp.status == 200
-        detail: dict[str, Any] = await resp.json()
-        return detail
 
 
 def london_today() -> Any:
@@ -136,14 +119,7 @@ async def test_the_episode_page_draws_the_phases_and_says_the_allocation(network
     today = london_today()
     async with running_hub(network, database, dev_idp=True, safety_net_seconds=3600) as hub:
         story = pathway(2405, start=today - timedelta(days=70))  # day 70 at the transfer, treated the same day
-        for sender, build in (
-            ("RM1", story.referral),
-            ("RGT", lambda: story.outcome("accepted")),
-            ("RM1", story.transfer_to_centre),
-            ("RGT", story.centre_answers),
-            ("RGT", story.discharge_summary),
-        ):
-            assert (await send(hub, sender, build())).accepted
+        await send_whole_pathway(hub, story)
         episode = await episode_of(hub, story)
         assert episode["cancer_waiting_times"]["allocation_rule"] == "referring"
         # The clock alerts agree: day 38 breached (IPT on day 70), and day 62 (treated on day 70, though the

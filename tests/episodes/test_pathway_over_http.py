@@ -4,33 +4,13 @@ episode's state, and the cancer pathway clocks."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from adapters import builders
-from adapters.pathway import Pathway
 from tests.support.hub import RunningHub
 from tests.support.messages import pathway
+from tests.support.pathway_http import episode_of, send, send_whole_pathway
 
 LOCAL = builders.Clinician("Referrer", "Sam", "7000001")
-
-
-async def send(hub: RunningHub, ods: str, bundle: dict[str, Any]) -> Any:
-    client = hub.trust(ods)
-    return await client.send(client.sign(bundle))
-
-
-async def episode_of(hub: RunningHub, story: Pathway) -> dict[str, Any]:
-    token = hub.staff_token("governance")
-    nhs = story.patient.nhs_number
-    async with hub.session.get(
-        f"{hub.base_url}/episodes?nhs-number={nhs}", headers={"Authorization": f"Bearer {token}"}
-    ) as resp:
-        [summary] = (await resp.json())["episodes"]
-    async with hub.session.get(
-        f"{hub.base_url}/episodes/{summary['id']}", headers={"Authorization": f"Bearer {hub.staff_token('governance')}"}
-    ) as resp:
-        detail: dict[str, Any] = await resp.json()
-        return detail
 
 
 async def test_responsibility_follows_the_whole_pathway(hub: RunningHub) -> None:
@@ -117,14 +97,7 @@ async def test_pathway_clocks_flag_day_38_and_day_62_breaches(hub: RunningHub) -
 
 async def test_resections_count_in_the_governance_summary(hub: RunningHub) -> None:
     story = pathway(509)
-    for sender, build in (
-        ("RM1", story.referral),
-        ("RGT", lambda: story.outcome("accepted")),
-        ("RM1", story.transfer_to_centre),
-        ("RGT", story.centre_answers),
-        ("RGT", story.discharge_summary),
-    ):
-        assert (await send(hub, sender, build())).accepted
+    await send_whole_pathway(hub, story)
     token = hub.staff_token("governance")
     async with hub.session.get(
         f"{hub.base_url}/governance/summary", headers={"Authorization": f"Bearer {token}"}

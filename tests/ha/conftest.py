@@ -10,7 +10,6 @@ import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,6 +17,7 @@ from adapters.recipient import Recipient
 from service.crypto.kek import create_kek_file
 from tests.ha.cluster import PatroniCluster, missing_parts
 from tests.ha.hubs import HubProcess, hub_env, start_hub
+from tests.support.centre import centre_with_push
 from tests.support.hub import Network, free_port
 
 HUB_SETTINGS = {
@@ -74,14 +74,7 @@ async def ha(
     directory = tmp_path_factory.mktemp("ha")
     kek = directory / "kek.key"
     create_kek_file(kek)
-    recipient = Recipient("RGT", network.registry)
-
-    def push_to_recipient(doc: dict[str, Any]) -> None:
-        doc["participants"]["RGT"]["endpoint"] = recipient.endpoint
-
-    edited = network.edited(directory / "network", push_to_recipient)
-    recipient.registry = edited.registry
-    async with recipient:
+    async with centre_with_push(network, directory) as (edited, recipient):
         env_a = hub_env(edited, cluster.multi_host_dsn(), free_port(), kek, **HUB_SETTINGS)
         env_b = hub_env(edited, cluster.haproxy_dsn(), free_port(), kek, **HUB_SETTINGS)
         a = start_hub(env_a, directory / "logs")

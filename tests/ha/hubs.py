@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import time
 import urllib.error
@@ -13,24 +11,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.hub import ROOT, Network, free_port
-from tests.support.processes import HANDOVER
+from tests.support.processes import HANDOVER, serve_env, stop
 
 
 def hub_env(network: Network, dsn: str, port: int, kek: Path, **settings: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HANDOVER_")}
-    env.update(
-        HANDOVER_LISTEN=f"127.0.0.1:{port}",
-        HANDOVER_NETWORK=str(network.network_path),
-        HANDOVER_KEYS_DIR=str(network.keys_dir),
-        HANDOVER_KEK_FILE=str(kek),
-        HANDOVER_DATABASE_URL=dsn,
-        HANDOVER_CHECKPOINT_RECORD_DIR="off",
-        # The registry's push endpoints are nowhere here: a short timeout keeps a push in flight from holding
-        # up a hub's graceful stop (pushes in flight are given their timeout to finish).
-        HANDOVER_PUSH_TIMEOUT_SECONDS="2",
+    return serve_env(
+        network,
+        dsn,
+        port,
+        kek,
+        **{
+            "HANDOVER_CHECKPOINT_RECORD_DIR": "off",
+            # The registry's push endpoints are nowhere here: a short timeout keeps a push in flight from holding
+            # up a hub's graceful stop (pushes in flight are given their timeout to finish).
+            "HANDOVER_PUSH_TIMEOUT_SECONDS": "2",
+            **settings,
+        },
     )
-    env.update(settings)
-    return env
 
 
 @dataclass
@@ -74,13 +71,7 @@ class HubProcess:
         raise AssertionError("hub did not become ready:\n" + "\n".join(self.log_lines()[-20:]))
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop(self.proc)
 
 
 def start_hub(

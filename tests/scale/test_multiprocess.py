@@ -18,8 +18,6 @@ import shutil
 import signal
 import subprocess
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,7 +26,6 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from adapters.recipient import Recipient
 from adapters.trust_client import TrustClient
 from service.auditlog.verify_cli import verify_database
 from service.crypto.kek import create_kek_file
@@ -36,9 +33,10 @@ from service.identity.keystore import revoke_key
 from service.identity.roles import StaffRole
 from service.identity.signing import sign_bundle, thumbprint
 from service.identity.staff import mint_dev_staff_token
+from tests.support.centre import centre_with_push
 from tests.support.hub import ROOT, Network, free_port
 from tests.support.messages import referral
-from tests.support.processes import HANDOVER, wait_healthy
+from tests.support.processes import HANDOVER, serve_env, stop, wait_healthy
 
 SENDERS = ("RM1", "RDE", "RGN", "RC9", "RGP", "RCX", "RGR")
 MESSAGES = 160
@@ -46,13 +44,11 @@ CLIENTS = 16
 
 
 def hub_env(network: Network, database: str, port: int, kek: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HANDOVER_")}
-    env.update(
-        HANDOVER_LISTEN=f"127.0.0.1:{port}",
-        HANDOVER_NETWORK=str(network.network_path),
-        HANDOVER_KEYS_DIR=str(network.keys_dir),
-        HANDOVER_KEK_FILE=str(kek),
-        HANDOVER_DATABASE_URL=database,
+    return serve_env(
+        network,
+        database,
+        port,
+        kek,
         HANDOVER_CHECKPOINT_SECONDS="0.5",
         HANDOVER_SAFETY_NET_SECONDS="0.3",
         HANDOVER_DEADLINE_ACKNOWLEDGEMENT_HOURS="0.0005",  # 1.8 s: answers fall overdue during the run
@@ -61,7 +57,6 @@ def hub_env(network: Network, database: str, port: int, kek: Path) -> dict[str, 
         # killed process had leased go to another process well within the wait below (with 30 s, 70 s).
         HANDOVER_PUSH_TIMEOUT_SECONDS="3",
     )
-    return env
 
 
 def serve(env: dict[str, str], *, workers: int = 1) -> subprocess.Popen[bytes]:
@@ -70,34 +65,11 @@ def serve(env: dict[str, str], *, workers: int = 1) -> subprocess.Popen[bytes]:
     )
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 @dataclass
 class Sent:
     identifier: str
     request_id: str
     status: int = 0
-
-
-@asynccontextmanager
-async def centre_with_push(network: Network, tmp_path: Path) -> AsyncIterator[tuple[Network, Recipient]]:
-    recipient = Recipient("RGT", network.registry)
-
-    def push_to_recipient(doc: dict[str, Any]) -> None:
-        doc["participants"]["RGT"]["endpoint"] = recipient.endpoint
-
-    edited = network.edited(tmp_path / "network", push_to_recipient)
-    recipient.registry = edited.registry
-    async with recipient:
-        yield edited, recipient
 
 
 async def send_with_retries(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -69,3 +70,36 @@ async def test_the_service_role_can_start_without_create_rights(database: str) -
         await conn.execute(f"DROP OWNED BY {role}")
         await conn.execute(f"DROP ROLE IF EXISTS {role}")
         await conn.close()
+
+
+async def test_episodes_opened_before_0013_get_the_ipt_date_the_earlier_rule_gave_and_no_later_one(
+    database: str,
+) -> None:
+    """Migration 0015: an upgraded hub must not count every earlier cancer episode as not yet transferred (a burst of
+    day-38 alerts), nor date a referral opened since 0013 that is still incomplete."""
+    conn = await asyncpg.connect(database)
+    try:
+        await conn.execute("DELETE FROM schema_migrations WHERE version = 15")
+        await conn.execute("UPDATE schema_migrations SET applied_at = '2026-10-01T12:00:00Z' WHERE version = 13")
+        for name, opened in (
+            ("before", datetime(2026, 9, 30, 23, 30, tzinfo=UTC)),
+            ("since", datetime(2026, 10, 2, 9, tzinfo=UTC)),
+        ):
+            await conn.execute(
+                "INSERT INTO episodes (id, nhs_number_hmac, referral_identifier, referrer_ods, centre_ods, state,"
+                " snapshot, pathway_start, opened_at, updated_at)"
+                " VALUES (gen_random_uuid(), repeat('a', 63) || $1, $2, 'RM1', 'RGT', 'referred', '{}', '2026-09-01',"
+                " $3, $3)",
+                "0" if name == "before" else "1",
+                name,
+                opened,
+            )
+    finally:
+        await conn.close()
+    assert [m.version for m in await db.migrate(database)] == [15]
+    conn = await asyncpg.connect(database)
+    try:
+        dates = dict(await conn.fetch("SELECT referral_identifier, ipt_received_date FROM episodes"))
+    finally:
+        await conn.close()
+    assert dates == {"before": date(2026, 10, 1), "since": None}  # 23:30 UTC on 30 September is 1 October in London

@@ -14,8 +14,3 @@ ALTER TABLE episodes
     ADD COLUMN adjustment_days_referring  integer NOT NULL DEFAULT 0 CHECK (adjustment_days_referring >= 0),
     ADD COLUMN adjustment_days_treating   integer NOT NULL DEFAULT 0 CHECK (adjustment_days_treating >= 0);
 CREATE INDEX episodes_treatment_date_idx ON episodes (treatment_date) WHERE treatment_date IS NOT NULL;
--- Episodes opened before this release had their referral complete on arrival (the earlier rule: the transfer is
--- the referral reaching the centre), so their IPT received date is the London date they were opened. Without it an
--- upgraded hub would count every earlier cancer episode as not yet transferred and alert on each at once.
-UPDATE episodes SET ipt_received_date = (opened_at AT TIME ZONE 'Europe/London')::date
- WHERE pathway_start IS NOT NULL AND ipt_received_date IS NULL;
