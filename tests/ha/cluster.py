@@ -3,8 +3,10 @@
 pg_rewind, and HAProxy (Debian's) routing to whichever node Patroni's REST API calls the primary (GET /primary).
 
 Patroni and etcd run as the `postgres` user when we are root (PostgreSQL refuses root), with a Python that user
-may execute and the project's site-packages on PYTHONPATH. Everything lives under one directory in /tmp and is
-stopped by `close`, which leaves no process behind.
+may execute and the project's site-packages on PYTHONPATH, or, when that user cannot read them (a checkout in a
+private mode-700 home), a copy of Patroni's dependency closure (tests/ha/pythonpath.py). Everything lives under
+one directory in /tmp (mode 755, owned by the user the cluster runs as) and is stopped and removed by `close`,
+which leaves no process and no file behind.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import os
 import pwd
 import shutil
 import signal
-import site
 import subprocess
 import sys
 import tempfile
@@ -28,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from tests.ha.pythonpath import CAN_READ, copy_closure, site_packages
 from tests.support.hub import free_port
 
 PG_BINDIR = Path("/usr/lib/postgresql/15/bin")
@@ -163,23 +165,39 @@ class PatroniCluster:
     _haproxy: subprocess.Popen[bytes] | None = None
     _user: pwd.struct_passwd | None = None
     _python: str = ""
+    _pythonpath: str = ""
 
     @classmethod
     def create(cls, timings: dict[str, int] | None = None) -> PatroniCluster:
         base = Path(tempfile.mkdtemp(prefix="handover-ha-", dir="/tmp"))
         base.chmod(0o755)
         cluster = cls(base, dict(timings or TEST_TIMINGS))
-        cluster._user = _run_as()
-        if cluster._user is not None:
-            os.chown(base, cluster._user.pw_uid, cluster._user.pw_gid)
-        cluster._python = _python_for(cluster._user)
-        for number in range(2):
-            node = Node(f"node{number}", base / f"node{number}", free_port(), free_port())
-            node.directory.mkdir(mode=0o700)
-            if cluster._user is not None:
-                os.chown(node.directory, cluster._user.pw_uid, cluster._user.pw_gid)
-            cluster.nodes.append(node)
+        try:
+            cluster._prepare()
+        except BaseException:
+            shutil.rmtree(base, ignore_errors=True)
+            raise
         return cluster
+
+    def _prepare(self) -> None:
+        self._user = _run_as()
+        if self._user is not None:
+            os.chown(self.base, self._user.pw_uid, self._user.pw_gid)
+        self._python = _python_for(self._user)
+        self._pythonpath = self._readable_pythonpath()
+        for number in range(2):
+            node = Node(f"node{number}", self.base / f"node{number}", free_port(), free_port())
+            node.directory.mkdir(mode=0o700)
+            if self._user is not None:
+                os.chown(node.directory, self._user.pw_uid, self._user.pw_gid)
+            self.nodes.append(node)
+
+    def _readable_pythonpath(self) -> str:
+        """This virtualenv's site-packages if the cluster's user may read them, else a copy under `base`."""
+        packages = site_packages()
+        if self._user is None or _can_run(self._user, [self._python, "-S", "-c", CAN_READ, *packages]):
+            return os.pathsep.join(packages)
+        return str(copy_closure(self.base / "site-packages"))
 
     # ------------------------------------------------------------------------------------------------ start
 
@@ -228,7 +246,7 @@ class PatroniCluster:
         env = {
             "PATH": "/usr/bin:/bin",
             "LC_ALL": "C.UTF-8",
-            "PYTHONPATH": os.pathsep.join(site.getsitepackages()),
+            "PYTHONPATH": self._pythonpath,
             "HOME": str(node.directory),
         }
         node.proc = self._spawn([self._python, "-S", "-m", "patroni", str(node.config_path)], node.log_path, env)

@@ -1,8 +1,9 @@
 """Upgrades without downtime (issue 27, item 4): the hub of the release before the newest migration serves on a
 database while this release's hub starts beside it and migrates that database; the older hub goes on receipting
 throughout, because a migration is additive for one release (docs/operations.md, "Upgrades"). The older release
-is this repository's own history: the commit before the one that added the newest migration, extracted with
-`git archive` and run from its own directory with the same virtualenv."""
+is this repository's own history: the newest commit whose migrations are a strict subset of this release's, each
+unchanged (`release_before`), extracted with `git archive` and run from its own directory with the same
+virtualenv."""
 
 from __future__ import annotations
 
@@ -32,15 +33,40 @@ def git(*args: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, timeout=60, check=False)
 
 
+MIGRATIONS = "service/store/migrations"
+
+
+def migration_blobs(commit: str) -> dict[str, str]:
+    """{migration file name: blob id} at `commit`."""
+    listing = git("ls-tree", commit, f"{MIGRATIONS}/").stdout.decode().splitlines()
+    return {line.rpartition("/")[2]: line.split()[2] for line in listing if line.endswith(".sql")}
+
+
+def release_before(head: str = "HEAD") -> str | None:
+    """The newest commit in `head`'s history whose migrations are this release's first few, byte for byte, but not
+    all: a release this one upgrades. (The parent of the commit that added the newest migration is not always
+    one: a migration not yet released may have been edited after, on a branch merged later.)"""
+    ours = migration_blobs(head)
+    touching = git("rev-list", "--full-history", head, "--", MIGRATIONS).stdout.decode().split()
+    for commit in touching:
+        parents = git("rev-list", "--parents", "-n1", commit).stdout.decode().split()
+        for candidate in parents:  # the commit itself, then its parents
+            theirs = migration_blobs(candidate)
+            if (
+                theirs
+                and len(theirs) < len(ours)
+                and [ours[n] for n in sorted(ours)[: len(theirs)]] == [theirs[n] for n in sorted(theirs)]
+            ):
+                return candidate
+    return None
+
+
 def previous_release(directory: Path) -> tuple[str, int]:
-    """Extract the tree of the commit before the newest migration was added into `directory`; returns that
-    commit and the newest migration version it knows."""
-    newest = bundled_migrations()[-1]
-    path = f"service/store/migrations/{newest.version:04d}_{newest.name}.sql"
-    added = git("log", "-1", "--diff-filter=A", "--format=%H", "--", path).stdout.decode().strip()
-    parent = git("rev-parse", "--verify", "--quiet", f"{added}^").stdout.decode().strip() if added else ""
+    """Extract the tree of the newest earlier release (`release_before`) into `directory`; returns that commit
+    and the newest migration version it knows."""
+    parent = release_before()
     if not parent:
-        pytest.skip(f"this checkout has no history before {path} was added (a shallow or exported copy)")
+        pytest.skip("this checkout has no earlier commit with fewer migrations (a shallow or exported copy)")
     archive = git("archive", "--format=tar", parent, "service", "adapters", "fhir_profiles")
     assert archive.returncode == 0, archive.stderr.decode()
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
