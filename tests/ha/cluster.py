@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.ha.pythonpath import CAN_READ, copy_closure, site_packages
@@ -50,6 +51,17 @@ def missing_parts() -> list[str]:
     except ImportError:
         found.append("Patroni (pip install -e '.[ha]')")
     return found
+
+
+def require_ha_parts() -> None:
+    """Skip a test this machine cannot run (a developer without etcd or HAProxy); under CI, where .ci/run installs
+    them all, fail instead: the HA tests are never skipped in CI."""
+    missing = missing_parts()
+    if not missing:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"the HA tests need {', '.join(missing)}: .ci/run installs them")
+    pytest.skip(f"the HA tests need {', '.join(missing)}")
 
 
 def _run_as() -> pwd.struct_passwd | None:

@@ -6,7 +6,6 @@ recipient; answers fall overdue within two seconds so the hubs' safety nets have
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 
 from adapters.recipient import Recipient
 from service.crypto.kek import create_kek_file
-from tests.ha.cluster import PatroniCluster, missing_parts
+from tests.ha.cluster import PatroniCluster, require_ha_parts
 from tests.ha.hubs import HubProcess, hub_env, start_hub
 from tests.support.centre import centre_with_push
 from tests.support.hub import Network, free_port
@@ -54,11 +53,7 @@ class HighlyAvailable:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[PatroniCluster]:
-    missing = missing_parts()
-    if missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"the HA tests need {', '.join(missing)}: .ci/run installs them")
-        pytest.skip(f"the HA tests need {', '.join(missing)}")
+    require_ha_parts()
     started = PatroniCluster.create()
     try:
         started.start()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ha.cluster import _as, _python_for, _run_as, missing_parts
+from tests.ha.cluster import _as, _python_for, _run_as, require_ha_parts
 from tests.ha.pythonpath import closure, copy_closure
 
 # What `python -m patroni` imports to run with etcd v3 and psycopg 3 (the imports Patroni defers to start-up).
@@ -32,8 +32,7 @@ def readable_directory() -> Iterator[Path]:
 
 
 def test_patroni_imports_from_the_copied_closure_alone(readable_directory: Path) -> None:
-    if missing_parts():
-        pytest.skip(f"the HA tests need {', '.join(missing_parts())}")
+    require_ha_parts()
     names = {d.metadata["Name"].lower() for d in closure()}
     assert {"patroni", "psycopg", "psycopg-binary", "python-etcd", "pyyaml"} <= names
     assert not names & {"pytest", "aiohttp", "mypy"}, "only what Patroni needs, not the whole virtualenv"
