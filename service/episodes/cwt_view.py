@@ -44,27 +44,23 @@ def cancer_waiting_times(episode_id: str, referring: str, treating: str, dates: 
     """The `cancer_waiting_times` object of GET /episodes/{id}; None (JSON null) when the episode is not a cancer
     pathway."""
     allocation = cwt_allocation(episode_id, referring, treating, dates)
-    if allocation is None or dates.clock_start is None:
-        return None
+    return None if allocation is None else cwt_view(dates, allocation)
+
+
+def cwt_view(dates: CwtDates, allocation: Allocation) -> dict[str, Any]:
+    """`cancer_waiting_times` of a cancer pathway episode (one with a clock start) whose allocation is known."""
     d31 = days_decision_to_treatment(dates)
 
     def shown(value: Any) -> str | None:
         return None if value is None else value.isoformat()
 
     return {
-        "clock_start": dates.clock_start.isoformat(),
+        "clock_start": shown(dates.clock_start),  # never None: an allocation has a clock start
         "ipt_received_date": shown(dates.ipt_received_date),
         "decision_to_treat_date": shown(dates.decision_to_treat_date),
         "treatment_date": shown(dates.treatment_date),
         "adjustment_days_referring": dates.adjustment_days_referring,
         "adjustment_days_treating": dates.adjustment_days_treating,
-        "d38": allocation.d38,
-        "d24": allocation.d24,
-        "d62": allocation.d62,
-        "transferred_by_day_38": allocation.transferred_by_day_38,
-        "treated_within_24_days": allocation.treated_within_24_days,
-        "met_62_days": allocation.met_62_days,
+        **allocation.as_json(),  # d38, d24, d62, the three flags, the rule and the shares, as the CLI gives them
         "met_31_days": None if d31 is None else d31 <= DECISION_TARGET_DAYS,
-        "allocation_rule": allocation.rule,
-        "allocation": dict(allocation.shares),
     }

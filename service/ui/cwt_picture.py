@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.episodes.cwt_allocation import Allocation, allocate
-from service.episodes.cwt_view import cancer_waiting_times, cwt_pathway
+from service.episodes.cwt_view import cwt_pathway, cwt_view
 from service.episodes.cwt_words import NameOf, describe_allocation
 from service.store.cwt import CwtDates
 
@@ -66,5 +66,5 @@ def cwt_section(
         return None
     allocation = allocate(pathway)
     words = describe_allocation(pathway, allocation, name_of)
-    view = cancer_waiting_times(episode_id, referring, treating, dates)
+    view = cwt_view(dates, allocation)
     return {"dates": dates, "view": view, "picture": draw_cwt(allocation, days_so_far, words)}
