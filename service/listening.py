@@ -18,31 +18,30 @@ class AddressUnavailableError(Exception):
     """The hub cannot listen on the address it was given; the message says which and what to do."""
 
 
-def explain(host: str, port: int, err: OSError) -> str:
-    """What to tell a person whose hub could not bind host:port with `err`: which address, why, what to do."""
+def explain(host: str, port: int, err: OSError, setting: str = "HANDOVER_LISTEN") -> str:
+    """What to tell a person who could not bind host:port with `err`: which address, why, what to do. `setting` is
+    how they chose the address: HANDOVER_LISTEN (host:port), or a command-line option such as `hl7 listen --port`
+    (a port) or `--metrics` (host:port)."""
     if err.errno == errno.EADDRINUSE:
         why = "the address is already in use (another `handover serve` or `handover demo`, or another program)"
-        advice = f"Stop whatever holds it, or choose another port with HANDOVER_LISTEN={host}:{_next(port)}"
+        advice = f"Stop whatever holds it, or choose another port with {_choice(setting, host, _next(port))}"
     elif err.errno == errno.EADDRNOTAVAIL:
         why = f"{host} is not an address of this machine"
-        advice = f"Choose one of its addresses with HANDOVER_LISTEN, e.g. HANDOVER_LISTEN=127.0.0.1:{port}"
+        advice = f"Choose one of its addresses with {setting}, e.g. {_choice(setting, '127.0.0.1', port)}"
     elif err.errno == errno.EACCES:
         why = "permission denied (ports below 1024 need privileges)"
-        advice = f"Choose a port from 1024 up with HANDOVER_LISTEN, e.g. HANDOVER_LISTEN={host}:8080"
+        advice = f"Choose a port from 1024 up with {setting}, e.g. {_choice(setting, host, 8080)}"
     else:
         why = err.strerror or str(err)
-        advice = "Choose another address with HANDOVER_LISTEN (host:port)"
+        advice = f"Choose another address with {setting}"
     return f"Cannot listen on {host}:{port}: {why}. {advice}."
 
 
-def explain_for_option(host: str, port: int, err: OSError, option: str) -> str:
-    """`explain` for an address given on the command line by `option` (`hl7 listen --port`), not HANDOVER_LISTEN."""
-    if err.errno == errno.EADDRINUSE:
-        return (
-            f"Cannot listen on {host}:{port}: the address is already in use. Stop whatever holds it, or choose "
-            f"another with {option} (e.g. {option} {_next(port) if option == '--port' else f'{host}:{_next(port)}'})."
-        )
-    return f"Cannot listen on {host}:{port}: {err.strerror or err}. Choose another address with {option}."
+def _choice(setting: str, host: str, port: int) -> str:
+    """How `setting` names host:port: `HANDOVER_LISTEN=h:p`, `--port p`, or `--option h:p`."""
+    if setting == "--port":
+        return f"--port {port}"
+    return f"{setting} {host}:{port}" if setting.startswith("--") else f"{setting}={host}:{port}"
 
 
 def _next(port: int) -> int:

@@ -22,7 +22,7 @@ from adapters.hl7.queue import DiskQueue
 from adapters.trust_client import TrustClient
 from service.identity.keystore import load_private_jwk
 from service.identity.registry import load_registry
-from service.listening import explain_for_option as explain
+from service.listening import explain
 from service.terminology import load_code_system
 
 log = logging.getLogger("handover.hl7")
