@@ -50,9 +50,10 @@ from bench.load_hub import (
 )
 from bench.load_mesh import mesh_sequential_sends
 from bench.load_messages import signed_referrals
+from bench.load_stages import StageCost, stage_costs
 
 ROOT = Path(__file__).resolve().parents[1]
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 150)  # a saved table keeps whole words in its cells
 
 
 @dataclass
@@ -236,7 +237,37 @@ async def throughput_rows(
         steady = await latency_phase(server, network, rate=half, count=max(200, int(half * 10)))
     measure = f"hub, one worker, open loop at {half:,.0f}/s (half of max)"
     rows.append(_latency_row(measure, steady, "p99 aim < 50 ms", load=f"{_load():.1f}"))
+    with console.status("where one message's CPU goes, stage by stage (in this process)"):
+        stages = stage_costs(directory)
+    rows += stage_rows(stages, one_worker[1], ceiling_round.ceiling)
     return rows
+
+
+def stage_rows(stages: list[StageCost], hub: CpuShare, ceiling: float) -> list[Row]:
+    """The arithmetic: each CPU-only stage's microseconds per message (bench/load_stages.py), what is left of the
+    one-worker hub's CPU per message, and what the hub may spend per message to reach 0.8 of the ceiling."""
+    rows = [
+        Row(f"  stage: {cost.name}", f"{cost.microseconds:,.0f} µs", ratio=f"range {cost.low:,.0f}-{cost.high:,.0f}")
+        for cost in stages
+    ]
+    by_name = {cost.name: cost.microseconds for cost in stages}
+    staged = sum(by_name[name] for name in HUB_STAGES if name in by_name)
+    rest = 1000 * hub.hub_ms - staged
+    rows.append(Row("  rest of the hub's CPU: HTTP, PostgreSQL round trips, episodes", f"{rest:,.0f} µs"))
+    budget = 1e6 / (0.8 * ceiling)
+    rows.append(
+        Row(
+            "  hub CPU per message allowed for 0.8 of the ceiling (one worker)",
+            f"{budget:,.0f} µs",
+            ratio=f"spent: {1000 * hub.hub_ms:,.0f} µs",
+        )
+    )
+    return rows
+
+
+HUB_STAGES = ("bearer token verified", "read once + patient + profiles", "payload sealed", "receipt built and signed")
+"""The stages that together are the hub's CPU-only work on a message (the others are parts of these, or the
+ceiling's)."""
 
 
 def _of(rounds: list[Round]) -> str:
