@@ -34,6 +34,17 @@ def canonical_json(value: Any) -> bytes:
     return bytes(rfc8785.dumps(value))
 
 
+def canonical_json_of_plain(value: Any) -> bytes:
+    """`canonical_json` of a value its caller built itself and knows to be plain: only dicts whose keys are
+    ASCII `str`, lists, `str`, `bool`, None and `int` within ±(2^53-1), all of exactly those types. The walk
+    that proves it is skipped (the hub's receipt, rebuilt per message from its own strings); a lone surrogate
+    still goes to `rfc8785`. Given anything else, the bytes may differ from RFC 8785: use `canonical_json`."""
+    try:
+        return _ENCODER.encode(value).encode("utf-8")
+    except UnicodeEncodeError:
+        return bytes(rfc8785.dumps(value))
+
+
 def _plain(value: Any) -> bool:
     """True when the C encoder's output is the JCS output (see the module docstring)."""
     stack = [value]

@@ -41,10 +41,11 @@ def hub_header(
 
 
 def signed_hub_message(
-    entries: list[dict[str, Any]], *, at: datetime, hub_private_jwk: Mapping[str, Any]
+    entries: list[dict[str, Any]], *, at: datetime, hub_private_jwk: Mapping[str, Any], plain: bool = False
 ) -> tuple[dict[str, Any], bytes]:
     """The message Bundle of `entries` (resources with ids; the MessageHeader first), signed by the hub, and
-    the exact bytes to store and send."""
+    the exact bytes to store and send. `plain`: the caller knows `entries` hold only what
+    `service.canonical.canonical_json_of_plain` allows (the receipt), which spares the canonical form its walk."""
     bundle = {
         "resourceType": "Bundle",
         "id": str(uuid.uuid4()),
@@ -53,7 +54,7 @@ def signed_hub_message(
         "timestamp": at.isoformat(timespec="microseconds").replace("+00:00", "Z"),
         "entry": [{"fullUrl": f"urn:uuid:{resource['id']}", "resource": resource} for resource in entries],
     }
-    signed = sign_own_bundle(bundle, hub_private_jwk, "hub", when=at)
+    signed = sign_own_bundle(bundle, hub_private_jwk, "hub", when=at, plain=plain)
     # `who` is outside the signed payload; the hub has no ODS code, so it is named by its own identifier.
     signed["signature"]["who"] = {
         "identifier": {"system": HUB_IDENTIFIER_SYSTEM, "value": "hub"},

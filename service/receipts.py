@@ -18,6 +18,8 @@ from uuid import UUID
 
 from service.hubmessages import hub_header, signed_hub_message
 
+_SAFE = 2**53 - 1  # RFC 8785 integers
+
 
 @dataclass(frozen=True)
 class ReceiptFacts:
@@ -53,8 +55,21 @@ def build_signed_receipt(facts: ReceiptFacts, event_system: str, hub_private_jwk
         response={"identifier": facts.request_header_id, "code": "ok"},
         focus=[f"urn:uuid:{parameters['id']}"],
     )
-    _, raw = signed_hub_message([header, parameters], at=facts.accepted_at, hub_private_jwk=hub_private_jwk)
+    _, raw = signed_hub_message(
+        [header, parameters],
+        at=facts.accepted_at,
+        hub_private_jwk=hub_private_jwk,
+        plain=_plain_facts(facts, event_system),
+    )
     return raw
+
+
+def _plain_facts(facts: ReceiptFacts, event_system: str) -> bool:
+    """Whether the receipt is plain for `canonical_json_of_plain`: everything else in it is a `str` made here."""
+    texts = (facts.payload_sha256, facts.sender_ods, facts.request_header_id, facts.bundle_identifier, event_system)
+    return (
+        all(type(text) is str for text in texts) and type(facts.audit_index) is int and 0 <= facts.audit_index <= _SAFE
+    )
 
 
 def receipt_parameters(receipt: Mapping[str, Any]) -> dict[str, Any]:

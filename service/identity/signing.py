@@ -51,7 +51,7 @@ from joserfc.jws import JWSRegistry
 from joserfc.registry import HeaderParameter
 from joserfc.util import json_b64encode, urlsafe_b64decode, urlsafe_b64encode
 
-from service.canonical import canonical_json
+from service.canonical import canonical_json, canonical_json_of_plain
 from service.errors import Code, HandoverError
 from service.strictjson import unique_members
 
@@ -192,16 +192,24 @@ def sign_bundle(
 
 
 def sign_own_bundle(
-    bundle: dict[str, Any], private_jwk: Mapping[str, Any], signer_ods: str, *, when: datetime | None = None
+    bundle: dict[str, Any],
+    private_jwk: Mapping[str, Any],
+    signer_ods: str,
+    *,
+    when: datetime | None = None,
+    plain: bool = False,
 ) -> dict[str, Any]:
     """`sign_bundle` for a Bundle the caller has just built and hands over: signed in place, not copied (the
-    hub's receipts and alerts)."""
+    hub's receipts and alerts). `plain`: the caller knows the Bundle is plain in the sense of
+    `service.canonical.canonical_json_of_plain`, so its canonical bytes need no proving walk."""
     if not isinstance(signer_ods, str) or not signer_ods:
         raise ValueError("signer_ods must be a non-empty string")
     moment = _utc_seconds(when)
     key, alg, kid = _private_key(private_jwk)
     header = {"alg": alg, "kid": kid, "typ": JWS_TYP, "iat": int(moment.timestamp())}
-    detached = _sign_detached(header, canonical_bytes(bundle), key, _REGISTRIES[alg])
+    unsigned = {k: v for k, v in bundle.items() if k != "signature"}
+    payload = canonical_json_of_plain(unsigned) if plain else canonical_json(unsigned)
+    detached = _sign_detached(header, payload, key, _REGISTRIES[alg])
     signed = bundle
     signed["signature"] = {
         "type": [{"system": SIGNATURE_TYPE_SYSTEM, "code": SIGNATURE_TYPE_CODE}],
