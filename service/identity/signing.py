@@ -384,7 +384,7 @@ def _decode_header(header_b64: str) -> dict[str, Any]:
         raise _invalid("the JWS protected header is too long")
     raw = _b64url(header_b64, "the JWS protected header")
     try:
-        header = json.loads(raw.decode("utf-8"), object_pairs_hook=unique_members, parse_constant=_no_constant)
+        header = _HEADER_DECODER.decode(raw.decode("utf-8"))
     except ValueError as err:  # includes UnicodeDecodeError and json.JSONDecodeError
         raise _invalid("the JWS protected header is not strict JSON") from err
     if not isinstance(header, dict):
@@ -394,6 +394,11 @@ def _decode_header(header_b64: str) -> dict[str, Any]:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+# What json.loads(text, object_pairs_hook=..., parse_constant=...) builds on every call, built once. (json.loads
+# also refuses a leading U+FEFF with its own message; decode refuses it as not JSON: the same ValueError here.)
+_HEADER_DECODER = json.JSONDecoder(object_pairs_hook=unique_members, parse_constant=_no_constant)
 
 
 def _check_header(header: Mapping[str, Any]) -> tuple[str, datetime | None]:

@@ -33,6 +33,7 @@ _KID = re.compile(r"[A-Za-z0-9_-]{43}", re.ASCII)
 _JTI = re.compile(r"[\x21-\x7e]{1,128}", re.ASCII)
 _HEADER = frozenset({"alg", "kid", "typ"})
 _REGISTRIES = {alg: JWSRegistry(algorithms=[alg]) for alg in SUPPORTED_ALGS}
+_DECODER = json.JSONDecoder(object_pairs_hook=unique_members)  # json.loads would build this on every call
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def _is_int(value: object) -> TypeGuard[int]:
 def _json_segment(segment: str, what: str) -> dict[str, Any]:
     try:
         raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-        value = json.loads(raw.decode("utf-8"), object_pairs_hook=unique_members)
+        value = _DECODER.decode(raw.decode("utf-8"))
     except (binascii.Error, ValueError):
         raise _refused(f"the token {what} is not base64url of a strict JSON object") from None
     if not isinstance(value, dict):
