@@ -13,6 +13,8 @@ from service.identity.signing import sign_own_bundle
 from service.terminology import ODS_SYSTEM, RFC3986_SYSTEM
 
 HUB_IDENTIFIER_SYSTEM = "https://handover.nhs.example/fhir/Id/hub"
+# What json.dumps(..., separators=(",", ":"), ensure_ascii=False) builds on every call, built once: the same bytes.
+_WIRE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def hub_header(
@@ -60,4 +62,4 @@ def signed_hub_message(
         "identifier": {"system": HUB_IDENTIFIER_SYSTEM, "value": "hub"},
         "display": "Handover hub",
     }
-    return signed, json.dumps(signed, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return signed, _WIRE.encode(signed).encode("utf-8")
