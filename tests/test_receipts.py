@@ -29,7 +29,7 @@ EVENTS = "https://handover.nhs.example/fhir/CodeSystem/handover-event"
 def _outcome(facts: ReceiptFacts, key: dict[str, Any]) -> bytes | type[Exception]:
     counter = itertools.count(1)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(uuid, "uuid4", lambda: uuid.UUID(int=next(counter), version=4))
+        patch.setattr(receipts, "new_uuids", lambda n: [str(uuid.UUID(int=next(counter), version=4)) for _ in range(n)])
         try:
             return build_signed_receipt(facts, EVENTS, key)
         except ValueError as err:  # a lone surrogate: the receipt cannot be written, on either path
@@ -104,3 +104,15 @@ class _Str(str):
 def test_a_str_subclass_is_not_plain() -> None:
     facts = ReceiptFacts(uuid.uuid4(), "ab" * 32, 3, b"\x02" * 32, datetime.now(UTC), _Str("RM1"), "h", "b")
     assert not receipts._plain_facts(facts, EVENTS)
+
+
+def test_receipt_ids_are_fresh_version_4_uuids() -> None:
+    facts = ReceiptFacts(uuid.uuid4(), "ab" * 32, 3, b"\x02" * 32, datetime.now(UTC), "RM1", "h", "b")
+    receipt = parse_strict_json(build_signed_receipt(facts, EVENTS, ec_private_jwk()))
+    header, parameters = (entry["resource"] for entry in receipt["entry"])
+    texts = [receipt["id"], receipt["identifier"]["value"].removeprefix("urn:uuid:"), header["id"], parameters["id"]]
+    assert len(set(texts)) == 4
+    assert all(str(uuid.UUID(text)) == text and uuid.UUID(text).version == 4 for text in texts)
+    assert uuid.UUID(texts[0]).variant == uuid.RFC_4122
+    assert header["focus"] == [{"reference": f"urn:uuid:{parameters['id']}"}]
+    assert [e["fullUrl"] for e in receipt["entry"]] == [f"urn:uuid:{header['id']}", f"urn:uuid:{parameters['id']}"]
