@@ -9,14 +9,15 @@ hub key in the same detached-JWS format as trust messages, so a trust can keep i
 from __future__ import annotations
 
 import base64
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from service.hubmessages import hub_header, signed_hub_message
+from service.hubmessages import hub_header, new_uuids, signed_hub_message
+
+_SAFE = 2**53 - 1  # RFC 8785 integers
 
 
 @dataclass(frozen=True)
@@ -45,16 +46,32 @@ def build_signed_receipt(facts: ReceiptFacts, event_system: str, hub_private_jwk
     ]
     if facts.ipt_received_date is not None:
         parameter.append({"name": "ipt-received-date", "valueDate": facts.ipt_received_date.isoformat()})
-    parameters = {"resourceType": "Parameters", "id": str(uuid.uuid4()), "parameter": parameter}
+    parameters_id, header_id, bundle_id, identifier = new_uuids(4)
+    parameters = {"resourceType": "Parameters", "id": parameters_id, "parameter": parameter}
     header = hub_header(
         event_system=event_system,
         event="acknowledgement",
         to_ods=facts.sender_ods,
         response={"identifier": facts.request_header_id, "code": "ok"},
         focus=[f"urn:uuid:{parameters['id']}"],
+        header_id=header_id,
     )
-    _, raw = signed_hub_message([header, parameters], at=facts.accepted_at, hub_private_jwk=hub_private_jwk)
+    _, raw = signed_hub_message(
+        [header, parameters],
+        at=facts.accepted_at,
+        hub_private_jwk=hub_private_jwk,
+        plain=_plain_facts(facts, event_system),
+        ids=(bundle_id, identifier),
+    )
     return raw
+
+
+def _plain_facts(facts: ReceiptFacts, event_system: str) -> bool:
+    """Whether the receipt is plain for `canonical_json_of_plain`: everything else in it is a `str` made here."""
+    texts = (facts.payload_sha256, facts.sender_ods, facts.request_header_id, facts.bundle_identifier, event_system)
+    return (
+        all(type(text) is str for text in texts) and type(facts.audit_index) is int and 0 <= facts.audit_index <= _SAFE
+    )
 
 
 def receipt_parameters(receipt: Mapping[str, Any]) -> dict[str, Any]:

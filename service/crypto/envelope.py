@@ -66,6 +66,14 @@ def encrypt_payload(plaintext: bytes, identity: PayloadIdentity, data_key: bytes
     return EncryptedBlob(ciphertext, nonce)
 
 
+def encrypt_new_payload(plaintext: bytes, identity: PayloadIdentity) -> tuple[bytes, EncryptedBlob]:
+    """`encrypt_payload` under a fresh random data key, returned with the blob: the key and the nonce come from one
+    read of the operating system's random source (`os.urandom`) instead of two draws."""
+    random = os.urandom(DATA_KEY_BYTES + NONCE_BYTES)
+    data_key, nonce = random[:DATA_KEY_BYTES], random[DATA_KEY_BYTES:]
+    return data_key, EncryptedBlob(AESGCM(data_key).encrypt(nonce, plaintext, payload_aad(identity)), nonce)
+
+
 def decrypt_payload(blob: EncryptedBlob, identity: PayloadIdentity, data_key: bytes) -> bytes:
     """The plaintext, or PayloadUnreadableError if the key, nonce, ciphertext or identity do not match."""
     if len(data_key) != DATA_KEY_BYTES or len(blob.nonce) != NONCE_BYTES:

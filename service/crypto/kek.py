@@ -84,6 +84,7 @@ class _Loaded:
     stamp: tuple[int, int, int]
     active: str
     keys: dict[str, bytes]
+    ciphers: dict[str, AESGCM]  # one per key, made when the file is read rather than per data key
 
 
 class FileKeyring:
@@ -91,6 +92,7 @@ class FileKeyring:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self._path_text = os.fspath(self.path)  # os.stat on a str: the per-operation check without pathlib's cost
         self._loaded: _Loaded | None = None
 
     @property
@@ -105,16 +107,16 @@ class FileKeyring:
     async def wrap(self, data_key: bytes, context: bytes) -> WrappedKey:
         loaded = self._current()
         nonce = os.urandom(_NONCE_BYTES)
-        sealed = AESGCM(loaded.keys[loaded.active]).encrypt(nonce, data_key, _aad(loaded.active, context))
+        sealed = loaded.ciphers[loaded.active].encrypt(nonce, data_key, _aad(loaded.active, context))
         return WrappedKey(loaded.active, nonce + sealed)
 
     async def unwrap(self, wrapped: WrappedKey, context: bytes) -> bytes:
-        key = self._current().keys.get(wrapped.kek_id)
-        if key is None:
+        cipher = self._current().ciphers.get(wrapped.kek_id)
+        if cipher is None:
             raise KeyUnavailableError("the data key was wrapped under a KEK this keyring does not hold")
         nonce, sealed = wrapped.wrapped[:_NONCE_BYTES], wrapped.wrapped[_NONCE_BYTES:]
         try:
-            return AESGCM(key).decrypt(nonce, sealed, _aad(wrapped.kek_id, context))
+            return cipher.decrypt(nonce, sealed, _aad(wrapped.kek_id, context))
         except InvalidTag:
             raise UnwrapError("the wrapped data key does not authenticate under its KEK") from None
 
@@ -123,7 +125,7 @@ class FileKeyring:
 
     def _current(self) -> _Loaded:
         try:
-            info = self.path.stat()
+            info = os.stat(self._path_text)
         except OSError:
             self._loaded = None
             raise KeyUnavailableError("the key-encryption key file is missing or unreadable") from None
@@ -131,7 +133,7 @@ class FileKeyring:
         if self._loaded is None or self._loaded.stamp != stamp:
             self._loaded = None
             active, keys = read_kek_file(self.path)
-            self._loaded = _Loaded(stamp, active, keys)
+            self._loaded = _Loaded(stamp, active, keys, {kek_id: AESGCM(key) for kek_id, key in keys.items()})
         return self._loaded
 
 

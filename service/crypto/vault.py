@@ -21,8 +21,7 @@ from service.crypto.envelope import (
     PayloadIdentity,
     PayloadUnreadableError,
     decrypt_payload,
-    encrypt_payload,
-    new_data_key,
+    encrypt_new_payload,
 )
 from service.crypto.kek import (
     FileKeyring,
@@ -52,8 +51,7 @@ class PayloadVault:
 
     async def seal(self, plaintext: bytes, identity: PayloadIdentity) -> EncryptedPayload:
         """Encrypt `plaintext` for storage. HandoverError(UNAVAILABLE) if the KEK cannot be used."""
-        data_key = new_data_key()
-        blob = encrypt_payload(plaintext, identity, data_key)
+        data_key, blob = encrypt_new_payload(plaintext, identity)
         try:
             wrapped = await self.kek.wrap(data_key, identity.message_id.bytes)
         except KeyUnavailableError as err:

@@ -14,12 +14,14 @@ Algorithms: ``ES256`` (P-256, raw R||S, mandatory) and ``Ed25519`` (RFC 9864 nam
 registered key pins exactly one of them; ``EdDSA``, ``none``, HS*, RS*, ES384 and anything else are refused.
 
 joserfc 1.8 does the JOSE work: it knows ES256 and the RFC 9864 ``Ed25519`` algorithm, signs ES256 as raw
-R||S, detaches content (``jws.detach_content``) and verifies a detached compact JWS when given the payload.
-Every call gets a registry allowing exactly one algorithm. Before joserfc sees anything, this module does its
-own strict parse of ``signature.data`` and the protected header (strict base64, exactly ``header..signature``,
-no duplicate keys, only the ``alg``/``kid``/``typ``/``iat`` parameters, ``kid`` shape, pinned ``alg``,
-64-byte signature), because joserfc's defaults are lenient in ways we must not be (it allows ``jku``,
-``x5u``, ``jwk``, ``x5c``, duplicate header keys and attached payloads).
+R||S, encodes the header and base64url, and its registry (allowing exactly one algorithm) checks every header.
+Since this module parses the compact form itself anyway, it calls those joserfc pieces directly
+(`verify_detached`, `_sign_detached`) instead of ``jws.deserialize_compact``/``serialize_compact``, which would
+parse and encode everything a second time; tests/identity/test_signing_fast.py holds them to joserfc's answers.
+Before joserfc sees anything, this module does its own strict parse of ``signature.data`` and the protected
+header (strict base64, exactly ``header..signature``, no duplicate keys, only the ``alg``/``kid``/``typ``/``iat``
+parameters, ``kid`` shape, pinned ``alg``, 64-byte signature), because joserfc's defaults are lenient in ways
+we must not be (it allows ``jku``, ``x5u``, ``jwk``, ``x5c``, duplicate header keys and attached payloads).
 
 Verification here answers only "did the holder of this registered key sign these canonical bytes?". It
 does NOT decide whether the key may be used: revocation (``status``/``revoked_at`` against ``iat``), ``iat``
@@ -43,13 +45,13 @@ from functools import lru_cache
 from typing import Any
 
 import rfc8785
-from joserfc import jwk, jws, jwt
+from joserfc import jwk, jwt
 from joserfc.errors import BadSignatureError, JoseError
 from joserfc.jws import JWSRegistry
 from joserfc.registry import HeaderParameter
-from joserfc.util import urlsafe_b64decode
+from joserfc.util import json_b64encode, urlsafe_b64decode, urlsafe_b64encode
 
-from service.canonical import canonical_json
+from service.canonical import canonical_json, canonical_json_of_plain
 from service.errors import Code, HandoverError
 from service.strictjson import unique_members
 
@@ -190,17 +192,24 @@ def sign_bundle(
 
 
 def sign_own_bundle(
-    bundle: dict[str, Any], private_jwk: Mapping[str, Any], signer_ods: str, *, when: datetime | None = None
+    bundle: dict[str, Any],
+    private_jwk: Mapping[str, Any],
+    signer_ods: str,
+    *,
+    when: datetime | None = None,
+    plain: bool = False,
 ) -> dict[str, Any]:
     """`sign_bundle` for a Bundle the caller has just built and hands over: signed in place, not copied (the
-    hub's receipts and alerts)."""
+    hub's receipts and alerts). `plain`: the caller knows the Bundle is plain in the sense of
+    `service.canonical.canonical_json_of_plain`, so its canonical bytes need no proving walk."""
     if not isinstance(signer_ods, str) or not signer_ods:
         raise ValueError("signer_ods must be a non-empty string")
     moment = _utc_seconds(when)
     key, alg, kid = _private_key(private_jwk)
     header = {"alg": alg, "kid": kid, "typ": JWS_TYP, "iat": int(moment.timestamp())}
-    compact = jws.serialize_compact(header, canonical_bytes(bundle), key, registry=_REGISTRIES[alg])
-    detached = jws.detach_content(compact)
+    unsigned = {k: v for k, v in bundle.items() if k != "signature"}
+    payload = canonical_json_of_plain(unsigned) if plain else canonical_json(unsigned)
+    detached = _sign_detached(header, payload, key, _REGISTRIES[alg])
     signed = bundle
     signed["signature"] = {
         "type": [{"system": SIGNATURE_TYPE_SYSTEM, "code": SIGNATURE_TYPE_CODE}],
@@ -267,7 +276,14 @@ def verify_bundle_signature(bundle: Mapping[str, Any], keys: KeyLookup) -> Verif
     except rfc8785.CanonicalizationError as err:
         raise HandoverError(Code.INVALID_JSON, "the Bundle holds a value RFC 8785 cannot represent") from err
     try:
-        jws.deserialize_compact(compact, public_key(entry), registry=_REGISTRIES[alg], payload=payload)
+        verify_detached(
+            header_b64,
+            header,
+            urlsafe_b64encode(payload),
+            signature_b64,
+            key=public_key(entry),
+            registry=_REGISTRIES[alg],
+        )
     except BadSignatureError as err:
         raise _invalid(
             "the signature does not verify over the RFC 8785 canonical form of the Bundle without signature; "
@@ -285,6 +301,45 @@ def verify_bundle_signature(bundle: Mapping[str, Any], keys: KeyLookup) -> Verif
         key=entry,
         payload_sha256=hashlib.sha256(payload).hexdigest(),
     )
+
+
+def _sign_detached(header: dict[str, Any], payload: bytes, key: jwk.Key, registry: JWSRegistry) -> str:
+    """``jws.detach_content(jws.serialize_compact(header, payload, key, registry=registry))``, without the
+    attached payload's base64url being joined and split again: the same checks, the same joserfc encoders and
+    algorithm object, the same ``header..signature`` text (tests/identity/test_signing_fast.py)."""
+    registry.check_header(header)
+    model = registry.get_alg(header["alg"])
+    model.check_key(key)
+    header_segment = json_b64encode(header)
+    signature = model.sign(header_segment + b"." + urlsafe_b64encode(payload), key)
+    return (header_segment + b".." + urlsafe_b64encode(signature)).decode("ascii")
+
+
+def verify_detached(
+    header_b64: str,
+    header: dict[str, Any],
+    payload_b64: bytes,
+    signature_b64: str,
+    *,
+    key: jwk.Key,
+    registry: JWSRegistry,
+) -> None:
+    """What ``jws.deserialize_compact`` checks for the compact JWS ``header_b64.payload_b64.signature_b64`` once
+    its protected header has been parsed strictly into `header` (here or in tokens.py) and the payload segment
+    is known to be canonical base64url: joserfc's size limits and registry checks and its algorithm object's key
+    check (JoseError or ValueError: joserfc refuses the JWS), then the signature's strict base64url and its
+    verification (BadSignatureError, as from joserfc). tests/identity/test_signing_fast.py holds it to joserfc."""
+    registry.validate_header_size(header_b64.encode("ascii"))
+    registry.validate_signature_size(signature_b64.encode("ascii"))
+    registry.check_header(header)
+    model = registry.get_alg(header["alg"])
+    model.check_key(key)
+    try:
+        signature = urlsafe_b64decode(signature_b64.encode("ascii"))
+    except ValueError:
+        raise BadSignatureError() from None
+    if not model.verify(header_b64.encode("ascii") + b"." + payload_b64, signature, key):
+        raise BadSignatureError()
 
 
 def _invalid(text: str, expression: str = "Bundle.signature.data") -> HandoverError:
@@ -329,7 +384,7 @@ def _decode_header(header_b64: str) -> dict[str, Any]:
         raise _invalid("the JWS protected header is too long")
     raw = _b64url(header_b64, "the JWS protected header")
     try:
-        header = json.loads(raw.decode("utf-8"), object_pairs_hook=unique_members, parse_constant=_no_constant)
+        header = _HEADER_DECODER.decode(raw.decode("utf-8"))
     except ValueError as err:  # includes UnicodeDecodeError and json.JSONDecodeError
         raise _invalid("the JWS protected header is not strict JSON") from err
     if not isinstance(header, dict):
@@ -339,6 +394,11 @@ def _decode_header(header_b64: str) -> dict[str, Any]:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+# What json.loads(text, object_pairs_hook=..., parse_constant=...) builds on every call, built once. (json.loads
+# also refuses a leading U+FEFF with its own message; decode refuses it as not JSON: the same ValueError here.)
+_HEADER_DECODER = json.JSONDecoder(object_pairs_hook=unique_members, parse_constant=_no_constant)
 
 
 def _check_header(header: Mapping[str, Any]) -> tuple[str, datetime | None]:

@@ -7,12 +7,14 @@ import uuid
 import pytest
 
 from service.crypto.envelope import (
+    AAD_VERSION,
     DATA_KEY_BYTES,
     NONCE_BYTES,
     EncryptedBlob,
     PayloadIdentity,
     PayloadUnreadableError,
     decrypt_payload,
+    encrypt_new_payload,
     encrypt_payload,
     new_data_key,
     payload_aad,
@@ -66,3 +68,13 @@ def test_aad_encodings_cannot_collide() -> None:
     assert payload_aad(PayloadIdentity(message_id, "RM1", "RGT")) != payload_aad(
         PayloadIdentity(message_id, "RM", "1RGT")
     )
+
+
+def test_a_new_payload_gets_its_own_key_and_nonce_and_opens_as_any_other() -> None:
+    sealed = [encrypt_new_payload(PLAINTEXT, IDENTITY) for _ in range(3)]
+    keys, blobs = [key for key, _ in sealed], [blob for _, blob in sealed]
+    assert all(len(key) == DATA_KEY_BYTES for key in keys) and len(set(keys)) == 3
+    assert all(len(blob.nonce) == NONCE_BYTES and blob.aad_version == AAD_VERSION for blob in blobs)
+    assert len({blob.nonce for blob in blobs}) == 3
+    assert [decrypt_payload(blob, IDENTITY, key) for key, blob in sealed] == [PLAINTEXT] * 3
+    assert encrypt_payload(PLAINTEXT, IDENTITY, keys[0]).ciphertext != blobs[0].ciphertext, "a fresh nonce each time"
