@@ -11,24 +11,24 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 _RESTFUL = re.compile(r"(?P<base>.+)/(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})")
 _RELATIVE = re.compile(r"(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})(/_history/(?P<version>[^/]+))?")
 
 
-@dataclass(frozen=True)
-class Located:
-    """A resource and where it sits in the message (a FHIRPath expression); `entry` is its entry index."""
+class Located(NamedTuple):
+    """A resource and where it sits in the message (a FHIRPath expression); `entry` is its entry index. (A tuple:
+    one is made for every entry of every message.)"""
 
     resource: dict[str, Any]
     expression: str
     entry: int | None
 
 
-@dataclass(frozen=True)
-class FoundReference:
+class FoundReference(NamedTuple):
+    """A Reference inside entry `entry` (whose resource is `container`), at `expression`."""
+
     entry: int
     reference: dict[str, Any]
     expression: str
@@ -66,9 +66,10 @@ class BundleIndex:
             return None
         if target.startswith("#"):
             return _contained(container, target[1:])
-        relative = _RELATIVE.fullmatch(target)
+        relative = _RELATIVE.fullmatch(target) if "A" <= target[0] <= "Z" else None  # _RELATIVE starts [A-Z]
         if relative is None:
-            return _first(self._by_full_url.get(target))
+            candidates = self._by_full_url.get(target)
+            return candidates[0] if candidates else None  # _first, unversioned
         restful = _RESTFUL.fullmatch(self._full_url_of.get(id(container), "")) if container is not None else None
         if restful is None:
             return None
