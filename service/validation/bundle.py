@@ -151,6 +151,8 @@ def _collect_references(value: dict[str, Any], expression: str, entry: Located, 
         assert entry.entry is not None
         found.append(FoundReference(entry.entry, value, expression, entry.resource))
     for key, child in value.items():
+        if type(child) is str:  # most values: nothing below them
+            continue
         if isinstance(child, dict):
             _collect_references(child, f"{expression}.{key}", entry, found)
         elif isinstance(child, list):

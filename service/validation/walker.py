@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections import deque
-from typing import Any, NamedTuple, TypeAlias
+from typing import Any, TypeAlias
 
 from service.errors import Code, Issue
 from service.validation.bundle import BundleIndex
@@ -48,12 +48,9 @@ def render(expression: Expression) -> str:
     return expression + "".join(reversed(parts))
 
 
-class Occurrence(NamedTuple):
-    """One value of an element where it occurs (a tuple: built for every element of every message checked)."""
-
-    value: Any
-    expression: Expression
-    type_name: str | None  # for choice elements, the type the JSON key names
+Occurrence: TypeAlias = tuple[Any, Expression, "str | None"]
+"""One value of an element where it occurs: (value, expression, type name). The type name is the one a choice
+element's JSON key names, else None. A plain tuple: one is built for every element of every message checked."""
 
 
 class Walker:
@@ -131,34 +128,30 @@ class Walker:
             if value is None:
                 occurrences = []
             elif isinstance(value, list):
-                occurrences = [
-                    _new_occurrence(Occurrence, (item, (parent_expression, name, index), None))
-                    for index, item in enumerate(value)
-                ]
+                occurrences = [(item, (parent_expression, name, index), None) for index, item in enumerate(value)]
             else:
-                occurrences = [_new_occurrence(Occurrence, (value, (parent_expression, name), None))]
-        element_expression = (parent_expression, node.base_name)
+                occurrences = [(value, (parent_expression, name), None)]
         rule = node.rule
         if rule is not None:
             count = len(occurrences)
             if (rule.min is not None and count < rule.min) or (rule.max is not None and count > rule.max):
-                self._check_cardinality(rule, rule.path, count, element_expression, occurrences)
+                self._check_cardinality(rule, rule.path, count, (parent_expression, node.base_name), occurrences)
         if not node.inert:
             for value, expression, type_name in occurrences:
                 self._apply(node, value, expression, resource, type_name)
         if node.slices:
-            self._check_slices(node, occurrences, element_expression, resource)
+            self._check_slices(node, occurrences, (parent_expression, node.base_name), resource)
 
     def _check_slices(
         self, node: Node, occurrences: list[Occurrence], expression: Expression, resource: dict[str, Any]
     ) -> None:
         members: dict[str, list[Occurrence]] = {name: [] for name in node.slices}
         for occurrence in occurrences:
-            chosen = _slice_for(node, occurrence.value)
+            chosen = _slice_for(node, occurrence[0])
             if chosen is not None:
                 members[chosen.name].append(occurrence)
             elif node.slicing_rules == "closed":
-                self._issue(f"{node.name} has an entry that matches none of the allowed slices", occurrence.expression)
+                self._issue(f"{node.name} has an entry that matches none of the allowed slices", occurrence[1])
         for name, slice_ in node.slices.items():
             rule = slice_.node.rule
             count = len(members[name])
@@ -179,7 +172,7 @@ class Walker:
             self._issue(f"{what} {needed}", expression)
         if rule.max is not None and count > rule.max:
             text = "must not be present" if rule.max == 0 else f"may appear at most {rule.max} time(s)"
-            self._issue(f"{what} {text}", occurrences[rule.max].expression if occurrences else expression)
+            self._issue(f"{what} {text}", occurrences[rule.max][1] if occurrences else expression)
 
     def _check_value(
         self, rule: ElementRule, value: Any, expression: Expression, resource: dict[str, Any], type_name: str | None
@@ -280,17 +273,14 @@ class Walker:
 
 
 def _choice_occurrences(base: str, parent: dict[str, Any], parent_expression: Expression) -> list[Occurrence]:
-    found = []
+    found: list[Occurrence] = []
     for key, value in parent.items():
         if key.startswith(base) and len(key) > len(base) and key[len(base)].isupper():
             suffix = key[len(base) :]
             lowered = suffix[0].lower() + suffix[1:]
             type_name = lowered if lowered in PRIMITIVE_TYPES else suffix
-            found.append(Occurrence(value, (parent_expression, f"{base}.ofType({type_name})"), type_name))
+            found.append((value, (parent_expression, f"{base}.ofType({type_name})"), type_name))
     return found
-
-
-_new_occurrence = tuple.__new__  # Occurrence(...) without the NamedTuple constructor's Python-level call
 
 
 def _slice_for(node: Node, value: object) -> Slice | None:
