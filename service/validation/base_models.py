@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import fhir_core.types as fhir_types
 from fhir.resources.R4B import get_fhir_model_class
@@ -131,8 +131,7 @@ _PRIMITIVES: dict[type, Check] = {
 }
 
 
-@dataclass(frozen=True)
-class _Element:
+class _Element(NamedTuple):
     many: bool
     check: Check
 
@@ -141,7 +140,7 @@ class _Element:
 class _Model:
     resource_type: str | None
     elements: dict[str, _Element]
-    required: tuple[str, ...]
+    required: frozenset[str]
     choices: tuple[tuple[tuple[str, ...], bool], ...]
 
 
@@ -172,21 +171,19 @@ def _element(value: Any, model: _Model) -> bool:
         return False
     elements = model.elements
     for key, item in value.items():
-        if key == "resourceType":
-            if model.resource_type is None:
-                return False
-            continue
         element = elements.get(key)
         if element is None:
+            if key == "resourceType" and model.resource_type is not None:
+                continue
             return False
-        check = element.check
-        if not element.many:
+        many, check = element
+        if not many:
             if not check(item):
                 return False
         elif type(item) is not list or not item or not all(map(check, item)):
             return False
-    return all(key in value for key in model.required) and all(
-        _one_choice(value, names, required) for names, required in model.choices
+    return (not model.required or value.keys() >= model.required) and (
+        not model.choices or all(_one_choice(value, names, required) for names, required in model.choices)
     )
 
 
@@ -217,6 +214,8 @@ def _model_of(cls: type[FHIRAbstractModel]) -> _Model:
         python_to_alias[name] = alias
         if name == "fhir_comments" or name.endswith("__ext"):
             continue  # not modelled: a document using them is parsed by fhir.resources
+        if alias == "resourceType":
+            continue  # checked by _element itself, as the model's resource_type
         many, check = _element_check(field.annotation)
         elements[alias] = _Element(many, check)
         if field.is_required():
@@ -228,7 +227,7 @@ def _model_of(cls: type[FHIRAbstractModel]) -> _Model:
         for names in sample.get_one_of_many_fields().values()
     )
     resource_type = cls.get_resource_type() if cls.has_resource_base() else None
-    return _Model(resource_type, elements, tuple(dict.fromkeys(required)), choices)
+    return _Model(resource_type, elements, frozenset(required), choices)
 
 
 def _choice_required(cls: type[FHIRAbstractModel], name: str) -> bool:
@@ -272,4 +271,11 @@ def _complex_check(target: Any) -> Check:
         return _resource  # any resource, by its own resourceType (Bundle.entry.resource, contained)
     if not issubclass(target, FHIRAbstractModel) or target.has_resource_base():
         return _never
-    return lambda value: _element(value, _model_of(target))
+    known: list[_Model] = []  # the target's table, read on first use (types refer to themselves, e.g. Extension)
+
+    def check(value: Any) -> bool:
+        if not known:
+            known.append(_model_of(target))
+        return _element(value, known[0])
+
+    return check

@@ -11,25 +11,24 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 _RESTFUL = re.compile(r"(?P<base>.+)/(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})")
 _RELATIVE = re.compile(r"(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})(/_history/(?P<version>[^/]+))?")
 
 
-@dataclass(frozen=True)
-class Located:
-    """A resource and where it sits in the message (a FHIRPath expression); `entry` is its entry index."""
+class Located(NamedTuple):
+    """A resource and where it sits in the message (a FHIRPath expression); `entry` is its entry index. (A tuple:
+    one is made for every entry of every message.)"""
 
     resource: dict[str, Any]
     expression: str
     entry: int | None
 
 
-@dataclass(frozen=True)
-class FoundReference:
+class FoundReference(NamedTuple):
+    """A Reference inside entry `entry` (whose resource is `container`), at `expression`."""
+
     entry: int
     reference: dict[str, Any]
     expression: str
@@ -46,6 +45,7 @@ class BundleIndex:
         self._by_full_url: dict[str, list[Located]] = {}
         self._full_url_of: dict[int, str] = {}
         self._references: list[FoundReference] | None = None
+        self._targets: list[Located | None] | None = None
         raw = doc.get("entry") if isinstance(doc, dict) else None
         for index, entry in enumerate(raw if isinstance(raw, list) else []):
             resource = entry.get("resource") if isinstance(entry, dict) else None
@@ -66,9 +66,10 @@ class BundleIndex:
             return None
         if target.startswith("#"):
             return _contained(container, target[1:])
-        relative = _RELATIVE.fullmatch(target)
+        relative = _RELATIVE.fullmatch(target) if "A" <= target[0] <= "Z" else None  # _RELATIVE starts [A-Z]
         if relative is None:
-            return _first(self._by_full_url.get(target))
+            candidates = self._by_full_url.get(target)
+            return candidates[0] if candidates else None  # _first, unversioned
         restful = _RESTFUL.fullmatch(self._full_url_of.get(id(container), "")) if container is not None else None
         if restful is None:
             return None
@@ -97,21 +98,25 @@ class BundleIndex:
         """Every Reference (an object with a string `reference`) inside every entry's resource (found once: the
         engine checks that each resolves, `unreachable` follows them)."""
         if self._references is None:
-            self._references = [
-                FoundReference(located.entry, reference, expression, located.resource)
-                for located in self.entries
-                if located.entry is not None
-                for reference, expression in _walk_references(located.resource, located.expression)
-            ]
+            found: list[FoundReference] = []
+            for located in self.entries:
+                if located.entry is not None:
+                    _collect_references(located.resource, located.expression, located, found)
+            self._references = found
         return self._references
+
+    def targets(self) -> list[Located | None]:
+        """What each of `references()` resolves to (None: it does not resolve), in the same order; resolved once."""
+        if self._targets is None:
+            self._targets = [self.resolve(found.reference, found.container) for found in self.references()]
+        return self._targets
 
     def unreachable(self) -> list[Located]:
         """Entries no chain of references from the first entry (the MessageHeader) reaches."""
         if not self.entries or self.entries[0].entry != 0:
             return []
         edges: dict[int, set[int]] = {}
-        for found in self.references():
-            target = self.resolve(found.reference, found.container)
+        for found, target in zip(self.references(), self.targets(), strict=True):
             if target is not None and target.entry is not None:
                 edges.setdefault(found.entry, set()).add(target.entry)
         seen, queue = {0}, deque([0])
@@ -139,13 +144,24 @@ def _contained(container: dict[str, Any] | None, local_id: str) -> Located | Non
     return None
 
 
-def _walk_references(value: object, expression: str) -> Iterator[tuple[dict[str, Any], str]]:
-    if isinstance(value, dict):
-        if isinstance(value.get("reference"), str):
-            yield value, expression
-        for key, child in value.items():
-            if isinstance(child, (dict, list)):
-                yield from _walk_references(child, f"{expression}.{key}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _walk_references(item, f"{expression}[{index}]")
+def _collect_references(value: dict[str, Any], expression: str, entry: Located, found: list[FoundReference]) -> None:
+    """Append every Reference inside `value` (an object at `expression`) to `found`, depth first in document order.
+    Expressions are written only for objects and arrays: most values are strings."""
+    if isinstance(value.get("reference"), str):
+        assert entry.entry is not None
+        found.append(FoundReference(entry.entry, value, expression, entry.resource))
+    for key, child in value.items():
+        if type(child) is str:  # most values: nothing below them
+            continue
+        if isinstance(child, dict):
+            _collect_references(child, f"{expression}.{key}", entry, found)
+        elif isinstance(child, list):
+            _collect_in_list(child, f"{expression}.{key}", entry, found)
+
+
+def _collect_in_list(items: list[Any], expression: str, entry: Located, found: list[FoundReference]) -> None:
+    for index, item in enumerate(items):
+        if isinstance(item, dict):
+            _collect_references(item, f"{expression}[{index}]", entry, found)
+        elif isinstance(item, list):
+            _collect_in_list(item, f"{expression}[{index}]", entry, found)

@@ -24,6 +24,7 @@ class Validator:
 
     def __init__(self, conformance: Conformance) -> None:
         self._conformance = conformance
+        self._targets_by_type: dict[tuple[str, ...], dict[str, list[str]]] = {}  # shared by every message's Walker
 
     @classmethod
     def from_directory(cls, directory: Path) -> Validator:
@@ -42,7 +43,7 @@ class Validator:
             return [Issue(Code.PROFILE_VIOLATION, "A Handover message must be a FHIR Bundle", "Bundle")]
         issues: list[Issue] = []
         index = index if index is not None else BundleIndex(doc)
-        walker = Walker(self._conformance, index, issues)
+        walker = Walker(self._conformance, index, issues, self._targets_by_type)
         with resolving_with(index.resolve_for_fhirpath):
             walker.check_resource(doc, self._conformance.bundle_profile.url, "Bundle")
             self._check_message(index, walker, issues)
@@ -114,8 +115,8 @@ def _check_references_resolve(index: BundleIndex, issues: list[Issue]) -> None:
             "(or be #id of a contained resource)",
             f"{found.expression}.reference",
         )
-        for found in index.references()
-        if index.resolve(found.reference, found.container) is None
+        for found, target in zip(index.references(), index.targets(), strict=True)
+        if target is None
     )
 
 

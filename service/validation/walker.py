@@ -10,13 +10,21 @@ from __future__ import annotations
 import json
 import re
 from collections import deque
-from typing import Any, NamedTuple, TypeAlias
+from typing import Any, TypeAlias
 
 from service.errors import Code, Issue
 from service.validation.bundle import BundleIndex
 from service.validation.fhirpath import InvariantError
 from service.validation.loader import HL7_BASE, Conformance
-from service.validation.model import PRIMITIVE_TYPES, Discriminator, ElementRule, Node, Profile, TypeRule
+from service.validation.model import (
+    PRIMITIVE_TYPES,
+    Discriminator,
+    ElementRule,
+    Node,
+    Profile,
+    Slice,
+    TypeRule,
+)
 
 _RESOURCE_TYPE_NAME = re.compile(r"[A-Z][A-Za-z]{1,40}", re.ASCII)
 
@@ -40,12 +48,9 @@ def render(expression: Expression) -> str:
     return expression + "".join(reversed(parts))
 
 
-class Occurrence(NamedTuple):
-    """One value of an element where it occurs (a tuple: built for every element of every message checked)."""
-
-    value: Any
-    expression: Expression
-    type_name: str | None  # for choice elements, the type the JSON key names
+Occurrence: TypeAlias = tuple[Any, Expression, "str | None"]
+"""One value of an element where it occurs: (value, expression, type name). The type name is the one a choice
+element's JSON key names, else None. A plain tuple: one is built for every element of every message checked."""
 
 
 class Walker:
@@ -53,8 +58,15 @@ class Walker:
     Bundle index and the list that collects issues. Profiles reached through references are queued and applied
     by `drain`; each (resource, profile) pair is checked once."""
 
-    def __init__(self, conformance: Conformance, index: BundleIndex, issues: list[Issue]) -> None:
+    def __init__(
+        self,
+        conformance: Conformance,
+        index: BundleIndex,
+        issues: list[Issue],
+        targets_by_type: dict[tuple[str, ...], dict[str, list[str]]] | None = None,
+    ) -> None:
         self._conformance = conformance
+        self._by_type = targets_by_type if targets_by_type is not None else {}
         self._index = index
         self._issues = issues
         self._done: set[tuple[int, str]] = set()
@@ -96,46 +108,60 @@ class Walker:
     def _apply(
         self, node: Node, value: Any, expression: Expression, resource: dict[str, Any], type_name: str | None
     ) -> None:
-        if node.rule is not None:
-            self._check_value(node.rule, value, expression, resource, type_name)
-        if isinstance(value, dict):
-            for child in node.children.values():
-                self._check_child(child, value, expression, resource)
+        rule = node.rule
+        if rule is not None and (rule.checks_value if type_name is not None else rule.checks_untyped_value):
+            self._check_value(rule, value, expression, resource, type_name)
+        if node.children and isinstance(value, dict):
+            for name, child in node.plan:
+                # absent, optional and unsliced (name not None): nothing to check (most elements, most of the time)
+                if name is None or name in value:
+                    self._check_child(child, value, expression, resource)
 
     def _check_child(
         self, node: Node, parent: dict[str, Any], parent_expression: Expression, resource: dict[str, Any]
     ) -> None:
+        if node.is_choice:
+            occurrences = _choice_occurrences(node.base_name, parent, parent_expression)
+        else:
+            name = node.name
+            value = parent.get(name)
+            if value is None:
+                occurrences = []
+            elif isinstance(value, list):
+                occurrences = [(item, (parent_expression, name, index), None) for index, item in enumerate(value)]
+            else:
+                occurrences = [(value, (parent_expression, name), None)]
         rule = node.rule
-        if not (node.slices or node.is_choice or (rule is not None and rule.min)) and node.name not in parent:
-            return  # absent, optional and unsliced: nothing to check (most of a profile's elements, most of the time)
-        occurrences = _occurrences(node, parent, parent_expression)
-        element_expression = (parent_expression, node.base_name)
-        if node.rule is not None:
-            self._check_cardinality(node.rule, node.rule.path, len(occurrences), element_expression, occurrences)
-        for occurrence in occurrences:
-            self._apply(node, occurrence.value, occurrence.expression, resource, occurrence.type_name)
+        if rule is not None:
+            count = len(occurrences)
+            if (rule.min is not None and count < rule.min) or (rule.max is not None and count > rule.max):
+                self._check_cardinality(rule, rule.path, count, (parent_expression, node.base_name), occurrences)
+        if not node.inert:
+            for value, expression, type_name in occurrences:
+                self._apply(node, value, expression, resource, type_name)
         if node.slices:
-            self._check_slices(node, occurrences, element_expression, resource)
+            self._check_slices(node, occurrences, (parent_expression, node.base_name), resource)
 
     def _check_slices(
         self, node: Node, occurrences: list[Occurrence], expression: Expression, resource: dict[str, Any]
     ) -> None:
         members: dict[str, list[Occurrence]] = {name: [] for name in node.slices}
         for occurrence in occurrences:
-            chosen = next(
-                (s for s in node.slices.values() if all(_discriminates(d, occurrence.value) for d in s.discriminators)),
-                None,
-            )
+            chosen = _slice_for(node, occurrence[0])
             if chosen is not None:
                 members[chosen.name].append(occurrence)
             elif node.slicing_rules == "closed":
-                self._issue(f"{node.name} has an entry that matches none of the allowed slices", occurrence.expression)
+                self._issue(f"{node.name} has an entry that matches none of the allowed slices", occurrence[1])
         for name, slice_ in node.slices.items():
             rule = slice_.node.rule
-            if rule is not None:
-                self._check_cardinality(rule, f"{rule.path}:{name}", len(members[name]), expression, members[name])
-            for occurrence in members[name]:
-                self._apply(slice_.node, occurrence.value, occurrence.expression, resource, occurrence.type_name)
+            count = len(members[name])
+            if rule is not None and (
+                (rule.min is not None and count < rule.min) or (rule.max is not None and count > rule.max)
+            ):
+                self._check_cardinality(rule, f"{rule.path}:{name}", count, expression, members[name])
+            if not slice_.node.inert:
+                for value, member_expression, type_name in members[name]:
+                    self._apply(slice_.node, value, member_expression, resource, type_name)
 
     def _check_cardinality(
         self, rule: ElementRule, label: str, count: int, expression: Expression, occurrences: list[Occurrence]
@@ -146,7 +172,7 @@ class Walker:
             self._issue(f"{what} {needed}", expression)
         if rule.max is not None and count > rule.max:
             text = "must not be present" if rule.max == 0 else f"may appear at most {rule.max} time(s)"
-            self._issue(f"{what} {text}", occurrences[rule.max].expression if occurrences else expression)
+            self._issue(f"{what} {text}", occurrences[rule.max][1] if occurrences else expression)
 
     def _check_value(
         self, rule: ElementRule, value: Any, expression: Expression, resource: dict[str, Any], type_name: str | None
@@ -175,15 +201,14 @@ class Walker:
     def _check_types(
         self, rule: ElementRule, value: Any, expression: Expression, resource: dict[str, Any], type_name: str | None
     ) -> None:
-        allowed = [t for t in rule.types if type_name is None or t.code == type_name]
-        if not allowed:
+        plan = rule.type_plan(type_name)
+        if not plan.allowed:
             codes = " or ".join(sorted({t.code for t in rule.types}))
             self._issue(f"{rule.path} must be of type {codes}", expression)
             return
-        targets = tuple(url for t in allowed if t.code == "Reference" for url in t.target_profiles)
-        if targets:
-            self._check_target(rule, targets, value, expression, resource)
-        for type_rule in allowed:
+        if plan.targets:
+            self._check_target(rule, plan.targets, value, expression, resource)
+        for type_rule in plan.profiled:
             self._check_type_profiles(type_rule, value, expression, resource)
 
     def _check_type_profiles(
@@ -205,11 +230,7 @@ class Walker:
         found = self._index.resolve(value, resource)
         if found is None:
             return  # unresolvable references are reported once, by the engine; logical references are allowed
-        by_type: dict[str, list[str]] = {}
-        for url in targets:
-            profile = self._conformance.profiles.get(url)
-            type_ = profile.type if profile is not None else url.removeprefix(HL7_BASE)
-            by_type.setdefault(type_, []).append(url)
+        by_type = self._targets_by_type(targets)
         actual = found.resource.get("resourceType")
         if not isinstance(actual, str) or actual not in by_type:
             named = actual if isinstance(actual, str) and _RESOURCE_TYPE_NAME.fullmatch(actual) else "resource"
@@ -220,6 +241,18 @@ class Walker:
             for url in by_type[actual]:
                 if url in self._conformance.profiles:
                     self._queue.append((found.resource, url, found.expression))
+
+    def _targets_by_type(self, targets: tuple[str, ...]) -> dict[str, list[str]]:
+        """Target profile URLs by the resource type they constrain (the same for every message: kept)."""
+        by_type = self._by_type.get(targets)
+        if by_type is None:
+            by_type = {}
+            for url in targets:
+                profile = self._conformance.profiles.get(url)
+                type_ = profile.type if profile is not None else url.removeprefix(HL7_BASE)
+                by_type.setdefault(type_, []).append(url)
+            self._by_type[targets] = by_type
+        return by_type
 
     def _check_binding(self, rule: ElementRule, value: Any, expression: Expression) -> None:
         assert rule.binding is not None
@@ -239,23 +272,32 @@ class Walker:
         self._issues.append(Issue(Code.PROFILE_VIOLATION, text, render(expression), severity))
 
 
-def _occurrences(node: Node, parent: dict[str, Any], parent_expression: Expression) -> list[Occurrence]:
-    if node.is_choice:
-        base = node.base_name
-        found = []
-        for key, value in parent.items():
-            if key.startswith(base) and len(key) > len(base) and key[len(base)].isupper():
-                suffix = key[len(base) :]
-                lowered = suffix[0].lower() + suffix[1:]
-                type_name = lowered if lowered in PRIMITIVE_TYPES else suffix
-                found.append(Occurrence(value, (parent_expression, f"{base}.ofType({type_name})"), type_name))
-        return found
-    value = parent.get(node.name)
-    if value is None:
-        return []
-    if isinstance(value, list):
-        return [Occurrence(item, (parent_expression, node.name, i), None) for i, item in enumerate(value)]
-    return [Occurrence(value, (parent_expression, node.name), None)]
+def _choice_occurrences(base: str, parent: dict[str, Any], parent_expression: Expression) -> list[Occurrence]:
+    found: list[Occurrence] = []
+    for key, value in parent.items():
+        if key.startswith(base) and len(key) > len(base) and key[len(base)].isupper():
+            suffix = key[len(base) :]
+            lowered = suffix[0].lower() + suffix[1:]
+            type_name = lowered if lowered in PRIMITIVE_TYPES else suffix
+            found.append((value, (parent_expression, f"{base}.ofType({type_name})"), type_name))
+    return found
+
+
+def _slice_for(node: Node, value: object) -> Slice | None:
+    """The first of the node's slices whose discriminators `value` all meet, else None."""
+    lookup = node.slice_lookup
+    if lookup is None:
+        return next(
+            (s for s in node.slices.values() if all(_discriminates(d, value) for d in s.discriminators)),
+            None,
+        )
+    found: object = value
+    for part in lookup.path:
+        found = found.get(part) if isinstance(found, dict) else None
+    if lookup.by_type:  # _discriminates: the resourceType equals the slice's type
+        kind = found.get("resourceType") if isinstance(found, dict) else None
+        return lookup.slices.get(kind) if isinstance(kind, str) else None
+    return lookup.slices.get(found) if type(found) is str else None  # _same: exactly a string, equal
 
 
 def _discriminates(discriminator: Discriminator, value: object) -> bool:
