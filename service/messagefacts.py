@@ -114,7 +114,8 @@ def _valid_r4_timestamp(doc: dict[str, Any]) -> datetime | None:
         return Bundle.model_validate(doc).timestamp
     except ValidationError as exc:
         raise _profile_violation([_issue_from_pydantic(err) for err in exc.errors(include_input=False)]) from None
-    except (KeyError, TypeError, ValueError):  # the model library's own faults on odd input: still a refusal
+    except Exception:  # noqa: BLE001 - the model library's own faults on odd input (e.g. AttributeError for a
+        # url given as a number): a refusal, never a 500
         raise _profile_violation([_issue("The Bundle could not be read as FHIR R4", "Bundle")]) from None
 
 

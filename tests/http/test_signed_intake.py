@@ -228,3 +228,13 @@ async def test_former_participant_cannot_send(hub: RunningHub) -> None:
     status, body, _ = await hub.post_raw(encode(hub.trust("RM1").sign(referral("RM1", "RN5"))))
     assert status == 422
     assert "unknown-recipient" in error_codes(body)
+
+
+async def test_a_value_the_model_library_trips_over_is_422_not_500(hub: RunningHub) -> None:
+    """A url given as a number made fhir.resources raise AttributeError, which intake answered with a 500."""
+    bundle = referral()
+    bundle["entry"][0]["resource"]["source"]["endpoint"] = 7
+    status, body, _ = await hub.post_raw(encode(hub.trust("RM1").sign(bundle)))
+    assert status == 422
+    assert "profile-violation" in error_codes(body)
+    assert await message_count(hub.dsn) == 0
