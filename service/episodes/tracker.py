@@ -187,7 +187,7 @@ class EpisodeTracker:
             return opened_with.ipt_received_date if kind is Kind.REFERRAL else None
         if items is None:
             items = read_cwt_items(read.index, message.event, focus_of(read.header, read.index))
-        if not _gives_cwt_dates(items, kind, outcome, cancer=cancer):
+        if not _gives_cwt_dates(items, kind, changed=outcome.changed, cancer=cancer):
             return None
         current = await cwt_store.read_cwt_dates(conn, episode_id)
         facts = CwtMessage(kind, outcome.changed, reopened and outcome.changed, message.id, message.accepted_at)
@@ -227,10 +227,9 @@ class EpisodeTracker:
         episode_id = uuid.uuid4()
         cwt = None  # when the CWT dates cannot be worked out here, `_record_cwt` does it (and refuses) as ever
         if items is not None:
-            opened = Outcome(episode, changed=True)
-            current = cwt_store.CwtDates(clock_start=said.pathway_start)  # a new episode's, as its row will hold
-            cwt = current
-            if _gives_cwt_dates(items, said.fact.kind, opened, cancer=said.pathway_start is not None):
+            cwt = _NO_CWT_DATES  # a new episode's (its clock start is the pathway start, written as such)
+            if _gives_cwt_dates(items, said.fact.kind, changed=True, cancer=said.pathway_start is not None):
+                current = cwt_store.CwtDates(clock_start=said.pathway_start)  # as the new row will hold them
                 facts = CwtMessage(said.fact.kind, True, False, message.id, message.accepted_at)
                 try:
                     cwt = next_cwt_dates(current, items, facts)
@@ -334,10 +333,14 @@ def _cwt_items_or_none(read: ReadMessage, message: StoredMessage) -> CwtItems | 
         return None
 
 
-def _gives_cwt_dates(items: CwtItems, kind: Kind, outcome: Outcome, *, cancer: bool) -> bool:
+_NO_CWT_DATES = cwt_store.CwtDates()
+
+
+def _gives_cwt_dates(items: CwtItems, kind: Kind, *, changed: bool, cancer: bool) -> bool:
     """Whether the message may change its episode's CWT dates: it gives one, clears the IPT received date
-    (`more-information-needed`), or is a cancer pathway referral (which may complete the data set)."""
-    more_information = kind is Kind.OUTCOME_MORE_INFORMATION and outcome.changed
+    (`more-information-needed`, when it moves the state), or is a cancer pathway referral (which may complete the
+    data set)."""
+    more_information = kind is Kind.OUTCOME_MORE_INFORMATION and changed
     return not items.empty or more_information or (kind is Kind.REFERRAL and cancer)
 
 

@@ -361,9 +361,13 @@ async def lock_or_open_episode(
     return FoundEpisode(row, bool(record["opened"]), bool(record["of_another_patient"]))
 
 
+_NO_CWT_ARGUMENTS = (None, None, None, None, None, None, None, 0, 0)  # the columns' defaults
+
+
 def _cwt_arguments(dates: CwtDates | None) -> tuple[Any, ...]:
     """The CWT columns an episode is opened with ($33-$41 of `_LOCK_OR_OPEN`): the columns' defaults for None."""
-    dates = dates or CwtDates()
+    if dates is None:
+        return _NO_CWT_ARGUMENTS
     return (
         dates.ipt_received_date,
         dates.ipt_received_message_id,
