@@ -19,7 +19,7 @@ import asyncpg
 from service.config import Settings
 from service.episodes import snapshot
 from service.episodes.cwt_dates import CwtConflict, CwtMessage, next_cwt_dates
-from service.episodes.cwt_reading import focus_of, read_cwt_items
+from service.episodes.cwt_reading import CwtItems, focus_of, read_cwt_items
 from service.episodes.machine import Episode, Fact, InvalidTransition, Kind, Outcome, State, apply, start
 from service.episodes.patient import PatientIdentity
 from service.episodes.reading import (
@@ -91,7 +91,8 @@ class EpisodeTracker:
         birth_date = self._birth_date(message.patient, said.nhs_number)
         worker = said.key_worker  # shown on the staff pages' episode page
         key_worker = store.KeyWorker(worker.name, worker.identifier, worker.ods) if worker is not None else None
-        opening = self._opening(said, message, birth_date=birth_date, key_worker=key_worker)
+        items = _cwt_items_or_none(read, message)
+        opening = self._opening(said, message, birth_date=birth_date, key_worker=key_worker, items=items)
         found = await store.lock_or_open_episode(  # one round trip: the episode, or the one this referral opens
             conn,
             patient,
@@ -140,6 +141,8 @@ class EpisodeTracker:
             outcome=outcome,
             reopened=before is not None and before.state is State.MORE_INFORMATION_NEEDED,
             cancer=(row.pathway_start or said.pathway_start) is not None,
+            items=items,
+            opened_with=opening.cwt if opened and opening is not None else None,
         )
         if opened and opening is not None and opening.timeline is not None:
             return ipt_received  # its timeline, holder and clocks were written with the episode
@@ -173,12 +176,18 @@ class EpisodeTracker:
         outcome: Outcome,
         reopened: bool,
         cancer: bool,
+        items: CwtItems | None,
+        opened_with: cwt_store.CwtDates | None,
     ) -> date | None:
         """The Cancer Waiting Times dates this message gives its episode (service/episodes/cwt_dates.py), recorded
-        in the same transaction; 422 invalid-transition when one contradicts the episode's."""
-        items = read_cwt_items(read.index, message.event, focus_of(read.header, read.index))
-        more_information = kind is Kind.OUTCOME_MORE_INFORMATION and outcome.changed
-        if items.empty and not more_information and not (kind is Kind.REFERRAL and cancer):
+        in the same transaction; 422 invalid-transition when one contradicts the episode's. `items`: the message's
+        CWT items if already read; `opened_with`: the dates the episode was just opened with (`_opening`), which
+        are these already."""
+        if opened_with is not None:
+            return opened_with.ipt_received_date if kind is Kind.REFERRAL else None
+        if items is None:
+            items = read_cwt_items(read.index, message.event, focus_of(read.header, read.index))
+        if not _gives_cwt_dates(items, kind, changed=outcome.changed, cancer=cancer):
             return None
         current = await cwt_store.read_cwt_dates(conn, episode_id)
         facts = CwtMessage(kind, outcome.changed, reopened and outcome.changed, message.id, message.accepted_at)
@@ -206,14 +215,26 @@ class EpisodeTracker:
         *,
         birth_date: str | None,
         key_worker: store.KeyWorker | None,
+        items: CwtItems | None,
     ) -> store.NewEpisode | None:
         """The episode this message opens when there is none yet (a referral's), with what it adds to the episode
-        (its timeline entry, holder and clocks, written in the same statement); None if it cannot open one."""
+        (its timeline entry, holder, clocks and CWT dates, written in the same statement); None if it cannot open
+        one."""
         try:
             episode = start(said.fact)
         except InvalidTransition:
             return None
         episode_id = uuid.uuid4()
+        cwt = None  # when the CWT dates cannot be worked out here, `_record_cwt` does it (and refuses) as ever
+        if items is not None:
+            cwt = _NO_CWT_DATES  # a new episode's (its clock start is the pathway start, written as such)
+            if _gives_cwt_dates(items, said.fact.kind, changed=True, cancer=said.pathway_start is not None):
+                current = cwt_store.CwtDates(clock_start=said.pathway_start)  # as the new row will hold them
+                facts = CwtMessage(said.fact.kind, True, False, message.id, message.accepted_at)
+                try:
+                    cwt = next_cwt_dates(current, items, facts)
+                except CwtConflict:
+                    cwt = None
         started, _ = self._deadline_changes(said.fact, message, Outcome(episode, changed=True))
         ledger = _new_ledger_entries(None, episode)
         entry = store.NewTimelineEntry(
@@ -236,6 +257,7 @@ class EpisodeTracker:
             birth_date_hmac=birth_date,
             key_worker=key_worker,
             timeline=store.Timeline(entry, ledger, started) if len(ledger) <= 1 else None,
+            cwt=cwt,
         )
 
     def _deadline_changes(
@@ -300,6 +322,26 @@ class EpisodeTracker:
             at=message.accepted_at,
             changed=False,
         )
+
+
+def _cwt_items_or_none(read: ReadMessage, message: StoredMessage) -> CwtItems | None:
+    """The message's CWT items, read once for both the opening of an episode and `_record_cwt`; None when they
+    cannot be read (a malformed date): `_record_cwt` then fails where it always did, after the episode's checks."""
+    try:
+        return read_cwt_items(read.index, message.event, focus_of(read.header, read.index))
+    except ValueError:
+        return None
+
+
+_NO_CWT_DATES = cwt_store.CwtDates()
+
+
+def _gives_cwt_dates(items: CwtItems, kind: Kind, *, changed: bool, cancer: bool) -> bool:
+    """Whether the message may change its episode's CWT dates: it gives one, clears the IPT received date
+    (`more-information-needed`, when it moves the state), or is a cancer pathway referral (which may complete the
+    data set)."""
+    more_information = kind is Kind.OUTCOME_MORE_INFORMATION and changed
+    return not items.empty or more_information or (kind is Kind.REFERRAL and cancer)
 
 
 def _wrong_patient(why: str) -> HandoverError:

@@ -1,4 +1,5 @@
-"""An episode's Cancer Waiting Times dates (migration 0013): every SQL statement that reads or writes them."""
+"""An episode's Cancer Waiting Times dates (migration 0013): every SQL statement that reads or writes them, but for
+the opening of an episode (`episodes.lock_or_open_episode`), which writes its first ones with it."""
 
 from __future__ import annotations
 

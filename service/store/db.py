@@ -90,6 +90,13 @@ class HubConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg has no
             return ""
         return str(super().get_reset_query())
 
+    async def reset(self, *, timeout: float | None = None) -> None:  # noqa: ASYNC109 - asyncpg's signature
+        """The pool's reset on release; bounded by the acquire's timeout (a timer armed and cancelled) only when
+        something goes to the server: after a clean use nothing does, so no timer is armed."""
+        if self._left_clean and not self.is_in_transaction():
+            timeout = None
+        await super().reset(timeout=timeout)
+
 
 async def create_pool(dsn: str, *, max_size: int = 20) -> asyncpg.Pool:
     """A pool that reconnects by itself, to wherever the database is now; it may be created while it is down."""

@@ -11,6 +11,8 @@ from uuid import UUID
 
 import asyncpg
 
+from service.store.cwt import CwtDates
+
 
 @dataclass(frozen=True)
 class EpisodeRow:
@@ -77,6 +79,9 @@ class NewEpisode:
     timeline: Timeline | None = None
     """The opening message's timeline, written in the same statement when it opens the episode (at most one new
     holder: the ledger's chain trigger must see each of several)."""
+    cwt: CwtDates | None = None
+    """The episode's Cancer Waiting Times dates from the start (its `clock_start` is `pathway_start`'s; None: none
+    recorded yet), written in the same statement."""
 
 
 @dataclass(frozen=True)
@@ -302,9 +307,12 @@ _LOCK_OR_OPEN = f"""
     ), opened AS (
         INSERT INTO episodes (id, nhs_number_hmac, referral_identifier, referrer_ods, centre_ods, state, snapshot,
                               pathway_start, opened_at, updated_at, birth_date_hmac, key_worker_name,
-                              key_worker_identifier, key_worker_ods)
+                              key_worker_identifier, key_worker_ods, ipt_received_date, ipt_received_message_id,
+                              decision_to_refer_date, decision_to_treat_date, treatment_date, treatment_opcs4,
+                              faster_diagnosis_date, adjustment_days_referring, adjustment_days_treating)
         SELECT $4::uuid, $1, $2, $5::text, $6::text, $7::text, $8::jsonb, $9::date, $10::timestamptz,
-               $10::timestamptz, $11::text, $12::text, $13::text, $14::text
+               $10::timestamptz, $11::text, $12::text, $13::text, $14::text, $33::date, $34::uuid, $35::date,
+               $36::date, $37::date, $38::text, $39::date, $40::integer, $41::integer
         WHERE $4::uuid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM locked)
           AND NOT (SELECT of_another_patient FROM other)
         ON CONFLICT ON CONSTRAINT episodes_patient_referral_key DO NOTHING
@@ -346,10 +354,31 @@ async def lock_or_open_episode(
         new.birth_date_hmac if new is not None else None,
         *worker,
         *_timeline_arguments(new.timeline if new is not None else None),
+        *_cwt_arguments(new.cwt if new is not None else None),
     )
     assert record is not None  # one row always, from the LEFT JOIN
     row = None if record["id"] is None else episode_row(record)
     return FoundEpisode(row, bool(record["opened"]), bool(record["of_another_patient"]))
+
+
+_NO_CWT_ARGUMENTS = (None, None, None, None, None, None, None, 0, 0)  # the columns' defaults
+
+
+def _cwt_arguments(dates: CwtDates | None) -> tuple[Any, ...]:
+    """The CWT columns an episode is opened with ($33-$41 of `_LOCK_OR_OPEN`): the columns' defaults for None."""
+    if dates is None:
+        return _NO_CWT_ARGUMENTS
+    return (
+        dates.ipt_received_date,
+        dates.ipt_received_message_id,
+        dates.decision_to_refer_date,
+        dates.decision_to_treat_date,
+        dates.treatment_date,
+        dates.treatment_opcs4,
+        dates.faster_diagnosis_date,
+        dates.adjustment_days_referring,
+        dates.adjustment_days_treating,
+    )
 
 
 async def meet_deadlines(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 
@@ -28,19 +28,44 @@ log = logging.getLogger("handover.store")
 
 @dataclass
 class StallGuard:
-    """Shared by every use of one pool that must answer quickly; counts stalls for /metrics."""
+    """Shared by every use of one pool that must answer quickly; counts stalls for /metrics. One timer serves every
+    watch at once (armed for the oldest's deadline, then the next's), not one armed and cancelled per use."""
 
     seconds: float
     resets_after: int = 3
     stalls: int = 0
     resets: int = 0
     _in_a_row: int = 0
+    _watching: dict[Watch, None] = field(default_factory=dict, init=False, repr=False)  # oldest first: deadline order
+    _timer: asyncio.TimerHandle | None = field(default=None, init=False, repr=False)
+    _loop: asyncio.AbstractEventLoop | None = field(default=None, init=False, repr=False)
 
     def watch(self, conn: asyncpg.Connection) -> Watch:
         """Start the clock on `conn`: once `seconds` pass before `Watch.done`, its socket is closed."""
-        watch = Watch(conn)
-        watch.timer = asyncio.get_running_loop().call_later(self.seconds, watch.expire)
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # a guard outlives an event loop (tests): what the last one watched is gone
+            self._loop, self._watching, self._timer = loop, {}, None
+        watch = Watch(conn, loop.time() + self.seconds, self._watching)
+        self._watching[watch] = None
+        if self._timer is None:
+            self._timer = loop.call_at(watch.deadline, self._expire_due)
         return watch
+
+    def _expire_due(self) -> None:
+        """Close the socket of every watch past its deadline (each in its own callback, as each had its own timer);
+        then wait for the next one's."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            return
+        self._timer = None
+        now = loop.time()
+        while self._watching:
+            watch = next(iter(self._watching))
+            if watch.deadline > now:
+                self._timer = loop.call_at(watch.deadline, self._expire_due)
+                return
+            del self._watching[watch]
+            loop.call_soon(watch.expire)
 
     async def stalled(self, pool: asyncpg.Pool) -> None:
         self.stalls += 1
@@ -66,17 +91,22 @@ class StallGuard:
 
 
 class Watch:
-    """One guarded use of a connection: `expired` once its time ran out and its socket was closed."""
+    """One guarded use of a connection: `expired` once its time ran out (at `deadline`, on the event loop's clock)
+    and its socket was closed."""
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection, deadline: float, watching: dict[Watch, None]) -> None:
         self.conn = conn
+        self.deadline = deadline
         self.expired = False
-        self.timer: asyncio.TimerHandle | None = None
+        self.finished = False
+        self._watching = watching
 
     def expire(self) -> None:
+        if self.finished:  # answered after all, before its turn came: the connection is someone else's now
+            return
         self.expired = True
         self.conn.terminate()  # no cancel request: see the module docstring
 
     def done(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
+        self.finished = True
+        self._watching.pop(self, None)

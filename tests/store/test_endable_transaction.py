@@ -4,8 +4,10 @@ usable, and the receipt statement stores any bytes exactly and takes only checke
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
@@ -122,3 +124,23 @@ async def test_after_a_commit_the_pool_skips_its_reset_round_trip_and_otherwise_
     with pytest.raises(RuntimeError, match="refused"):
         await rolled_back()
     assert await seen() == ""
+
+
+async def test_releasing_a_clean_connection_arms_no_timer(pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing goes to the server on its release, so nothing needs bounding; otherwise the reset is bounded."""
+    loop = asyncio.get_running_loop()
+    armed: list[float] = []
+    call_at = loop.call_at
+
+    def counting_call_at(when: float, *args: Any, **kwargs: Any) -> asyncio.TimerHandle:
+        armed.append(when)
+        return call_at(when, *args, **kwargs)
+
+    async with db.connection(pool) as conn:
+        monkeypatch.setattr(loop, "call_at", counting_call_at)
+        conn.left_clean()
+        await conn.reset(timeout=5)
+        assert armed == []
+        await conn.reset(timeout=5)  # not marked clean this time: reset, within the bound
+        assert armed  # the bound, and the reset statement's own command timeout
+        monkeypatch.undo()
