@@ -238,7 +238,7 @@ async def throughput_rows(
     measure = f"hub, one worker, open loop at {half:,.0f}/s (half of max)"
     rows.append(_latency_row(measure, steady, "p99 aim < 50 ms", load=f"{_load():.1f}"))
     with console.status("where one message's CPU goes, stage by stage (in this process)"):
-        stages = stage_costs(directory)
+        stages = await asyncio.to_thread(stage_costs, directory)  # its own event loop, for the seal
     rows += stage_rows(stages, one_worker[1], ceiling_round.ceiling)
     return rows
 
