@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -24,6 +25,21 @@ class CwtDates:
     faster_diagnosis_date: date | None = None
     adjustment_days_referring: int = 0
     adjustment_days_treating: int = 0
+
+    def recorded(self) -> tuple[Any, ...]:
+        """The values the episode's CWT columns hold (every field but `clock_start`, which is `pathway_start`),
+        in the order `write_cwt_dates` and an episode's opening write them."""
+        return (
+            self.ipt_received_date,
+            self.ipt_received_message_id,
+            self.decision_to_refer_date,
+            self.decision_to_treat_date,
+            self.treatment_date,
+            self.treatment_opcs4,
+            self.faster_diagnosis_date,
+            self.adjustment_days_referring,
+            self.adjustment_days_treating,
+        )
 
 
 _COLUMNS = (
@@ -57,13 +73,5 @@ async def write_cwt_dates(conn: asyncpg.Connection, episode_id: UUID, dates: Cwt
         " decision_to_treat_date = $5, treatment_date = $6, treatment_opcs4 = $7, faster_diagnosis_date = $8,"
         " adjustment_days_referring = $9, adjustment_days_treating = $10 WHERE id = $1",
         episode_id,
-        dates.ipt_received_date,
-        dates.ipt_received_message_id,
-        dates.decision_to_refer_date,
-        dates.decision_to_treat_date,
-        dates.treatment_date,
-        dates.treatment_opcs4,
-        dates.faster_diagnosis_date,
-        dates.adjustment_days_referring,
-        dates.adjustment_days_treating,
+        *dates.recorded(),
     )

@@ -366,19 +366,7 @@ _NO_CWT_ARGUMENTS = (None, None, None, None, None, None, None, 0, 0)  # the colu
 
 def _cwt_arguments(dates: CwtDates | None) -> tuple[Any, ...]:
     """The CWT columns an episode is opened with ($33-$41 of `_LOCK_OR_OPEN`): the columns' defaults for None."""
-    if dates is None:
-        return _NO_CWT_ARGUMENTS
-    return (
-        dates.ipt_received_date,
-        dates.ipt_received_message_id,
-        dates.decision_to_refer_date,
-        dates.decision_to_treat_date,
-        dates.treatment_date,
-        dates.treatment_opcs4,
-        dates.faster_diagnosis_date,
-        dates.adjustment_days_referring,
-        dates.adjustment_days_treating,
-    )
+    return _NO_CWT_ARGUMENTS if dates is None else dates.recorded()
 
 
 async def meet_deadlines(
