@@ -21,19 +21,15 @@ from typing import Any
 import msgspec
 import rfc8785
 
+from service.strictjson import MAX_SAFE_INTEGER
+
 CanonicalizationError = rfc8785.CanonicalizationError
-_SAFE_INTEGER = 2**53 - 1
 _ENCODER = msgspec.json.Encoder(order="sorted")
 
 
 def canonical_json(value: Any) -> bytes:
     """The RFC 8785 bytes of `value`; raises CanonicalizationError for what JCS cannot represent."""
-    if _plain(value):
-        try:
-            return _ENCODER.encode(value)
-        except UnicodeEncodeError:  # a lone surrogate: let the reference decide how to refuse it
-            pass
-    return bytes(rfc8785.dumps(value))
+    return canonical_json_of_plain(value) if _plain(value) else bytes(rfc8785.dumps(value))
 
 
 def canonical_json_of_plain(value: Any) -> bytes:
@@ -43,7 +39,7 @@ def canonical_json_of_plain(value: Any) -> bytes:
     still goes to `rfc8785`. Given anything else, the bytes may differ from RFC 8785: use `canonical_json`."""
     try:
         return _ENCODER.encode(value)
-    except UnicodeEncodeError:
+    except UnicodeEncodeError:  # a lone surrogate: let the reference decide how to refuse it
         return bytes(rfc8785.dumps(value))
 
 
@@ -56,7 +52,7 @@ def _plain(value: Any) -> bool:
         if kind is str or kind is bool or item is None:
             continue
         if kind is int:
-            if -_SAFE_INTEGER <= item <= _SAFE_INTEGER:
+            if -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
                 continue
             return False
         if kind is dict:

@@ -16,8 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from service.hubmessages import hub_header, new_uuids, signed_hub_message
-
-_SAFE = 2**53 - 1  # RFC 8785 integers
+from service.strictjson import MAX_SAFE_INTEGER
 
 
 @dataclass(frozen=True)
@@ -70,7 +69,9 @@ def _plain_facts(facts: ReceiptFacts, event_system: str) -> bool:
     """Whether the receipt is plain for `canonical_json_of_plain`: everything else in it is a `str` made here."""
     texts = (facts.payload_sha256, facts.sender_ods, facts.request_header_id, facts.bundle_identifier, event_system)
     return (
-        all(type(text) is str for text in texts) and type(facts.audit_index) is int and 0 <= facts.audit_index <= _SAFE
+        all(type(text) is str for text in texts)
+        and type(facts.audit_index) is int
+        and 0 <= facts.audit_index <= MAX_SAFE_INTEGER
     )
 
 
