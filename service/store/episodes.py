@@ -361,7 +361,7 @@ async def lock_or_open_episode(
     return FoundEpisode(row, bool(record["opened"]), bool(record["of_another_patient"]))
 
 
-_NO_CWT_ARGUMENTS = (None, None, None, None, None, None, None, 0, 0)  # the columns' defaults
+_NO_CWT_ARGUMENTS = CwtDates().recorded()  # the columns' defaults
 
 
 def _cwt_arguments(dates: CwtDates | None) -> tuple[Any, ...]:
