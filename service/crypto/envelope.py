@@ -59,9 +59,12 @@ def new_data_key() -> bytes:
     return AESGCM.generate_key(bit_length=256)
 
 
-def encrypt_payload(plaintext: bytes, identity: PayloadIdentity, data_key: bytes) -> EncryptedBlob:
-    """Encrypt `plaintext` under `data_key` with a random 96-bit nonce and the identity as AAD."""
-    nonce = os.urandom(NONCE_BYTES)
+def encrypt_payload(
+    plaintext: bytes, identity: PayloadIdentity, data_key: bytes, *, nonce: bytes | None = None
+) -> EncryptedBlob:
+    """Encrypt `plaintext` under `data_key` with the identity as AAD and a random 96-bit nonce (or `nonce`, which
+    must be fresh random bytes of that length: never reuse one under the same key)."""
+    nonce = os.urandom(NONCE_BYTES) if nonce is None else nonce
     ciphertext = AESGCM(data_key).encrypt(nonce, plaintext, payload_aad(identity))
     return EncryptedBlob(ciphertext, nonce)
 
@@ -71,7 +74,7 @@ def encrypt_new_payload(plaintext: bytes, identity: PayloadIdentity) -> tuple[by
     read of the operating system's random source (`os.urandom`) instead of two draws."""
     random = os.urandom(DATA_KEY_BYTES + NONCE_BYTES)
     data_key, nonce = random[:DATA_KEY_BYTES], random[DATA_KEY_BYTES:]
-    return data_key, EncryptedBlob(AESGCM(data_key).encrypt(nonce, plaintext, payload_aad(identity)), nonce)
+    return data_key, encrypt_payload(plaintext, identity, data_key, nonce=nonce)
 
 
 def decrypt_payload(blob: EncryptedBlob, identity: PayloadIdentity, data_key: bytes) -> bytes:
