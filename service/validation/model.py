@@ -69,6 +69,10 @@ class ElementRule:
     short: str = ""
     regex: re.Pattern[str] | None = None  # the standard regex extension: the whole value must match
 
+    def admits(self, count: int) -> bool:
+        """Whether `count` occurrences meet `min` and `max` (the walker words an issue only when not)."""
+        return (self.min is None or count >= self.min) and (self.max is None or count <= self.max)
+
     @cached_property
     def checks_value(self) -> bool:
         """Whether a value of the element is checked at all (beyond its cardinality)."""

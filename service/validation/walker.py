@@ -134,7 +134,7 @@ class Walker:
         rule = node.rule
         if rule is not None:
             count = len(occurrences)
-            if (rule.min is not None and count < rule.min) or (rule.max is not None and count > rule.max):
+            if not rule.admits(count):
                 self._check_cardinality(rule, rule.path, count, (parent_expression, node.base_name), occurrences)
         if not node.inert:
             for value, expression, type_name in occurrences:
@@ -155,9 +155,7 @@ class Walker:
         for name, slice_ in node.slices.items():
             rule = slice_.node.rule
             count = len(members[name])
-            if rule is not None and (
-                (rule.min is not None and count < rule.min) or (rule.max is not None and count > rule.max)
-            ):
+            if rule is not None and not rule.admits(count):
                 self._check_cardinality(rule, f"{rule.path}:{name}", count, expression, members[name])
             if not slice_.node.inert:
                 for value, member_expression, type_name in members[name]:
