@@ -1,6 +1,7 @@
 """Load benchmark of the hub's intake (issue 12): every figure below is measured in the same run.
 
     .venv/bin/python -m bench.load [--messages 1500] [--workers-max 2] [--rounds 3] [--no-mesh] [--growth]
+        [--no-instructions]
 
 Items 1, 2, 3 and 6 are measured in `--rounds` interleaved rounds: a ratio is the median of each round's own ratio
 (with its range), since on a shared virtual machine one run of a phase can be 10% off the next.
@@ -11,6 +12,11 @@ Items 1, 2, 3 and 6 are measured in `--rounds` interleaved rounds: a ratio is th
 4. one worker at half of its measured maximum (open loop): p50 / p99 latency;
 5. accepted → pushed: a live recipient at the centre's push endpoint, the time from the 202 to its arrival;
 6. NHS England's MESH sandbox (bench/load_mesh.py): one sequential mesh-client sender, same payload bytes.
+
+Then the arithmetic of the distance from 0.8 of the ceiling: each CPU-only stage timed in this process
+(bench/load_stages.py), and, where valgrind is installed, instructions per message counted by callgrind for the
+one-worker hub under 16 clients, the ceiling and each stage (bench/load_instructions.py; `--no-instructions`
+skips them), set beside this run's CPU per message.
 
 Uses HANDOVER_BENCH_DATABASE_URL (a server DSN; scratch databases are created and dropped) or a private
 embedded cluster under var/bench. Each hub runs on a database of its own. The exit status is non-zero only
@@ -26,6 +32,7 @@ import platform
 import statistics
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,6 +55,7 @@ from bench.load_hub import (
     running_hub,
     scratch_database,
 )
+from bench.load_instructions import callgrind_available, instructions
 from bench.load_mesh import mesh_sequential_sends
 from bench.load_messages import signed_referrals
 from bench.load_stages import StageCost, stage_costs
@@ -132,6 +140,8 @@ class Round:
     see the same state of the machine."""
 
     ceiling: float
+    ceiling_cpu: float
+    """The ceiling process's CPU microseconds per message."""
     sequential: tuple[LoadResult, CpuShare]
     mesh: float | None
     hubs: dict[int, tuple[LoadResult, CpuShare]]
@@ -148,7 +158,10 @@ async def measure_round(
     with console.status(f"bare pipeline ceiling{label}"):
         async with scratch_database(server, migrated=False) as dsn:
             await bare_pipeline(dsn, registry, signed_referrals(registry, keys, warmup), concurrency=16)
-            ceiling = await bare_pipeline(dsn, registry, signed_referrals(registry, keys, count), concurrency=16)
+            timed = signed_referrals(registry, keys, count)
+            started = time.process_time()  # this process is the ceiling's (and the status line's thread)
+            ceiling = await bare_pipeline(dsn, registry, timed, concurrency=16)
+            ceiling_cpu = 1e6 * (time.process_time() - started) / count
     loads = {"ceiling": _load()}
     with console.status(f"hub: one worker, one sequential client{label}"):
         sequential = await hub_phase(
@@ -168,7 +181,7 @@ async def measure_round(
                 server, network, workers=workers, clients=16, count=count, warmup=warmup, name=f"w{workers}"
             )
         loads[f"w{workers}"] = _load()
-    return Round(ceiling, sequential, mesh, hubs, loads)
+    return Round(ceiling, ceiling_cpu, sequential, mesh, hubs, loads)
 
 
 def _middle(values: list[float]) -> str:
@@ -240,7 +253,48 @@ async def throughput_rows(
     with console.status("where one message's CPU goes, stage by stage (in this process)"):
         stages = await asyncio.to_thread(stage_costs, directory)  # its own event loop, for the seal
     rows += stage_rows(stages, one_worker[1], ceiling_round.ceiling)
+    if not arguments.no_instructions:
+        rows += await instruction_rows(server, network, one_worker[1], ceiling_round, stages)
     return rows
+
+
+async def instruction_rows(
+    server: str, network: BenchNetwork, hub: CpuShare, ceiling: Round, stages: list[StageCost]
+) -> list[Row]:
+    """Instructions per message (callgrind) for the one-worker hub and the ceiling, and how many of them each runs
+    per second of the CPU this run measured: the hub's distance from 0.8 of the ceiling as work and as speed."""
+    if not callgrind_available():
+        return [Row("  instructions per message", "not counted: valgrind is not installed")]
+    with console.status("instructions per message: hub and ceiling under callgrind"):
+        counted = await instructions(server, network)
+    # Billions of instructions per CPU second: millions per message over milliseconds of CPU per message.
+    hub_speed, ceiling_speed = counted.hub / hub.hub_ms, counted.ceiling / (ceiling.ceiling_cpu / 1e3)
+    allowed = hub_speed * 1e3 / (0.8 * ceiling.ceiling)  # millions, in the per-message budget for 0.8
+    return [
+        Row(
+            f"  instructions per message (callgrind, {counted.messages} messages): hub, one worker, 16 clients",
+            f"{counted.hub:.2f} M",
+            ratio=f"ceiling: {counted.ceiling:.2f} M",
+        ),
+        Row(
+            "  billion instructions per CPU second (this run's CPU per message)",
+            f"hub {hub_speed:.2f}",
+            ratio=f"ceiling: {ceiling_speed:.2f} ({ceiling.ceiling_cpu:,.0f} µs CPU per message)",
+        ),
+        Row(
+            "  hub instructions per message allowed for 0.8 of the ceiling at the hub's own speed",
+            f"{allowed:.2f} M",
+            ratio=f"executed: {counted.hub:.2f} M",
+        ),
+    ] + [
+        Row(
+            f"  stage instructions: {cost.name}",
+            f"{counted.stages[cost.name]:.2f} M",
+            ratio=f"{counted.stages[cost.name] * 1e3 / cost.microseconds:.2f} billion per CPU second in-process",
+        )
+        for cost in stages
+        if cost.name in counted.stages and cost.microseconds > 0
+    ]
 
 
 def stage_rows(stages: list[StageCost], hub: CpuShare, ceiling: float) -> list[Row]:
@@ -358,6 +412,7 @@ if __name__ == "__main__":
     parser.add_argument("--workers-max", type=int, default=2, help="measure 1..N workers (default 2)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the compared measures (3)")
     parser.add_argument("--no-mesh", action="store_true", help="skip the MESH sandbox peer")
+    parser.add_argument("--no-instructions", action="store_true", help="skip counting instructions (callgrind)")
     parser.add_argument("--growth", action="store_true", help="also: message sizes 4 KB-2 MB and a large audit log")
     parser.add_argument("--per-size", type=int, default=20, help="messages timed per size (default 20)")
     parser.add_argument("--log-entries", type=int, default=1_000_000, help="pre-loaded log (default 1,000,000)")

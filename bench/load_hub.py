@@ -120,9 +120,17 @@ class HubProcess:
 
 @asynccontextmanager
 async def hub_process(
-    network: BenchNetwork, dsn: str, *, workers: int, log_name: str, env: Mapping[str, str] | None = None
+    network: BenchNetwork,
+    dsn: str,
+    *,
+    workers: int,
+    log_name: str,
+    env: Mapping[str, str] | None = None,
+    wrapper: Sequence[str] = (),
+    ready_within: float = 90.0,
 ) -> AsyncIterator[HubProcess]:
-    """`running_hub`, with more settings in `env`, yielding the process too (the soak samples its memory)."""
+    """`running_hub`, with more settings in `env`, yielding the process too (the soak samples its memory);
+    `wrapper` is a command it runs under (valgrind, for bench/load_instructions.py), which may slow its start."""
     port = free_port()
     environment = {
         **os.environ,
@@ -137,11 +145,11 @@ async def hub_process(
     log_path = network.directory / f"{log_name}.log"
     with log_path.open("wb") as log:
         proc = await asyncio.create_subprocess_exec(
-            HANDOVER, "serve", "--workers", str(workers), env=environment, stdout=log, stderr=log, cwd=ROOT
+            *wrapper, HANDOVER, "serve", "--workers", str(workers), env=environment, stdout=log, stderr=log, cwd=ROOT
         )
         try:
             base = f"http://127.0.0.1:{port}"
-            await _wait_ready(base, proc)
+            await _wait_ready(base, proc, within=ready_within)
             yield HubProcess(base, proc.pid, log_path)
         finally:
             proc.send_signal(signal.SIGTERM)

@@ -54,7 +54,7 @@ class StageCost:
     high: float
 
 
-def _stages(network: BenchNetwork, directory: Path) -> list[Stage]:
+def stages_of(network: BenchNetwork, directory: Path) -> list[Stage]:
     registry = network.registry
     validator = load_validator()
     events = load_code_system("handover-event")
@@ -119,7 +119,7 @@ def stage_costs(directory: Path, *, messages: int = 300, rounds: int = 5) -> lis
     """CPU microseconds per message for each stage: the median of `rounds` passes over `messages` referrals."""
     network = BenchNetwork.create(directory / "stages")
     requests = signed_referrals(network.registry, network.keys_dir, messages)
-    stages = _stages(network, directory)
+    stages = stages_of(network, directory)
     for stage in stages:  # warm caches (key imports, compiled profiles) before any timing
         _cpu_microseconds(stage.run, requests[:20])
     samples: dict[str, list[float]] = {stage.name: [] for stage in stages}
