@@ -1,16 +1,18 @@
 """`handover hl7 listen --as ODS --port N` as a real process: an EPR's REF^I12 is answered AA after the receipt,
-and SIGTERM stops it cleanly."""
+its /metrics serves every metric deploy/prometheus/hl7-alerts.yml names, and SIGTERM stops it cleanly."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 from pathlib import Path
 
 from tests.hl7 import samples
 from tests.hl7.mllp import ack_code, send
+from tests.ops.test_metrics_exposed import named_in_rules
 from tests.support.hub import ROOT, RunningHub, free_port
 from tests.support.processes import HANDOVER
 
@@ -37,7 +39,11 @@ async def test_the_listen_command_serves_mllp_until_sigterm(hub: RunningHub, tmp
         assert (await asyncio.wait_for(proc.stdout.readline(), 60)).decode().strip().endswith(f"{metrics_port}/metrics")
         async with hub.session.get(f"http://127.0.0.1:{metrics_port}/metrics") as resp:
             assert resp.status == 200
-            assert "handover_hl7_hub_send_failures_total" in await resp.text()  # the connector's own figures
+            text = await resp.text()
+        named = named_in_rules("hl7-alerts.yml")  # every metric its alerting rules name is served by a real connector
+        assert len(named) == 5
+        for name in named:
+            assert re.search(rf"^# TYPE {name} (counter|gauge)$", text, re.MULTILINE), name
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 30) == 0
     finally:

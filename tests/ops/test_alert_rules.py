@@ -1,4 +1,5 @@
-"""deploy/prometheus/alerts.yml passes `promtool check rules` and its unit tests (`promtool test rules`).
+"""deploy/prometheus/alerts.yml (the hub's) and hl7-alerts.yml (the HL7 connector's) pass `promtool check rules`
+and their unit tests (`promtool test rules`).
 
 promtool comes from Debian's `prometheus` package, which `.ci/run` installs; in CI (CI=true) its absence is a
 failure, elsewhere the test is skipped with the reason.
@@ -25,16 +26,21 @@ def _promtool() -> str:
     return found
 
 
-def test_the_alert_rules_are_valid() -> None:
+RULE_FILES = [("alerts.yml", "alerts.test.yml", 8), ("hl7-alerts.yml", "hl7-alerts.test.yml", 5)]
+
+
+@pytest.mark.parametrize(("rules", "unit_tests", "count"), RULE_FILES)
+def test_the_alert_rules_are_valid(rules: str, unit_tests: str, count: int) -> None:
     result = subprocess.run(
-        [_promtool(), "check", "rules", "alerts.yml"], cwd=DEPLOY, capture_output=True, text=True, check=False
+        [_promtool(), "check", "rules", rules], cwd=DEPLOY, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 8 rules found" in result.stdout
+    assert f"SUCCESS: {count} rules found" in result.stdout
 
 
-def test_each_alert_fires_when_it_should_and_not_otherwise() -> None:
+@pytest.mark.parametrize(("rules", "unit_tests", "count"), RULE_FILES)
+def test_each_alert_fires_when_it_should_and_not_otherwise(rules: str, unit_tests: str, count: int) -> None:
     result = subprocess.run(
-        [_promtool(), "test", "rules", "alerts.test.yml"], cwd=DEPLOY, capture_output=True, text=True, check=False
+        [_promtool(), "test", "rules", unit_tests], cwd=DEPLOY, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -32,8 +32,9 @@ METRIC = re.compile(r"\bhandover_[a-z0-9_]+")
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 
 
-def named_in_rules() -> set[str]:
-    doc = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())
+def named_in_rules(file: str = "alerts.yml") -> set[str]:
+    """Every metric the rules in deploy/prometheus/`file` name."""
+    doc = yaml.safe_load((ROOT / "deploy" / "prometheus" / file).read_text())
     exprs = [rule["expr"] for group in doc["groups"] for rule in group["rules"]]
     return {name for expr in exprs for name in METRIC.findall(expr)}
 
