@@ -64,6 +64,7 @@ class MailboxDelivery:
                 failures += 1
                 self.metrics.mailbox_errors.labels(type(exc).__name__).inc()
                 log.error("the mailbox poll failed (%s); trying again later", type(exc).__name__)
+            self.metrics.mailbox_failed_polls.set(failures)
             await asyncio.sleep(min(MAX_POLL_BACKOFF_SECONDS, self.poll * 2 ** min(failures, 16)))
 
     async def deliver_received(self) -> int:

@@ -39,6 +39,12 @@ class ConnectorMetrics:
             "Mailbox messages the EPR has not taken after 5 attempts in a row (alert when above 0)",
             registry=self.registry,
         )
+        self.mailbox_failed_polls = Gauge(
+            "handover_hl7_mailbox_failed_polls",
+            "Mailbox polls in a row that failed (the hub or the EPR unreachable, or the poll itself failing); "
+            "0 after a good poll",
+            registry=self.registry,
+        )
         self.hub_send_failures = Counter(
             "handover_hl7_hub_send_failures",
             "Failed sends of queued EPR messages to the hub: unreachable, server-error, busy, receipt",

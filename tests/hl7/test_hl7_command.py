@@ -41,7 +41,7 @@ async def test_the_listen_command_serves_mllp_until_sigterm(hub: RunningHub, tmp
             assert resp.status == 200
             text = await resp.text()
         named = named_in_rules("hl7-alerts.yml")  # every metric its alerting rules name is served by a real connector
-        assert len(named) == 5
+        assert len(named) == 6
         for name in named:
             assert re.search(rf"^# TYPE {name} (counter|gauge)$", text, re.MULTILINE), name
         proc.send_signal(signal.SIGTERM)

@@ -1,12 +1,14 @@
 """The mailbox loop outlives any one message: a message whose mapping raises is logged by its hub id (no patient
 data), counted, left in the mailbox and tried again later with a growing pause, and the messages after it are
-delivered; a poll that raises does not end the loop. A fake mailbox, so the faults are exact and the test fast."""
+delivered; a poll that raises does not end the loop, and polls failing in a row are shown (for the alert in
+deploy/prometheus/hl7-alerts.yml). A fake mailbox, so the faults are exact and the test fast."""
 
 from __future__ import annotations
 
 import asyncio
 import copy
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -37,15 +39,21 @@ def outcome() -> dict[str, Any]:
 
 class FakeMailbox:
     """RM1's inbox: `messages` by id, in order; `acknowledged` what was acknowledged; `fail_polls` inbox calls
-    that raise before the inbox answers."""
+    that raise `failure` before the inbox answers; `on_poll`, if set, is called as each poll begins."""
 
-    def __init__(self, messages: dict[str, dict[str, Any]], fail_polls: int = 0) -> None:
+    def __init__(
+        self, messages: dict[str, dict[str, Any]], fail_polls: int = 0, failure: Exception | None = None
+    ) -> None:
         self.messages, self.acknowledged, self.fail_polls = messages, list[str](), fail_polls
+        self.failure = failure or RuntimeError("the inbox answer was not what was expected")
+        self.on_poll: Callable[[], None] | None = None
 
     async def inbox(self) -> list[dict[str, Any]]:
+        if self.on_poll is not None:
+            self.on_poll()
         if self.fail_polls:
             self.fail_polls -= 1
-            raise RuntimeError("the inbox answer was not what was expected")
+            raise self.failure
         return [{"id": key} for key in self.messages if key not in self.acknowledged]
 
     async def fetch(self, message_id: str) -> tuple[dict[str, Any], SimpleNamespace]:
@@ -108,3 +116,26 @@ async def test_a_poll_that_raises_does_not_end_the_loop(tmp_path: Path) -> None:
         with pytest.raises(asyncio.CancelledError):
             await task
     assert deliver.metrics.value("handover_hl7_mailbox_errors_total", error="RuntimeError") == 2
+
+
+async def test_polls_failing_in_a_row_are_shown_while_they_last_and_cleared_by_a_good_poll(tmp_path: Path) -> None:
+    """The hub or the EPR unreachable counts nothing else: handover_hl7_mailbox_failed_polls is what an alert sees."""
+    mailbox = FakeMailbox({"m-good": outcome()}, fail_polls=3, failure=ConnectionRefusedError("refused"))
+    deliver = delivery(mailbox, tmp_path, [])
+    seen: list[float] = []
+    mailbox.on_poll = lambda: seen.append(deliver.metrics.value("handover_hl7_mailbox_failed_polls"))
+    task = asyncio.create_task(deliver.loop())
+    try:
+
+        async def delivered_and_shown() -> bool:
+            assert not task.done(), task
+            return mailbox.acknowledged == ["m-good"] and len(seen) >= 5
+
+        await until(delivered_and_shown, within=10)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert seen[:5] == [0, 1, 2, 3, 0]  # as each poll began: three failures in a row, then the good poll
+    assert deliver.metrics.value("handover_hl7_mailbox_failed_polls") == 0
+    assert deliver.metrics.value("handover_hl7_mailbox_errors_total", error="ConnectionRefusedError") == 0

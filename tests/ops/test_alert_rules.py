@@ -26,7 +26,7 @@ def _promtool() -> str:
     return found
 
 
-RULE_FILES = [("alerts.yml", "alerts.test.yml", 8), ("hl7-alerts.yml", "hl7-alerts.test.yml", 5)]
+RULE_FILES = [("alerts.yml", "alerts.test.yml", 8), ("hl7-alerts.yml", "hl7-alerts.test.yml", 6)]
 
 
 @pytest.mark.parametrize(("rules", "unit_tests", "count"), RULE_FILES)
