@@ -148,13 +148,16 @@ _REGISTRIES: dict[str, JWSRegistry] = {
 }
 
 
-def canonical_bytes(bundle: Mapping[str, Any]) -> bytes:
-    """RFC 8785 bytes of `bundle` without its top-level ``signature``; `bundle` is not modified.
+def canonical_bytes(bundle: Mapping[str, Any], *, plain: bool = False) -> bytes:
+    """RFC 8785 bytes of `bundle` without its top-level ``signature``; `bundle` is not modified. `plain`: the
+    caller knows the rest of `bundle` is plain in the sense of `service.canonical.canonical_json_of_plain`, so the
+    walk that proves it is skipped.
 
     Raises rfc8785.CanonicalizationError (a ValueError) for values outside I-JSON (e.g. integers beyond
     ±(2^53-1), NaN).
     """
-    return canonical_json({k: v for k, v in bundle.items() if k != "signature"})
+    unsigned = {k: v for k, v in bundle.items() if k != "signature"}
+    return canonical_json_of_plain(unsigned) if plain else canonical_json(unsigned)
 
 
 def payload_sha256(bundle: Mapping[str, Any]) -> str:
@@ -207,9 +210,7 @@ def sign_own_bundle(
     moment = _utc_seconds(when)
     key, alg, kid = _private_key(private_jwk)
     header = {"alg": alg, "kid": kid, "typ": JWS_TYP, "iat": int(moment.timestamp())}
-    unsigned = {k: v for k, v in bundle.items() if k != "signature"}
-    payload = canonical_json_of_plain(unsigned) if plain else canonical_json(unsigned)
-    detached = _sign_detached(header, payload, key, _REGISTRIES[alg])
+    detached = _sign_detached(header, canonical_bytes(bundle, plain=plain), key, _REGISTRIES[alg])
     signed = bundle
     signed["signature"] = {
         "type": [{"system": SIGNATURE_TYPE_SYSTEM, "code": SIGNATURE_TYPE_CODE}],
