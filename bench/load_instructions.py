@@ -45,19 +45,37 @@ def callgrind_available() -> bool:
     return shutil.which("valgrind") is not None and shutil.which("callgrind_control") is not None
 
 
+def _callgrind_control(pid: int, *arguments: str) -> None:
+    """`callgrind_control ARGUMENTS pid`: tell the process `pid` (run under valgrind) what to collect or dump."""
+    subprocess.run(["callgrind_control", *arguments, str(pid)], check=True, capture_output=True)
+
+
 def _collection(pid: int, on: bool) -> None:
-    """Switch callgrind's collection on or off in the process `pid` (run under valgrind)."""
-    subprocess.run(["callgrind_control", "-i", "on" if on else "off", str(pid)], check=True, capture_output=True)
+    """Switch callgrind's collection on or off in the process `pid`."""
+    _callgrind_control(pid, "-i", "on" if on else "off")
+
+
+_TOTALS = re.compile(r"^(?:totals|summary): (\d+)$", re.MULTILINE)
+
+
+def _totals(text: str) -> int:
+    """The instructions one callgrind output file counted (its totals line, else its summary line)."""
+    return max((int(found) for found in _TOTALS.findall(text)), default=0)
 
 
 def _total_instructions(out: Path) -> int:
     """The instructions callgrind counted (all threads: one file per thread when separated)."""
-    total = 0
-    for path in out.parent.glob(f"{out.name}*"):
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.startswith(("totals:", "summary:")):
-                total = max(total, int(line.split()[1]))
-    return total
+    paths = out.parent.glob(f"{out.name}*")
+    return max((_totals(path.read_text(encoding="utf-8", errors="replace")) for path in paths), default=0)
+
+
+async def _run_child(out: Path, log_path: Path, what: str, *arguments: str) -> None:
+    """`python -m bench.load_instructions ARGUMENTS` under callgrind (output to `out`), to its end."""
+    command = [sys.executable, "-m", "bench.load_instructions", *arguments]
+    with log_path.open("wb") as log:
+        proc = await asyncio.create_subprocess_exec(*_valgrind(out), *command, stdout=log, stderr=log, cwd=ROOT)
+        if await proc.wait() != 0:
+            raise RuntimeError(f"{what} under callgrind exited with {proc.returncode}; see {log_path}")
 
 
 async def hub_instructions(server: str, network: BenchNetwork, directory: Path, *, count: int) -> float:
@@ -82,30 +100,22 @@ async def ceiling_instructions(server: str, network: BenchNetwork, directory: Pa
     """Millions of instructions per message in the bare pipeline ceiling's process (16 tasks)."""
     out = directory / "ceiling.callgrind"
     async with scratch_database(server, migrated=False) as dsn:
-        command = [sys.executable, "-m", "bench.load_instructions", "ceiling", dsn, str(network.directory), str(count)]
-        with (directory / "ceiling-callgrind.log").open("wb") as log:
-            proc = await asyncio.create_subprocess_exec(*_valgrind(out), *command, stdout=log, stderr=log, cwd=ROOT)
-            if await proc.wait() != 0:
-                raise RuntimeError(f"the ceiling under callgrind exited with {proc.returncode}; see its log")
+        log = directory / "ceiling-callgrind.log"
+        await _run_child(out, log, "the ceiling", "ceiling", dsn, str(network.directory), str(count))
     return _total_instructions(out) / 1e6 / count
 
 
 async def stage_instructions(directory: Path, *, count: int) -> dict[str, float]:
     """Millions of instructions per message for each CPU-only stage, one callgrind dump per stage."""
     out = directory / "stages.callgrind"
-    command = [sys.executable, "-m", "bench.load_instructions", "stages", str(directory), str(count)]
-    with (directory / "stages-callgrind.log").open("wb") as log:
-        proc = await asyncio.create_subprocess_exec(*_valgrind(out), *command, stdout=log, stderr=log, cwd=ROOT)
-        if await proc.wait() != 0:
-            raise RuntimeError(f"the stages under callgrind exited with {proc.returncode}; see its log")
+    await _run_child(out, directory / "stages-callgrind.log", "the stages", "stages", str(directory), str(count))
     names = json.loads((directory / "stage-names.json").read_text(encoding="utf-8"))
     counted: dict[str, float] = {}
     for path in out.parent.glob(f"{out.name}.*"):
         text = path.read_text(encoding="utf-8", errors="replace")
         trigger = re.search(r"^desc: Trigger: dump stage-(\d+)$", text, re.MULTILINE)
-        totals = re.search(r"^totals: (\d+)$", text, re.MULTILINE)
-        if trigger and totals:
-            counted[names[int(trigger.group(1))]] = int(totals.group(1)) / 1e6 / count
+        if trigger:
+            counted[names[int(trigger.group(1))]] = _totals(text) / 1e6 / count
     return counted
 
 
@@ -129,12 +139,12 @@ def _stages_child(directory: Path, count: int) -> None:
     for number, stage in enumerate(stages):
         for request in requests[:20]:  # warm: key imports, compiled profiles
             stage.run(request)
-        subprocess.run(["callgrind_control", "-z", str(pid)], check=True, capture_output=True)
+        _callgrind_control(pid, "-z")  # zero the counts: each dump holds one stage's
         _collection(pid, True)
         for request in requests:
             stage.run(request)
         _collection(pid, False)
-        subprocess.run(["callgrind_control", "-d", f"stage-{number}", str(pid)], check=True, capture_output=True)
+        _callgrind_control(pid, "-d", f"stage-{number}")
 
 
 def _valgrind(out: Path) -> list[str]:
